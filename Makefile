@@ -1,0 +1,61 @@
+# The README's two commands are `make demo` and `make test`; both install what they need.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install lint types unit test bench bench-stock bench-webhooks bench-fanout bench-scaleout loadtest demo serve clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,load]"
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest
+
+# The one test command (README, CI): lint, types, then every test on real Redis servers.
+test: lint types unit
+
+bench: bench-stock bench-fanout bench-webhooks
+
+bench-stock: install
+	$(BIN)/python -m bench.stock
+
+# 10,000 viewers on one node against the bare websockets.broadcast ceiling, reservations over
+# WebSocket, a reconnect storm (docs/benchmarks.md). Scale it with ARGS, e.g. ARGS="--viewers 2000".
+bench-fanout: install
+	$(BIN)/python -m bench.fanout $(ARGS)
+
+# Two nodes on a local 3-master Redis Cluster: one seq order, a burst, a node killed (docs/benchmarks.md).
+# Signed webhooks at 2,000/s with 10 % duplicates, beside the server's own /healthz rate.
+bench-webhooks: install
+	$(BIN)/python -m bench.webhooks
+
+bench-scaleout: install
+	$(BIN)/python -m bench.scaleout
+
+# A bounded flash sale through Locust on a local stack, then the verdict (docs/operations.md).
+# Scale it with ARGS, e.g. make loadtest ARGS="--nodes 2 --viewers 600 --show-seconds 120".
+loadtest: install
+	$(BIN)/python -m loadtest.run $(ARGS)
+
+# A seeded show with bot viewers; prints the control panel's and a viewer page's URLs.
+demo: install
+	$(BIN)/livedrop demo
+
+serve: install
+	$(BIN)/livedrop serve
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

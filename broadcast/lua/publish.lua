@@ -1,0 +1,24 @@
+-- publish: append one event to a show's stream with the next seq, the same on every node.
+-- KEYS: 1 seq (string counter), 2 epoch (string), 3 events (stream; entry id = '<seq>-0'),
+--       4 published (hash: dedupe key -> seq)
+-- ARGV: kind, body (JSON object without type/seq), dedupe key ('' = none), new epoch (used
+--       only if the show has none: first event, or Redis lost the stream), maxlen
+-- Returns: {seq, epoch, fresh}   fresh 0 when the dedupe key had been published: its seq.
+local kind, body, dedupe, new_epoch, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = new_epoch
+  redis.call('SET', KEYS[2], epoch)
+end
+if dedupe ~= '' then
+  local seen = redis.call('HGET', KEYS[4], dedupe)
+  if seen then
+    return {tonumber(seen), epoch, 0}
+  end
+end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, seq .. '-0', 'k', kind, 'b', body)
+if dedupe ~= '' then
+  redis.call('HSET', KEYS[4], dedupe, seq)
+end
+return {seq, epoch, 1}

@@ -1,0 +1,224 @@
+"""Non-awaiting writes to a viewer's socket: the hub's hot path.
+
+The textbook design (a queue and a writer task per viewer) fell to about a quarter of the
+throughput of plain sends from one loop (DESIGN §8). So the broadcast loop writes to each socket
+itself and never awaits one: a write the transport takes at once is done; a viewer whose
+transport is paused (its send would wait) is reported as ``WOULD_WAIT`` and set aside by the
+hub. Two implementations:
+
+* ``SansIOSocket``, the fast path under uvicorn's websockets-sansio protocol: the frame is
+  serialised once per node (``Message.framed``) and the same bytes are written to every
+  transport, with the protocol's own ``writable`` event (cleared by ``pause_writing``) telling
+  a paused transport. ``capture_sansio`` finds the protocol object behind ASGI's ``send``; it
+  is checked against the uvicorn releases whose code was read (``UVICORN_CHECKED``).
+* ``AsgiSocket``, the portable path for any other ASGI server: it steps the ASGI ``send``
+  coroutine once by hand; a server whose ``send`` only suspends for backpressure finishes a
+  writable send in that step, and a send that would wait is abandoned before it wrote anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import struct
+from collections.abc import MutableMapping
+from typing import Any, Final, Protocol
+
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from websockets.protocol import State
+
+EXTENSION: Final = "livedrop.transport"
+# uvicorn releases whose WebSocketsSansIOProtocol was read for the fast path: ``send`` awaits
+# ``writable``, ``pause_writing``/``resume_writing`` clear/set it, ``conn`` is a websockets
+# ServerProtocol. 0.52.4 is the first with write backpressure. Re-read before widening.
+UVICORN_CHECKED: Final = ((0, 52, 4), (0, 55, 0))
+
+
+class SendResult(enum.Enum):
+    SENT = "sent"
+    WOULD_WAIT = "would_wait"  # transport paused: nothing written, the viewer is set aside
+    GONE = "gone"  # closing or closed
+
+
+class Message:
+    """One server frame, serialised once per node and shared by every viewer's write."""
+
+    __slots__ = ("_framed", "_text", "key", "payload")
+
+    def __init__(self, payload: bytes, key: str | None = None) -> None:
+        self.payload = payload
+        self.key = key  # conflation key: a later message with the same key replaces this one
+        self._framed: bytes | None = None
+        self._text: str | None = None
+
+    @property
+    def framed(self) -> bytes:
+        """The whole WebSocket text frame as a server sends it (RFC 6455 §5.2: FIN, opcode 1,
+        no mask, no extension)."""
+        if self._framed is None:
+            self._framed = frame_text(self.payload)
+        return self._framed
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.payload.decode()
+        return self._text
+
+
+def frame_text(payload: bytes) -> bytes:
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
+
+
+class ViewerSocket(Protocol):
+    def try_write(self, message: Message) -> SendResult: ...
+
+    async def wait_writable(self) -> None: ...
+
+    @property
+    def buffered(self) -> int: ...
+
+    def close_slow(self, code: int, grace: float) -> None: ...
+
+
+class AsgiSocket:
+    """Portable path: steps Starlette's ``WebSocket.send`` once, never suspends the caller."""
+
+    __slots__ = ("websocket",)
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+
+    def try_write(self, message: Message) -> SendResult:
+        if self.websocket.application_state is not WebSocketState.CONNECTED:
+            return SendResult.GONE
+        step = self.websocket.send({"type": "websocket.send", "text": message.text})
+        try:
+            step.send(None)
+        except StopIteration:
+            return SendResult.SENT
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            return SendResult.GONE
+        # Suspended before writing (waiting for the transport to drain): abandon this send;
+        # closing the coroutine unwinds its wait, no byte of the frame was written.
+        step.close()
+        return SendResult.WOULD_WAIT
+
+    async def wait_writable(self) -> None:
+        await asyncio.sleep(0.05)  # no portable signal: poll
+
+    @property
+    def buffered(self) -> int:
+        return 0
+
+    def close_slow(self, code: int, grace: float) -> None:
+        async def close() -> None:
+            try:
+                async with asyncio.timeout(grace):
+                    await self.websocket.close(code, "slow")
+            except (TimeoutError, RuntimeError, OSError):
+                pass
+
+        asyncio.get_running_loop().create_task(close())
+
+
+class SansIOSocket:
+    """Fast path: writes ``Message.framed`` straight to uvicorn's transport."""
+
+    __slots__ = ("_conn", "_proto", "_transport", "_writable")
+
+    def __init__(self, proto: Any) -> None:
+        self._proto = proto
+        self._conn = proto.conn
+        self._transport = proto.transport
+        self._writable: asyncio.Event = proto.writable
+
+    def try_write(self, message: Message) -> SendResult:
+        if self._proto.disconnected or self._conn.state is not State.OPEN or self._transport.is_closing():
+            return SendResult.GONE
+        if not self._writable.is_set():
+            return SendResult.WOULD_WAIT
+        if self._conn.extensions:  # permessage-deflate negotiated: frame per viewer
+            self._conn.send_text(message.payload)
+            self._transport.write(b"".join(self._conn.data_to_send()))
+        else:
+            self._transport.write(message.framed)
+        return SendResult.SENT
+
+    async def wait_writable(self) -> None:
+        await self._writable.wait()
+
+    @property
+    def buffered(self) -> int:
+        return int(self._transport.get_write_buffer_size())
+
+    def close_slow(self, code: int, grace: float) -> None:
+        """Queue a close frame past the paused transport's buffer, and drop the TCP connection
+        after ``grace`` seconds if the viewer has not read it: a stalled viewer never will, and
+        a plain close would wait for a buffer that never drains. uvicorn then delivers
+        ``websocket.disconnect`` to the endpoint as usual."""
+        if self._conn.state is State.OPEN and not self._transport.is_closing():
+            self._conn.send_close(code, "slow")
+            self._transport.write(b"".join(self._conn.data_to_send()))
+        asyncio.get_running_loop().call_later(grace, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self._proto.disconnected:
+            self._transport.abort()
+
+
+def _uvicorn_checked() -> bool:
+    try:
+        version = tuple(int(part) for part in uvicorn.__version__.split(".")[:3])
+    except ValueError:
+        return False
+    low, high = UVICORN_CHECKED
+    return low <= version < high
+
+
+def sansio_protocol(send: Send) -> Any | None:
+    """uvicorn's protocol object behind an ASGI ``send``, when the fast path applies."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    proto = getattr(send, "__self__", None)
+    if not _uvicorn_checked() or not isinstance(proto, WebSocketsSansIOProtocol):
+        return None
+    if not isinstance(getattr(proto, "writable", None), asyncio.Event):
+        return None
+    return proto
+
+
+class CaptureTransport:
+    """Outermost ASGI middleware: records the server's protocol object for each WebSocket in
+    ``scope["extensions"]["livedrop.transport"]`` so the endpoint can write without awaiting.
+    It must wrap the app directly: another middleware wrapping ``send`` hides the protocol,
+    and the endpoint then falls back to the portable path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            proto = sansio_protocol(send)
+            if proto is not None:
+                extensions: MutableMapping[str, Any] = scope.get("extensions") or {}
+                extensions[EXTENSION] = {"protocol": proto}
+                scope["extensions"] = extensions
+        await self.app(scope, receive, send)
+
+
+def socket_for(websocket: WebSocket) -> AsgiSocket | SansIOSocket:
+    """The fastest socket writer available for this (accepted) WebSocket."""
+    found = (websocket.scope.get("extensions") or {}).get(EXTENSION, {}).get("protocol")
+    if found is not None:
+        return SansIOSocket(found)
+    return AsgiSocket(websocket)

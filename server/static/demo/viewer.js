@@ -1,0 +1,398 @@
+// The demo viewer page: a phone-sized web player speaking the public viewer protocol
+// (docs/protocol.md). It shows the live drop, lets the viewer buy (reserve), shows the hold
+// timer, and the sold-out / waitlist / expired / confirmed states. A viewer token comes in the
+// URL fragment (#token=…), which browsers never send to a server; without one the page watches.
+
+import { h, setText, show } from "/static/shared/dom.js";
+import {
+  ServerClock,
+  clearFragment,
+  formatCountdown,
+  formatPrices,
+  fragmentParams,
+  randomId,
+  safeImageUrl,
+} from "/static/shared/format.js";
+
+const $ = (id) => document.getElementById(id);
+const showId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+const tokenKey = `livedrop.viewer.${showId}`;
+const checkoutEnabled = document.body.dataset.checkout === "on";
+const SWITCH_AFTER_END_MS = 5000;
+const END_REASONS = { sold_out: "It sold out.", time: "Time is up.", host: "The host ended it." };
+
+const state = {
+  token: "",
+  socket: null,
+  attempt: 0,
+  seq: null,
+  epoch: null,
+  title: "",
+  showState: "",
+  viewers: 0,
+  canReserve: false,
+  drops: new Map(), // id -> DropBody
+  current: null,
+  mine: new Map(), // drop id -> {status, hold, expiresAt, qty, position, reason}
+  refs: new Map(), // request ref -> drop id
+  clock: new ServerClock(),
+  actionKey: "",
+  holdTimer: null,
+  switchTimer: null,
+};
+
+function boot() {
+  const fromLink = fragmentParams().get("token");
+  if (fromLink) sessionStorage.setItem(tokenKey, fromLink);
+  if (location.hash) clearFragment();
+  state.token = sessionStorage.getItem(tokenKey) || "";
+  if (!state.token) {
+    setText($("notice"), "Watching only: open this page from a link with a viewer token (the panel's “Open viewer page”) to buy.");
+  }
+  connect();
+  setInterval(tick, 250);
+}
+
+// -- the socket -------------------------------------------------------------------------------------
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const params = new URLSearchParams();
+  if (state.token) params.set("token", state.token);
+  if (state.seq !== null && state.epoch) {
+    params.set("resume_from", String(state.seq));
+    params.set("epoch", state.epoch);
+  }
+  const query = params.toString();
+  const socket = new WebSocket(`${scheme}//${location.host}/ws/shows/${encodeURIComponent(showId)}${query ? `?${query}` : ""}`);
+  state.socket = socket;
+  socket.addEventListener("open", () => document.body.classList.remove("offline"));
+  socket.addEventListener("message", (event) => {
+    try {
+      onFrame(JSON.parse(event.data));
+    } catch (err) {
+      console.error("bad frame", err);
+    }
+  });
+  socket.addEventListener("close", (event) => {
+    if (state.socket !== socket) return;
+    state.socket = null;
+    document.body.classList.add("offline");
+    if (event.code === 4404) {
+      setText($("notice"), "This show does not exist.");
+      return;
+    }
+    if (event.code === 1008) {
+      // The token is expired or for another show: keep watching without it.
+      sessionStorage.removeItem(tokenKey);
+      state.token = "";
+      setText($("notice"), "Your viewer link has expired: you can watch, but ask for a new link to buy.");
+    }
+    const delay = Math.min(10000, 400 * 2 ** state.attempt) * (0.5 + Math.random() / 2);
+    state.attempt += 1;
+    setTimeout(connect, delay);
+  });
+}
+
+function send(frame) {
+  if (state.socket && state.socket.readyState === WebSocket.OPEN) {
+    state.socket.send(JSON.stringify(frame));
+    return true;
+  }
+  setText($("notice"), "Reconnecting… try again in a moment.");
+  return false;
+}
+
+// -- frames -------------------------------------------------------------------------------------------
+
+function onFrame(frame) {
+  if (typeof frame.seq === "number" && frame.type !== "welcome") state.seq = frame.seq;
+  switch (frame.type) {
+    case "welcome":
+      state.attempt = 0;
+      state.clock.sync(frame.server_time);
+      state.seq = frame.seq;
+      state.epoch = frame.epoch;
+      state.title = frame.title;
+      state.showState = frame.state;
+      state.viewers = frame.viewers;
+      state.canReserve = frame.can_reserve;
+      state.drops = new Map(frame.drops.map((d) => [d.id, d]));
+      if (!state.drops.has(state.current) || state.drops.get(state.current).state !== "live") state.current = latestLive();
+      break;
+    case "drop":
+      state.drops.set(frame.drop.id, frame.drop);
+      if (frame.drop.state === "live") state.current = frame.drop.id; // a new drop takes the stage
+      break;
+    case "stock": {
+      const d = state.drops.get(frame.drop);
+      if (d) d.stock = { available: frame.available, held: frame.held, sold: frame.sold, total: frame.total };
+      break;
+    }
+    case "drop_ended": {
+      const d = state.drops.get(frame.drop);
+      if (d) {
+        d.state = "closed";
+        d.endReason = frame.reason;
+      }
+      if (frame.drop === state.current) scheduleSwitch();
+      break;
+    }
+    case "viewers":
+      state.viewers = frame.count;
+      break;
+    case "show":
+      state.title = frame.title;
+      state.showState = frame.state;
+      break;
+    case "show_ended":
+      state.showState = "ended";
+      setText($("notice"), "The show has ended. Thanks for watching!");
+      break;
+    case "reserved":
+      state.refs.delete(frame.ref);
+      state.mine.set(frame.drop, {
+        status: "held",
+        hold: frame.hold,
+        qty: frame.qty,
+        expiresAt: frame.expires_at,
+        fromWaitlist: frame.from_waitlist,
+      });
+      if (frame.from_waitlist) state.current = frame.drop;
+      break;
+    case "rejected": {
+      state.refs.delete(frame.ref);
+      const status = { sold_out: "soldout", limit_exceeded: "limit", not_live: "idle", available: "idle" }[frame.reason] || "idle";
+      state.mine.set(frame.drop, { status, reason: frame.reason });
+      break;
+    }
+    case "released":
+      for (const [dropId, mine] of state.mine) if (mine.hold === frame.hold) state.mine.set(dropId, { status: "released" });
+      break;
+    case "hold_expired":
+      state.mine.set(frame.drop, { status: "expired" });
+      break;
+    case "confirmed":
+      state.mine.set(frame.drop, { status: "confirmed", qty: frame.qty });
+      break;
+    case "waitlisted":
+      state.mine.set(frame.drop, { status: "waitlisted", position: frame.position });
+      break;
+    case "error": {
+      const dropId = frame.ref ? state.refs.get(frame.ref) : null;
+      if (dropId) {
+        state.refs.delete(frame.ref);
+        const mine = state.mine.get(dropId);
+        if (mine && mine.status === "pending") state.mine.set(dropId, { status: "idle" });
+      }
+      setText($("notice"), frame.code === "rate_limited" ? "Easy! Too many taps: try again in a second." : frame.message);
+      break;
+    }
+    default:
+      break;
+  }
+  render();
+}
+
+function latestLive() {
+  let best = null;
+  for (const d of state.drops.values()) if (d.state === "live" && (!best || d.ends_at > best.ends_at)) best = d;
+  return best ? best.id : null;
+}
+
+/** After the current drop ends, leave its "ended" card up a moment, then show another live one. */
+function scheduleSwitch() {
+  clearTimeout(state.switchTimer);
+  state.switchTimer = setTimeout(() => {
+    const mine = state.mine.get(state.current);
+    const busy = mine && (mine.status === "held" || mine.status === "paying");
+    const next = latestLive();
+    if (!busy && next) {
+      state.current = next;
+      render();
+    }
+  }, SWITCH_AFTER_END_MS);
+}
+
+// -- actions ----------------------------------------------------------------------------------------------
+
+function buy(dropId) {
+  const ref = randomId("buy-").slice(0, 24);
+  if (!send({ type: "reserve", ref, drop: dropId, qty: 1 })) return;
+  state.refs.set(ref, dropId);
+  state.mine.set(dropId, { status: "pending" });
+  setText($("notice"), state.token ? "" : $("notice").textContent);
+  render();
+}
+
+function release(dropId) {
+  const mine = state.mine.get(dropId);
+  if (mine?.hold) send({ type: "release", hold: mine.hold, ref: randomId("rel-").slice(0, 24) });
+}
+
+function joinWaitlist(dropId) {
+  const ref = randomId("wait-").slice(0, 24);
+  if (send({ type: "waitlist", drop: dropId, qty: 1, ref })) state.refs.set(ref, dropId);
+}
+
+async function pay(dropId) {
+  const mine = state.mine.get(dropId);
+  if (!mine?.hold) return;
+  state.mine.set(dropId, { ...mine, status: "paying" });
+  render();
+  try {
+    const response = await fetch("/demo/checkout", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ show: showId, hold: mine.hold }),
+    });
+    if (!response.ok) {
+      const problem = await response.json().catch(() => ({}));
+      throw new Error(problem.detail || problem.title || `HTTP ${response.status}`);
+    }
+    const result = await response.json();
+    state.mine.set(dropId, { status: "confirmed", qty: result.qty });
+  } catch (err) {
+    const now = state.mine.get(dropId);
+    if (now?.status === "paying") state.mine.set(dropId, { ...mine, status: "held" });
+    setText($("notice"), `Payment failed: ${err.message}`);
+  }
+  render();
+}
+
+// -- rendering -----------------------------------------------------------------------------------------------
+
+function render() {
+  setText($("show-title"), state.title || "Live show");
+  document.title = `${state.title || "Live show"} · LiveDrop`;
+  setText($("watching"), `${state.viewers.toLocaleString()} watching`);
+  const d = state.current ? state.drops.get(state.current) : null;
+  show($("waiting"), !d);
+  show($("drop"), Boolean(d));
+  renderOthers(d);
+  if (!d) return;
+  const img = safeImageUrl(d.image_url);
+  const image = $("drop-image");
+  if (image.getAttribute("src") !== img && img) image.setAttribute("src", img);
+  show(image, Boolean(img));
+  $("drop").classList.toggle("noimg", !img);
+  setText($("drop-initial"), (d.title || "?").trim().charAt(0).toUpperCase());
+  setText($("drop-title"), d.title);
+  setText($("drop-price"), formatPrices(d.prices));
+  const { available, total } = d.stock;
+  const share = total ? available / total : 0;
+  $("stock-fill").style.width = `${Math.round(share * 100)}%`;
+  const meter = $("stock-meter");
+  meter.setAttribute("aria-valuenow", share.toFixed(2));
+  meter.setAttribute("aria-valuetext", `${available} of ${total} left`);
+  const text = $("stock-text");
+  setText(text, `${available} of ${total} left`);
+  text.classList.toggle("low", share <= 0.1);
+  renderAction(d);
+  tick();
+}
+
+function renderOthers(current) {
+  const others = [...state.drops.values()].filter((d) => d.state === "live" && d !== current);
+  show($("others-box"), others.length > 0);
+  $("others").replaceChildren(
+    ...others.map((d) =>
+      h(
+        "li",
+        {},
+        h(
+          "button",
+          { type: "button", class: "secondary", onclick: () => { state.current = d.id; render(); } },
+          safeImageUrl(d.image_url) ? h("img", { src: safeImageUrl(d.image_url), alt: "" }) : null,
+          h("span", { text: `${d.title} · ${formatPrices(d.prices)}` }),
+        ),
+      ),
+    ),
+  );
+}
+
+/**
+ * The buy area is rebuilt only when what it shows changes (not on every stock frame, which can
+ * come ten times a second): a button replaced under a finger would swallow the tap.
+ */
+function renderAction(d) {
+  const mine = state.mine.get(d.id) || { status: "idle" };
+  const soldOut = d.stock.available === 0;
+  const key = [d.id, d.state, mine.status, mine.hold, mine.position, soldOut, state.canReserve, checkoutEnabled].join("|");
+  if (key === state.actionKey) return;
+  state.actionKey = key;
+  state.holdTimer = null;
+  const area = $("action");
+  const buyButton = (label = "Buy now") =>
+    h("button", { type: "button", onclick: () => buy(d.id), disabled: !state.canReserve, text: label });
+  const parts = [];
+  if (mine.status === "confirmed") {
+    parts.push(
+      h("div", { class: "state good" }, h("p", { class: "title", text: "Order confirmed ✓" }), h("p", { text: `${mine.qty || 1} × ${d.title} is yours.` })),
+    );
+    if (d.state !== "live") parts.push(h("p", { class: "muted", text: "This drop has ended." }));
+  } else if (mine.status === "held" || mine.status === "paying") {
+    state.holdTimer = h("p", { class: "hold-timer", role: "timer", "aria-label": "Hold time left" });
+    parts.push(
+      h(
+        "div",
+        { class: "state held" },
+        h("p", { class: "title", text: mine.fromWaitlist ? "A unit came back: it's yours!" : "Reserved for you" }),
+        state.holdTimer,
+        h("p", { class: "muted", text: "Pay before the timer runs out, or the unit goes back on sale." }),
+      ),
+      h(
+        "div",
+        { class: "row" },
+        checkoutEnabled
+          ? h("button", { type: "button", onclick: () => pay(d.id), disabled: mine.status === "paying", text: mine.status === "paying" ? "Paying…" : "Pay now" })
+          : h("p", { class: "muted", text: "Checkout continues in the shop." }),
+        h("button", { type: "button", class: "secondary", onclick: () => release(d.id), disabled: mine.status === "paying", text: "Release" }),
+      ),
+    );
+  } else if (d.state !== "live") {
+    parts.push(
+      h("div", { class: "state" }, h("p", { class: "title", text: "This drop has ended" }), h("p", { class: "muted", text: END_REASONS[d.endReason] || "Stay tuned for the next one." })),
+    );
+  } else if (mine.status === "waitlisted") {
+    parts.push(
+      h(
+        "div",
+        { class: "state" },
+        h("p", { class: "title", text: `You're #${mine.position} on the waitlist` }),
+        h("p", { class: "muted", text: "If a unit comes back, it is held for you automatically." }),
+      ),
+    );
+  } else if (soldOut) {
+    parts.push(
+      h("div", { class: "state bad" }, h("p", { class: "title", text: "Sold out" }), h("p", { class: "muted", text: "Units come back when other viewers' holds expire." })),
+      h("button", { type: "button", class: "secondary", onclick: () => joinWaitlist(d.id), disabled: !state.canReserve, text: "Join waitlist" }),
+    );
+  } else {
+    if (mine.status === "expired") {
+      parts.push(h("div", { class: "state bad" }, h("p", { class: "title", text: "Your hold expired" }), h("p", { class: "muted", text: "The unit went back on sale. You can try again." })));
+    } else if (mine.status === "limit") {
+      parts.push(h("div", { class: "state bad" }, h("p", { class: "title", text: "Limit reached" }), h("p", { class: "muted", text: `This drop allows ${d.per_customer_limit} per customer.` })));
+    } else if (mine.status === "released") {
+      parts.push(h("p", { class: "muted", text: "You released your hold." }));
+    }
+    const pending = mine.status === "pending";
+    const button = buyButton(pending ? "Reserving…" : mine.status === "expired" ? "Buy again" : "Buy now");
+    if (pending) button.disabled = true;
+    parts.push(button);
+    if (!state.canReserve) parts.push(h("p", { class: "muted", text: "You are watching without a viewer token." }));
+  }
+  area.replaceChildren(...parts);
+}
+
+function tick() {
+  const d = state.current ? state.drops.get(state.current) : null;
+  if (!d) return;
+  const countdown = $("countdown");
+  if (d.state === "live" && d.ends_at) setText(countdown, `Ends in ${formatCountdown(d.ends_at - state.clock.now())}`);
+  else setText(countdown, d.state === "live" ? "" : "Ended");
+  const mine = state.mine.get(d.id);
+  if (state.holdTimer && mine?.expiresAt) setText(state.holdTimer, formatCountdown(mine.expiresAt - state.clock.now()));
+}
+
+boot();

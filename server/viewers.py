@@ -1,0 +1,240 @@
+"""``GET /ws/shows/{show_id}``: the viewers' WebSocket endpoint (docs/protocol.md).
+
+The endpoint only reads: every frame a viewer gets is written by the hub (``Hub.deliver``),
+so private answers stay in order with broadcasts and a slow viewer is handled in one place.
+A bad frame gets an ``error`` frame and the connection stays; nothing a viewer sends can
+reach another viewer's connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+import msgspec
+from redis.exceptions import RedisError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from broadcast.hub import Hub, Viewer
+from broadcast.transport import Message, SansIOSocket, socket_for
+from server import protocol as p
+from server.live import Live, UnknownShow, now_ms
+from server.tokens import BadToken, verify
+from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
+from stock.types import WaitlistOutcome
+
+logger = logging.getLogger("livedrop.viewers")
+
+
+class RateLimit:
+    """A token bucket per connection: ``rate`` per second, bursts up to ``burst``."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def request_id(secret: bytes, customer: str, ref: str) -> str:
+    """A reservation's request id: viewer-scoped (two viewers may both say ref "1"), without
+    the customer id in it (ids in Redis records stay pseudonymous, DESIGN §10)."""
+    digest = hashlib.blake2b(customer.encode(), key=secret[:64], digest_size=12).hexdigest()
+    return f"{digest}:{ref}"
+
+
+def _send(hub: Hub, viewer: Viewer, frame: msgspec.Struct) -> None:
+    hub.deliver(viewer, Message(p.server_encoder.encode(frame)))
+
+
+async def viewer_endpoint(websocket: WebSocket) -> None:
+    state: Any = websocket.state
+    live: Live = state.live
+    hub: Hub = state.hub
+    secret: bytes = state.viewer_secret
+    show_id = websocket.path_params["show_id"]
+    customer: str | None = None
+    token = websocket.query_params.get("token")
+    await websocket.accept()
+    if token:
+        try:
+            customer = verify(secret, token, show_id).viewer
+        except BadToken as exc:
+            await websocket.close(p.CLOSE_POLICY, str(exc))
+            return
+    socket = socket_for(websocket)
+    state.metrics.viewer_send_path.labels("sansio" if isinstance(socket, SansIOSocket) else "asgi").inc()
+    try:
+        viewer = await hub.join(show_id, socket, customer)
+    except UnknownShow:
+        await websocket.close(p.CLOSE_UNKNOWN_SHOW, "unknown show")
+        return
+    except RedisError:
+        await websocket.close(p.CLOSE_RESTART, "unavailable, retry")
+        return
+    state.metrics.viewer_connections.inc()
+    try:
+        resume_from = websocket.query_params.get("resume_from")
+        epoch = websocket.query_params.get("epoch", "")
+        if resume_from is not None and resume_from.isdigit():
+            await _resume(live, hub, viewer, int(resume_from), epoch)
+        else:
+            hub.deliver(viewer, live.welcome(show_id, customer is not None))
+        await _read_frames(websocket, state, viewer)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        state.metrics.viewer_connections.dec()
+        await hub.leave(viewer)
+
+
+async def _resume(live: Live, hub: Hub, viewer: Viewer, after: int, epoch: str) -> None:
+    try:
+        messages = await live.resume(viewer.show_id, after, epoch)
+    except RedisError:
+        messages = None
+    if messages is None:
+        hub.deliver(viewer, live.welcome(viewer.show_id, viewer.customer is not None, reset=True))
+        return
+    for message in messages:
+        hub.deliver(viewer, message)
+
+
+async def _read_frames(websocket: WebSocket, state: Any, viewer: Viewer) -> None:
+    hub: Hub = state.hub
+    limiter = RateLimit(rate=state.settings.reserve_rate, burst=state.settings.reserve_burst)
+    while not viewer.closed:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("text")
+        if data is None:
+            raw = message.get("bytes") or b""
+        else:
+            raw = data.encode()
+        if len(raw) > p.MAX_FRAME_BYTES:
+            await websocket.close(p.CLOSE_TOO_BIG, "frame too big")
+            return
+        try:
+            frame = p.client_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            code, text = p.describe_decode_error(exc)
+            _send(hub, viewer, p.Error(code=code, message=text))
+            continue
+        await _handle(state, viewer, frame, limiter)
+
+
+async def _handle(state: Any, viewer: Viewer, frame: p.ClientFrame, limiter: RateLimit) -> None:
+    hub: Hub = state.hub
+    live: Live = state.live
+    match frame:
+        case p.Ping(ref=ref):
+            _send(hub, viewer, p.Pong(server_time=now_ms(), ref=ref))
+        case p.Hello(resume_from=after, epoch=epoch):
+            if after is None:
+                hub.deliver(viewer, live.welcome(viewer.show_id, viewer.customer is not None))
+            else:
+                await _resume(live, hub, viewer, after, epoch or "")
+        case p.Reserve() | p.Release() | p.Waitlist() if viewer.customer is None:
+            _send(hub, viewer, p.Error(code=p.ERR_UNAUTHENTICATED, message="a viewer token is needed", ref=frame.ref))
+        case p.Reserve() | p.Waitlist() if not limiter.allow():
+            state.metrics.reservations.labels("rate_limited").inc()
+            _send(hub, viewer, p.Error(code=p.ERR_RATE_LIMITED, message="too many requests", ref=frame.ref))
+        case p.Reserve(drop=drop) | p.Waitlist(drop=drop) if not _in_show(live, viewer, drop):
+            # A token is for one show: its viewer buys that show's drops, none other.
+            _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop} in this show", ref=frame.ref))
+        case p.Release(hold=hold, ref=ref) if not _in_show(live, viewer, hold.rsplit(".", 1)[0]):
+            _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_HOLD, message=f"no hold {hold}", ref=ref))
+        case p.Reserve(ref=ref, drop=drop, qty=qty):
+            await _reserve(state, viewer, ref, drop, qty)
+        case p.Release(hold=hold, ref=ref):
+            await _release(state, viewer, hold, ref)
+        case p.Waitlist(drop=drop, qty=qty, ref=ref):
+            await _waitlist(state, viewer, drop, qty, ref)
+
+
+def _in_show(live: Live, viewer: Viewer, drop_id: str) -> bool:
+    """Whether the drop belongs to the viewer's show, from the node's snapshot (no Redis)."""
+    show = live.shows.get(viewer.show_id)
+    return show is not None and drop_id in show.drops
+
+
+async def _reserve(state: Any, viewer: Viewer, ref: str, drop: str, qty: int) -> None:
+    hub: Hub = state.hub
+    batcher: ReserveBatcher = state.batcher
+    assert viewer.customer is not None
+    started = time.perf_counter()
+    try:
+        result = await batcher.reserve(
+            drop, viewer.customer, qty, request_id(state.viewer_secret, viewer.customer, ref)
+        )
+    except UnknownDrop:
+        _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
+        return
+    except InvalidArgument:
+        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason="invalid"))
+        return
+    except RedisError:
+        state.metrics.redis_errors.labels("reserve").inc()
+        _send(hub, viewer, p.Error(code=p.ERR_UNAVAILABLE, message="try again", ref=ref))
+        return
+    state.metrics.reserve_seconds.observe(time.perf_counter() - started)
+    if result.ok and result.hold_id is not None:
+        state.metrics.reservations.labels("reserved").inc()
+        _send(
+            hub,
+            viewer,
+            p.Reserved(ref=ref, drop=drop, hold=result.hold_id, qty=result.qty, expires_at=result.expires_at_ms),
+        )
+    else:
+        reason = result.reason.value if result.reason else "invalid"
+        state.metrics.reservations.labels(reason).inc()
+        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason=reason))
+
+
+async def _release(state: Any, viewer: Viewer, hold: str, ref: str | None) -> None:
+    hub: Hub = state.hub
+    engine: StockEngine = state.engine
+    try:
+        await engine.release(hold, viewer.customer)
+    except (UnknownHold, InvalidArgument):
+        _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_HOLD, message=f"no hold {hold}", ref=ref))
+        return
+    except NotOwner:
+        _send(hub, viewer, p.Error(code=p.ERR_NOT_OWNER, message="not your hold", ref=ref))
+        return
+    except HoldNotActive as exc:
+        _send(hub, viewer, p.Error(code=p.ERR_HOLD_NOT_ACTIVE, message=f"hold is {exc.state}", ref=ref))
+        return
+    except RedisError:
+        _send(hub, viewer, p.Error(code=p.ERR_UNAVAILABLE, message="try again", ref=ref))
+        return
+    _send(hub, viewer, p.Released(hold=hold, ref=ref))
+
+
+async def _waitlist(state: Any, viewer: Viewer, drop: str, qty: int, ref: str | None) -> None:
+    hub: Hub = state.hub
+    engine: StockEngine = state.engine
+    assert viewer.customer is not None
+    try:
+        result = await engine.join_waitlist(drop, viewer.customer, qty)
+    except UnknownDrop:
+        _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
+        return
+    except RedisError:
+        _send(hub, viewer, p.Error(code=p.ERR_UNAVAILABLE, message="try again", ref=ref))
+        return
+    if result.outcome in (WaitlistOutcome.WAITLISTED, WaitlistOutcome.DUPLICATE):
+        _send(hub, viewer, p.Waitlisted(drop=drop, position=result.position, ref=ref))
+    else:
+        _send(hub, viewer, p.Rejected(ref=ref or "", drop=drop, reason=result.outcome.value))

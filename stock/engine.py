@@ -1,0 +1,477 @@
+"""The stock engine: a typed async API over the Lua scripts, the only writer of stock.
+
+Every mutation is one EVALSHA of one script (atomic in Redis, deadlines by Redis' clock), and
+every one is safe to retry: reserve and adjust by request id, confirm and release by hold id,
+platform lines by (platform, order, line). That is what lets callers retry blindly after a
+connection error or a Redis restart, which is exactly when they do not know what happened.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import msgspec
+
+from stock import keys
+from stock.errors import (
+    DropConflict,
+    HoldNotActive,
+    InsufficientStock,
+    InvalidArgument,
+    NotOwner,
+    UnknownDrop,
+    UnknownHold,
+)
+from stock.ledger import decode_entry
+from stock.scripts import Scripts
+from stock.types import (
+    AdjustResult,
+    CancelOutcome,
+    CancelResult,
+    ConfirmResult,
+    Counters,
+    DropConfig,
+    DropSnapshot,
+    DropState,
+    Hold,
+    HoldState,
+    LedgerEntry,
+    OrderOutcome,
+    OrderResult,
+    PlatformCancel,
+    PlatformSale,
+    RejectReason,
+    ReleaseResult,
+    ReserveRequest,
+    ReserveResult,
+    StateChange,
+    SweepResult,
+    WaitlistOutcome,
+    WaitlistResult,
+)
+
+# Bounds that keep one script call short (Redis runs one script at a time) and refuse
+# requests no live show sends.
+MAX_BATCH = 512
+MAX_QTY = 10_000
+MAX_TOTAL = 10**12
+MAX_HOLD_SECONDS = 7 * 24 * 3600
+DEFAULT_SWEEP_BATCH = 256
+
+
+class _HoldRecord(msgspec.Struct):
+    """A hold as the scripts store it (msgpack, short names to keep the hash small)."""
+
+    c: str
+    q: int
+    e: int
+    s: str
+    r: str
+    o: str = ""
+    m: str = ""
+
+
+_hold_decoder = msgspec.msgpack.Decoder(_HoldRecord)
+
+
+def _hold(hold_id: str, drop_id: str, raw: bytes) -> Hold:
+    rec = _hold_decoder.decode(raw)
+    return Hold(
+        hold_id=hold_id,
+        drop_id=drop_id,
+        customer=rec.c,
+        qty=rec.q,
+        state=HoldState(rec.s),
+        expires_at_ms=rec.e,
+        request_id=rec.r,
+        order_ref=rec.o,
+        matched_line=rec.m,
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _counters(raw: Sequence[Any]) -> Counters:
+    return Counters(int(raw[0]), int(raw[1]), int(raw[2]), int(raw[3]), int(raw[4]))
+
+
+def _check_qty(qty: int) -> int:
+    if not isinstance(qty, int) or isinstance(qty, bool) or not 1 <= qty <= MAX_QTY:
+        raise InvalidArgument(f"qty must be an integer from 1 to {MAX_QTY}, got {qty!r}")
+    return qty
+
+
+def _line_key(platform: str, order_id: str, line_id: str) -> str:
+    keys.check_name("platform", platform)
+    keys.check_opaque("order id", order_id)
+    keys.check_opaque("line id", line_id)
+    return f"{platform}|{order_id}|{line_id}"
+
+
+class StockEngine:
+    """Stock of every drop, in Redis (standalone or Cluster).
+
+    Give it a ``redis.asyncio.Redis`` or ``RedisCluster`` client made with
+    ``decode_responses=False`` (holds are stored as msgpack); it registers its scripts on it
+    (no network until the first call). Errors raised are ``stock.errors.StockError``
+    subclasses, each meaning the call changed nothing, or ``redis`` exceptions when Redis could
+    not be reached — then the call may or may not have been applied, and retrying it with the
+    same ids is the way to find out.
+    """
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self._scripts = Scripts(redis)
+
+    async def _call(self, operation: str, drop_id: str, *args: str | int) -> list[Any]:
+        result: list[Any] = await self._scripts[operation](keys=keys.drop_keys(drop_id), args=args)
+        if _text(result[0]) == "unknown_drop":
+            raise UnknownDrop(f"no drop {drop_id}")
+        return result
+
+    # -- drops ---------------------------------------------------------------------------
+
+    async def define(self, config: DropConfig) -> Counters:
+        """Create a drop in state draft. Idempotent for identical settings; raises
+        DropConflict if the id exists with other settings."""
+        keys.check_name("drop id", config.drop_id)
+        keys.check_name("show id", config.show_id)
+        if not isinstance(config.total, int) or not 0 <= config.total <= MAX_TOTAL:
+            raise InvalidArgument(f"total must be an integer from 0 to {MAX_TOTAL}")
+        if not isinstance(config.per_customer_limit, int) or config.per_customer_limit < 0:
+            raise InvalidArgument("per_customer_limit must be ≥ 0 (0 = no limit)")
+        hold_ms = self._hold_ms(config.hold_seconds)
+        result = await self._call(
+            "define",
+            config.drop_id,
+            config.drop_id,
+            config.show_id,
+            config.total,
+            config.per_customer_limit,
+            hold_ms,
+        )
+        if _text(result[0]) == "conflict":
+            raise DropConflict(f"drop {config.drop_id} exists with other settings")
+        return _counters(result[1])
+
+    @staticmethod
+    def _hold_ms(hold_seconds: float) -> int:
+        if not isinstance(hold_seconds, int | float) or not 0 < hold_seconds <= MAX_HOLD_SECONDS:
+            raise InvalidArgument(f"hold_seconds must be in (0, {MAX_HOLD_SECONDS}]")
+        return max(1, round(hold_seconds * 1000))
+
+    async def configure(
+        self,
+        drop_id: str,
+        *,
+        per_customer_limit: int | None = None,
+        hold_seconds: float | None = None,
+        ends_at_ms: int | None = None,
+    ) -> Counters:
+        """Change a drop's rules; None leaves a setting as it is, ``ends_at_ms=0`` clears the
+        end time. Holds already granted keep their deadline."""
+        if per_customer_limit is not None and (not isinstance(per_customer_limit, int) or per_customer_limit < 0):
+            raise InvalidArgument("per_customer_limit must be ≥ 0 (0 = no limit)")
+        if ends_at_ms is not None and (not isinstance(ends_at_ms, int) or ends_at_ms < 0):
+            raise InvalidArgument("ends_at_ms must be ≥ 0")
+        hold_ms = "" if hold_seconds is None else self._hold_ms(hold_seconds)
+        result = await self._call(
+            "configure",
+            drop_id,
+            "" if per_customer_limit is None else per_customer_limit,
+            hold_ms,
+            "" if ends_at_ms is None else ends_at_ms,
+        )
+        return _counters(result[1])
+
+    async def open(
+        self, drop_id: str, *, duration_seconds: float | None = None, ends_at_ms: int | None = None
+    ) -> StateChange:
+        """Launch a drop. ``duration_seconds`` counts from now by Redis' clock; the end time
+        is what countdowns show and what the sweeper closes the drop at."""
+        if duration_seconds is not None and not (
+            isinstance(duration_seconds, int | float) and 0 < duration_seconds <= MAX_HOLD_SECONDS
+        ):
+            raise InvalidArgument("duration_seconds must be positive")
+        if ends_at_ms is not None and (not isinstance(ends_at_ms, int) or ends_at_ms < 0):
+            raise InvalidArgument("ends_at_ms must be ≥ 0")
+        duration = "" if duration_seconds is None else round(duration_seconds * 1000)
+        ends = "" if ends_at_ms is None else ends_at_ms
+        result = await self._call("set_state", drop_id, "live", "", ends, duration)
+        return self._state_change(result)
+
+    async def close(self, drop_id: str, reason: str = "host") -> StateChange:
+        """End a drop: no more reservations. Live holds stay confirmable until they expire."""
+        if reason not in ("host", "sold_out", "time"):
+            raise InvalidArgument("reason must be host, sold_out or time")
+        result = await self._call("set_state", drop_id, "closed", reason, "", "")
+        return self._state_change(result)
+
+    @staticmethod
+    def _state_change(result: list[Any]) -> StateChange:
+        return StateChange(
+            changed=_text(result[0]) == "changed",
+            state=DropState(_text(result[2])),
+            ends_at_ms=int(result[3]),
+            counters=_counters(result[1]),
+        )
+
+    async def adjust(self, drop_id: str, delta: int, request_id: str) -> AdjustResult:
+        """Restock (delta > 0) or withdraw units; raises InsufficientStock rather than go below
+        what is held + sold. Idempotent by request id."""
+        keys.check_opaque("request id", request_id)
+        if not isinstance(delta, int) or isinstance(delta, bool) or not -MAX_TOTAL <= delta <= MAX_TOTAL:
+            raise InvalidArgument("delta must be an integer")
+        result = await self._call("adjust", drop_id, request_id, delta)
+        if _text(result[0]) == "insufficient":
+            raise InsufficientStock(f"drop {drop_id} has {_counters(result[1]).available} available")
+        return AdjustResult(delta=delta, duplicate=bool(result[2]), counters=_counters(result[1]))
+
+    async def fast_forward(self, drop_id: str, seconds: float) -> int:
+        """Move one drop's clock ahead, for rehearsals and tests of expiry; returns the total
+        offset in ms. Never use it on a show that sells for real: holds expire early."""
+        if not isinstance(seconds, int | float) or seconds <= 0:
+            raise InvalidArgument("seconds must be positive")
+        result = await self._call("fast_forward", drop_id, max(1, round(seconds * 1000)))
+        return int(result[1])
+
+    # -- reservations --------------------------------------------------------------------
+
+    async def reserve(self, drop_id: str, customer: str, qty: int, request_id: str) -> ReserveResult:
+        """Hold ``qty`` units for a customer, one EVALSHA. Under load prefer
+        ``stock.batcher.ReserveBatcher``, which answers many requests per call."""
+        (result,) = await self.reserve_many(drop_id, [ReserveRequest(request_id, customer, qty)])
+        return result
+
+    async def reserve_many(self, drop_id: str, requests: Sequence[ReserveRequest]) -> list[ReserveResult]:
+        """Reserve for many requests in one script call, answered in order (FIFO: earlier
+        requests get units first). A rejection is an answer, not an error."""
+        if not 1 <= len(requests) <= MAX_BATCH:
+            raise InvalidArgument(f"a batch holds 1 to {MAX_BATCH} requests")
+        args: list[str | int] = [len(requests)]
+        for r in requests:
+            args += (keys.check_opaque("request id", r.request_id), keys.check_opaque("customer", r.customer))
+            args.append(_check_qty(r.qty))
+        result = await self._call("reserve", drop_id, *args)
+        counters = _counters(result[1])
+        answers = []
+        for r, (code, hold_id, qty, expires, duplicate) in zip(requests, result[2], strict=True):
+            reason = None if _text(code) == "reserved" else RejectReason(_text(code))
+            answers.append(
+                ReserveResult(
+                    request_id=r.request_id,
+                    reason=reason,
+                    hold_id=_text(hold_id) or None,
+                    qty=int(qty),
+                    expires_at_ms=int(expires),
+                    duplicate=bool(duplicate),
+                    counters=counters,
+                )
+            )
+        return answers
+
+    async def confirm(self, hold_id: str, order_ref: str = "") -> ConfirmResult:
+        """Turn a live hold into a sale. Idempotent by hold id. ``order_ref`` should be the
+        platform's order id, so that order's webhook is matched to this hold and not counted
+        twice. Raises HoldNotActive if the hold expired or was released."""
+        drop_id = keys.drop_of_hold(hold_id)
+        if order_ref:
+            keys.check_opaque("order ref", order_ref)
+        result = await self._call("confirm", drop_id, hold_id, order_ref)
+        code = _text(result[0])
+        if code == "unknown_hold":
+            raise UnknownHold(f"no hold {hold_id}")
+        if code != "confirmed":
+            raise HoldNotActive(hold_id, code)
+        return ConfirmResult(
+            hold_id=hold_id,
+            qty=int(result[2]),
+            order_ref=_text(result[3]),
+            duplicate=bool(result[4]),
+            counters=_counters(result[1]),
+        )
+
+    async def release(self, hold_id: str, customer: str | None = None) -> ReleaseResult:
+        """Give a live hold's units back. With ``customer`` the hold must be theirs (viewers
+        release their own holds; a trusted checkout passes None). Idempotent by hold id."""
+        drop_id = keys.drop_of_hold(hold_id)
+        if customer is not None:
+            keys.check_opaque("customer", customer)
+        result = await self._call("release", drop_id, hold_id, customer or "")
+        code = _text(result[0])
+        if code == "unknown_hold":
+            raise UnknownHold(f"no hold {hold_id}")
+        if code == "not_owner":
+            raise NotOwner(f"hold {hold_id} is not this customer's")
+        if code != "released":
+            raise HoldNotActive(hold_id, code)
+        return ReleaseResult(
+            hold_id=hold_id, qty=int(result[2]), duplicate=bool(result[3]), counters=_counters(result[1])
+        )
+
+    async def sweep(self, drop_id: str, max_holds: int = DEFAULT_SWEEP_BATCH) -> SweepResult:
+        """Expire due holds (at most ``max_holds``), hand units to the waitlist, close the drop
+        if its end time passed. Any node may run it at any time; it is safe to overlap."""
+        if not 1 <= max_holds <= 10_000:
+            raise InvalidArgument("max_holds must be from 1 to 10000")
+        result = await self._call("sweep", drop_id, max_holds)
+        return SweepResult(
+            drop_id=drop_id,
+            expired=int(result[2]),
+            more=bool(result[3]),
+            next_due_ms=int(result[4]),
+            closed=bool(result[5]),
+            counters=_counters(result[1]),
+        )
+
+    # -- waitlist -------------------------------------------------------------------------
+
+    async def join_waitlist(self, drop_id: str, customer: str, qty: int = 1) -> WaitlistResult:
+        """Queue for units that come back; they are handed out as holds, FIFO."""
+        keys.check_opaque("customer", customer)
+        result = await self._call("waitlist_join", drop_id, customer, _check_qty(qty))
+        return WaitlistResult(
+            outcome=WaitlistOutcome(_text(result[0])), position=int(result[2]), counters=_counters(result[1])
+        )
+
+    async def leave_waitlist(self, drop_id: str, customer: str) -> bool:
+        """Leave the waitlist; False if the customer was not on it."""
+        keys.check_opaque("customer", customer)
+        result = await self._call("waitlist_leave", drop_id, customer)
+        return _text(result[0]) == "left"
+
+    # -- platform orders ------------------------------------------------------------------
+
+    async def apply_sale(self, sale: PlatformSale) -> OrderResult:
+        """Apply one order line a platform sold. Idempotent by (platform, order, line)."""
+        line_key = _line_key(sale.platform, sale.order_id, sale.line_id)
+        hold_id = sale.hold_id or ""
+        if hold_id and keys.drop_of_hold(hold_id) != sale.drop_id:
+            hold_id = ""  # a hold of another drop cannot pay for this line
+        result = await self._call("order", sale.drop_id, line_key, sale.order_id, _check_qty(sale.qty), hold_id)
+        return OrderResult(
+            outcome=OrderOutcome(_text(result[0])),
+            sold=int(result[2]),
+            oversold=int(result[3]),
+            hold_id=_text(result[4]) or None,
+            counters=_counters(result[1]),
+        )
+
+    async def apply_cancel(self, cancel: PlatformCancel) -> CancelResult:
+        """Apply a cancellation or refund of an order line. Idempotent by (platform, order,
+        line, event); one that comes before its order makes that order be ignored."""
+        line_key = _line_key(cancel.platform, cancel.order_id, cancel.line_id)
+        keys.check_opaque("event", cancel.event)
+        if not isinstance(cancel.qty, int) or not 0 <= cancel.qty <= MAX_QTY:
+            raise InvalidArgument(f"qty must be from 0 (all) to {MAX_QTY}")
+        result = await self._call("cancel", cancel.drop_id, line_key, cancel.event, cancel.order_id, cancel.qty)
+        return CancelResult(
+            outcome=CancelOutcome(_text(result[0])),
+            restocked=int(result[2]),
+            unoversold=int(result[3]),
+            counters=_counters(result[1]),
+        )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def counters(self, drop_id: str) -> Counters:
+        """The drop's counters, read in one HMGET (consistent: scripts write them at once)."""
+        raw = await self.redis.hmget(keys.drop_keys(drop_id).meta, "total", "available", "held", "sold", "oversold")
+        if raw[0] is None:
+            raise UnknownDrop(f"no drop {drop_id}")
+        return _counters(raw)
+
+    async def snapshot(self, drop_id: str) -> DropSnapshot:
+        """Everything known about a drop, for the host API and stats."""
+        raw = await self.redis.hgetall(keys.drop_keys(drop_id).meta)
+        if not raw:
+            raise UnknownDrop(f"no drop {drop_id}")
+        m = {_text(k): _text(v) for k, v in raw.items()}
+
+        def num(name: str) -> int:
+            return int(m.get(name) or 0)
+
+        return DropSnapshot(
+            drop_id=m["id"],
+            show_id=m["show"],
+            state=DropState(m["state"]),
+            counters=Counters(num("total"), num("available"), num("held"), num("sold"), num("oversold")),
+            per_customer_limit=num("limit"),
+            hold_seconds=num("hold_ms") / 1000,
+            ends_at_ms=num("ends_at"),
+            end_reason=m.get("end_reason", ""),
+            opened_at_ms=num("opened_at"),
+            closed_at_ms=num("closed_at"),
+            holds_created=num("holds_created"),
+            holds_confirmed=num("holds_confirmed"),
+            holds_released=num("holds_released"),
+            holds_expired=num("holds_expired"),
+            rejected={r.value: num(f"rejected_{r.value}") for r in RejectReason},
+            oversold_lines=num("oversold_lines"),
+        )
+
+    async def hold(self, hold_id: str) -> Hold:
+        """A hold as stored (its state is as of the last script that touched it: a hold past
+        its deadline reads 'held' until the sweeper or the next call on the drop expires it)."""
+        drop_id = keys.drop_of_hold(hold_id)
+        raw = await self.redis.hget(keys.drop_keys(drop_id).holds, hold_id)
+        if raw is None:
+            raise UnknownHold(f"no hold {hold_id}")
+        return _hold(hold_id, drop_id, raw)
+
+    async def holds(self, drop_id: str) -> list[Hold]:
+        """Every hold of a drop, whatever its state (for reconciliation and tests)."""
+        raw = await self.redis.hgetall(keys.drop_keys(drop_id).holds)
+        result = [_hold(_text(hold_id), drop_id, value) for hold_id, value in raw.items()]
+        return sorted(result, key=lambda h: int(h.hold_id.rsplit(".", 1)[1]))
+
+    async def waitlist(self, drop_id: str) -> list[tuple[str, int]]:
+        """The waitlist in FIFO order: (customer, units wanted)."""
+        k = keys.drop_keys(drop_id)
+        members = [_text(m) for m in await self.redis.zrange(k.waitlist, 0, -1)]
+        if not members:
+            return []
+        wanted = await self.redis.hmget(k.waitqty, members)
+        return [(m, int(w or 1)) for m, w in zip(members, wanted, strict=True)]
+
+    async def ledger(self, drop_id: str, after: str = "-", count: int = 1000) -> list[LedgerEntry]:
+        """Ledger entries after entry id ``after`` ('-' = from the start), at most ``count``."""
+        start = after if after == "-" else f"({after}"
+        raw = await self.redis.xrange(keys.drop_keys(drop_id).ledger, min=start, max="+", count=count)
+        return [decode_entry(entry_id, fields) for entry_id, fields in raw]
+
+    async def iter_ledger(self, drop_id: str, page: int = 1000) -> AsyncIterator[LedgerEntry]:
+        """Every ledger entry of a drop, read page by page."""
+        after = "-"
+        while True:
+            entries = await self.ledger(drop_id, after, page)
+            for entry in entries:
+                yield entry
+            if len(entries) < page:
+                return
+            after = entries[-1].entry_id
+
+    async def drop_ids(self) -> list[str]:
+        """Every defined drop (SCAN; on a Cluster client redis-py scans every primary)."""
+        found = {
+            keys.drop_id_of_meta_key(_text(k))
+            async for k in self.redis.scan_iter(match=keys.drop_meta_pattern(), count=1000)
+        }
+        return sorted(found)
+
+    # -- privacy ----------------------------------------------------------------------------
+
+    async def erase_customer(self, customer: str, drop_ids: Sequence[str] | None = None) -> int:
+        """Replace a customer's id by one tombstone in every drop (or those given), counters
+        unchanged (DESIGN §10). Returns how many places were rewritten. Idempotent."""
+        keys.check_opaque("customer", customer)
+        tombstone = f"erased-{secrets.token_hex(8)}"
+        places = 0
+        for drop_id in drop_ids if drop_ids is not None else await self.drop_ids():
+            result = await self._call("erase", drop_id, customer, tombstone)
+            places += int(result[2])
+        return places

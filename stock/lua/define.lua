@@ -1,0 +1,26 @@
+-- define: create a drop in state 'draft' with its stock and rules. Defining it again with the
+-- same settings is a no-op (a retried create); with other settings it is a conflict.
+-- KEYS: the ten drop keys of lib/drop.lua.
+-- ARGV: drop_id, show_id, total, limit (0 = none), hold_ms
+-- Returns: {code, counters}   code: 'defined' | 'exists' | 'conflict'
+--- @include "lib/drop.lua"
+
+local drop_id, show_id = ARGV[1], ARGV[2]
+local total, limit, hold_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if load_drop() then
+  local same = redis.call('HMGET', K_META, 'show', 'initial_total', 'limit', 'hold_ms')
+  if same[1] == show_id and tonumber(same[2]) == total and tonumber(same[3]) == limit
+      and tonumber(same[4]) == hold_ms then
+    return {'exists', counters()}
+  end
+  return {'conflict', counters()}
+end
+redis.call('HSET', K_META, 'id', drop_id, 'show', show_id, 'state', 'draft', 'total', 0,
+  'available', 0, 'held', 0, 'sold', 0, 'oversold', 0, 'limit', limit, 'hold_ms', hold_ms,
+  'ends_at', 0, 'hold_seq', 0, 'wait_seq', 0, 'clock_ms', 0, 'initial_total', total)
+load_drop()
+D.total = total
+D.available = total
+ledger('define', total, 0, 0, total, 0, {'show', show_id, 'limit', limit, 'hold_ms', hold_ms})
+save()
+return {'defined', counters()}

@@ -1,0 +1,81 @@
+-- order: a platform sold units of this drop (a paid/created order line from a webhook).
+-- It confirms the hold it names (or one the checkout confirmed with this order id); what the
+-- hold does not cover comes from available; what available cannot cover counts as oversold.
+-- KEYS: the ten drop keys of lib/drop.lua.
+-- ARGV: line_key (platform|order|line), order_id, qty, hold_id ('' if none)
+-- Returns: {code, counters, sold, oversold, hold_id}
+--   code: 'applied' | 'duplicate' (line seen before: its first result) |
+--         'ignored' (a cancel for this line came first) | 'unknown_drop'
+--- @include "lib/drop.lua"
+--- @include "lib/orders.lua"
+
+if not load_drop() then
+  return {'unknown_drop', {}, 0, 0, ''}
+end
+local line_key, order_id, qty, wanted_hold = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local rec = get_line(line_key)
+if rec then
+  if rec.st == 'cancelled_first' then
+    rec.st = 'ignored'
+    put_line(line_key, rec)
+    ledger('order_ignored', 0, 0, 0, 0, 0, {'line', line_key})
+    return {'ignored', counters(), 0, 0, ''}
+  end
+  if rec.st == 'ignored' then
+    return {'ignored', counters(), 0, 0, ''}
+  end
+  return {'duplicate', counters(), rec.sold, rec.over, rec.hold}
+end
+
+local hold_id, h = find_hold(wanted_hold, order_id, line_key)
+local da, dh, ds = 0, 0, 0
+local covered, customer = 0, ''
+if h and h.s == 'held' and h.e <= NOW then
+  -- Past its deadline: the hold is gone, but the sale it was for is real. No hand-out to the
+  -- waitlist before this line has taken what it needs.
+  end_hold(hold_id, h, 'expired')
+end
+if h and h.s == 'held' then
+  h.s = 'confirmed'
+  h.o = order_id
+  redis.call('ZREM', K_EXPIRY, hold_id)
+  D.held = D.held - h.q
+  D.sold = D.sold + h.q
+  dh, ds = -h.q, h.q
+  tally('holds_confirmed', 1)
+end
+if h and h.s == 'confirmed' then
+  h.m = line_key
+  put_hold(hold_id, h)
+  covered, customer = h.q, h.c
+else
+  hold_id = ''
+end
+
+local over = 0
+local rest = qty - covered
+if rest > 0 then
+  local take = math.min(rest, D.available)
+  D.available = D.available - take
+  D.sold = D.sold + take
+  da, ds = da - take, ds + take
+  over = rest - take
+  D.oversold = D.oversold + over
+elseif rest < 0 then
+  -- The hold was for more units than the order bought: the surplus goes back on sale.
+  D.sold = D.sold + rest
+  D.available = D.available - rest
+  da, ds = da - rest, ds + rest
+  customer_add(customer, rest)
+  covered = qty
+end
+put_line(line_key, {st = 'sold', sold = qty - over, over = over, bs = 0, bo = 0, hold = hold_id,
+  c = customer, cq = covered})
+if over > 0 then
+  tally('oversold_lines', 1)
+end
+ledger('order', da, dh, ds, 0, over, {'line', line_key, 'order', order_id, 'qty', qty,
+  'hold', hold_id, 'cust', customer, 'alert', over > 0 and 'oversold' or ''})
+handout()
+save()
+return {'applied', counters(), qty - over, over, hold_id}

@@ -1,0 +1,224 @@
+"""Typed results of the stock engine. Scripts return fixed-shape arrays; these are what the
+rest of LiveDrop sees instead of magic strings and positions."""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+class DropState(enum.StrEnum):
+    DRAFT = "draft"
+    LIVE = "live"
+    CLOSED = "closed"
+
+
+class HoldState(enum.StrEnum):
+    HELD = "held"
+    CONFIRMED = "confirmed"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class RejectReason(enum.StrEnum):
+    SOLD_OUT = "sold_out"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    NOT_LIVE = "not_live"
+    INVALID = "invalid"
+
+
+class Counters(msgspec.Struct, frozen=True):
+    """A drop's stock. Invariant: available + held + sold == total, none negative."""
+
+    total: int
+    available: int
+    held: int
+    sold: int
+    oversold: int = 0
+
+
+class ReserveRequest(msgspec.Struct, frozen=True):
+    request_id: str
+    customer: str
+    qty: int = 1
+
+
+class ReserveResult(msgspec.Struct, frozen=True):
+    """The answer to one reservation. ``reason`` is None when a hold was granted;
+    ``duplicate`` is True when this is a retry answered with the first answer."""
+
+    request_id: str
+    reason: RejectReason | None
+    hold_id: str | None
+    qty: int
+    expires_at_ms: int
+    duplicate: bool
+    counters: Counters
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+class Hold(msgspec.Struct, frozen=True):
+    hold_id: str
+    drop_id: str
+    customer: str
+    qty: int
+    state: HoldState
+    expires_at_ms: int
+    request_id: str
+    order_ref: str
+    matched_line: str
+
+
+class ConfirmResult(msgspec.Struct, frozen=True):
+    hold_id: str
+    qty: int
+    order_ref: str
+    duplicate: bool
+    counters: Counters
+
+
+class ReleaseResult(msgspec.Struct, frozen=True):
+    hold_id: str
+    qty: int
+    duplicate: bool
+    counters: Counters
+
+
+class SweepResult(msgspec.Struct, frozen=True):
+    """``more``: due holds remain (call again now); ``next_due_ms``: earliest pending deadline,
+    0 if none; ``closed``: this sweep ended the drop because its end time passed."""
+
+    drop_id: str
+    expired: int
+    more: bool
+    next_due_ms: int
+    closed: bool
+    counters: Counters
+
+
+class AdjustResult(msgspec.Struct, frozen=True):
+    delta: int
+    duplicate: bool
+    counters: Counters
+
+
+class StateChange(msgspec.Struct, frozen=True):
+    changed: bool
+    state: DropState
+    ends_at_ms: int
+    counters: Counters
+
+
+class DropConfig(msgspec.Struct, frozen=True):
+    """What a drop is created with. ``per_customer_limit`` 0 means no limit."""
+
+    drop_id: str
+    show_id: str
+    total: int
+    per_customer_limit: int = 0
+    hold_seconds: float = 600.0
+
+
+class DropSnapshot(msgspec.Struct, frozen=True):
+    """Everything the meta hash says about a drop, including tallies for stats."""
+
+    drop_id: str
+    show_id: str
+    state: DropState
+    counters: Counters
+    per_customer_limit: int
+    hold_seconds: float
+    ends_at_ms: int
+    end_reason: str
+    opened_at_ms: int
+    closed_at_ms: int
+    holds_created: int
+    holds_confirmed: int
+    holds_released: int
+    holds_expired: int
+    rejected: dict[str, int]
+    oversold_lines: int
+
+
+class OrderOutcome(enum.StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+
+
+class PlatformSale(msgspec.Struct, frozen=True):
+    """One order line a commerce platform sold of a drop (from a webhook)."""
+
+    platform: str
+    order_id: str
+    line_id: str
+    drop_id: str
+    qty: int
+    hold_id: str | None = None
+
+
+class OrderResult(msgspec.Struct, frozen=True):
+    outcome: OrderOutcome
+    sold: int
+    oversold: int
+    hold_id: str | None
+    counters: Counters
+
+
+class CancelOutcome(enum.StrEnum):
+    RESTOCKED = "restocked"
+    DUPLICATE = "duplicate"
+    TOMBSTONED = "tombstoned"
+
+
+class PlatformCancel(msgspec.Struct, frozen=True):
+    """A cancellation or refund of an order line. ``event`` tells refunds apart (each counts
+    once); ``qty`` 0 means everything left on the line."""
+
+    platform: str
+    order_id: str
+    line_id: str
+    drop_id: str
+    event: str = "cancel"
+    qty: int = 0
+
+
+class CancelResult(msgspec.Struct, frozen=True):
+    outcome: CancelOutcome
+    restocked: int
+    unoversold: int
+    counters: Counters
+
+
+class WaitlistOutcome(enum.StrEnum):
+    WAITLISTED = "waitlisted"
+    DUPLICATE = "duplicate"
+    AVAILABLE = "available"
+    NOT_LIVE = "not_live"
+    LIMIT_EXCEEDED = "limit_exceeded"
+
+
+class WaitlistResult(msgspec.Struct, frozen=True):
+    outcome: WaitlistOutcome
+    position: int
+    counters: Counters
+
+
+class LedgerEntry(msgspec.Struct, frozen=True):
+    """One change. ``d_*`` are the deltas replayed by ``stock.ledger.replay``; ``after`` the
+    counters once it was applied; ``fields`` the rest (hold, customer, order line…)."""
+
+    entry_id: str
+    op: str
+    d_total: int
+    d_available: int
+    d_held: int
+    d_sold: int
+    d_oversold: int
+    after: Counters
+    at_ms: int
+    fields: dict[str, str]

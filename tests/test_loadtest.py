@@ -1,0 +1,160 @@
+"""The Locust load test: its schedule, its signed deliveries, its verdict, and a tiny real run.
+
+The tiny run goes through the same runner as ``make loadtest`` (a private Redis, two
+``livedrop serve`` processes, ``locust --headless`` on loadtest/locustfile.py) with a few users
+for 14 seconds, and asserts the verdict passes. The verdict tests below it show that the verdict
+fails on what it must catch (a ledger that does not replay, a hold a buyer was told about that
+Redis does not have, an acknowledged webhook that was never applied), so a pass means something.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from loadtest import run as runner
+from loadtest.deliveries import Deliveries, PlatformSecrets
+from loadtest.plan import ActionKind, make_plan
+from loadtest.records import RecordWriter
+from loadtest.verdict import judge
+from server.webhooks.events import Platform
+from server.webhooks.normalize import normalize
+from server.webhooks.signatures import (
+    verify_meta,
+    verify_shopify,
+    verify_standard,
+    verify_tiktok,
+    verify_woocommerce,
+)
+from stock import StockEngine
+from stock.keys import drop_keys
+from stock.types import DropConfig
+
+SECRETS = PlatformSecrets(
+    shopify="shpss_x",
+    tiktok_app_key="key",
+    tiktok="tt",
+    meta="meta",
+    woocommerce="woo,with;punctuation",
+    standard="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+)
+
+
+def test_plan_fits_the_drops_in_the_show() -> None:
+    plan = make_plan("s", show_seconds=60, drops=3, drop_seconds=15, stock=40)
+    launches = [a for a in plan.actions if a.kind is ActionKind.LAUNCH]
+    assert [a.drop_id for a in launches] == ["s-d1", "s-d2", "s-d3"]
+    assert launches[0].at > plan.ramp_seconds  # viewers are in before the first drop
+    assert all(a.at + 15 < 60 for a in launches)  # every drop has ended before the show does
+    restocks = [a for a in plan.actions if a.kind is ActionKind.RESTOCK]
+    assert [(a.drop_id, a.amount) for a in restocks] == [("s-d1", 10), ("s-d2", 10), ("s-d3", 10)]
+    assert plan.actions[-1].kind is ActionKind.END_SHOW and plan.actions[-1].at < 60
+    assert plan.due(0.0, 0) == [] and plan.due(1000.0, 2) == list(plan.actions[2:])
+    assert plan.spawn_rate * plan.ramp_seconds >= plan.users
+    with pytest.raises(ValueError, match="do not fit"):
+        make_plan("s", show_seconds=10, drops=2, drop_seconds=15)
+
+
+def test_deliveries_verify_with_the_servers_checks_and_name_their_effects() -> None:
+    deliveries = Deliveries(SECRETS, base=42)
+    for platform in Platform:
+        flow = deliveries.order_flow(platform, "SKU-1", 2, cancel=True)
+        for d in flow:
+            match platform:
+                case Platform.SHOPIFY:
+                    verify_shopify(d.body, d.headers, [SECRETS.shopify])
+                case Platform.TIKTOK:
+                    verify_tiktok(d.body, d.headers, app_key=SECRETS.tiktok_app_key, secrets=[SECRETS.tiktok])
+                case Platform.META:
+                    verify_meta(d.body, d.headers, [SECRETS.meta])
+                case Platform.WOOCOMMERCE:
+                    verify_woocommerce(d.body, d.headers, [SECRETS.woocommerce])
+                case Platform.STANDARD:
+                    verify_standard(d.body, d.headers, [SECRETS.standard])
+            events = normalize(platform, d.body, d.headers)
+            assert events and events[0].delivery_id == d.key
+        effects = [e for d in flow for e in d.effects]
+        if platform in (Platform.TIKTOK, Platform.META):
+            assert [e.kind for e in effects] == ["notify"]
+        else:
+            sales = {e.line for e in effects if e.kind == "sale"}
+            cancels = {e.line for e in effects if e.kind == "cancel"}
+            assert len(sales) == 1 and sales == cancels  # the same line, sold then cancelled
+            assert all(e.qty == 2 for e in effects if e.kind == "sale")
+    # Every delivery has its own id (Shopify sends two for one order: orders/create, orders/paid).
+    flows = [d.key for p in Platform for d in deliveries.order_flow(p, "S", 1, cancel=False)]
+    assert len(flows) == 6 and len(set(flows)) == 6
+
+
+def test_tiny_flash_sale_passes_its_verdict(tmp_path: Path) -> None:
+    args = runner.build_parser().parse_args(
+        [
+            "--nodes", "2",
+            "--show-seconds", "14",
+            "--viewers", "8",
+            "--buyers", "8",
+            "--platforms", "5",
+            "--drops", "2",
+            "--stock", "5",
+            "--drop-seconds", "4",
+            "--hold-seconds", "3",
+            "--reports", str(tmp_path),
+            "--show-id", "tiny",
+        ]
+    )  # fmt: skip
+    verdict = runner.run(args)
+    assert verdict.ok, verdict.render()
+    out = tmp_path / "tiny"
+    assert (out / "report.html").stat().st_size > 0 and (out / "locust_stats.csv").exists()
+    assert json.loads((out / "verdict.json").read_text())["ok"] is True
+    figures = verdict.figures
+    assert set(figures["webhooks_acknowledged"]) == {p.value for p in Platform}
+    assert sum(d["holds_created"] for d in figures["drops"].values()) > 0
+    assert figures["requests"]["WS push stock"]["count"] > 0
+
+
+@pytest.fixture
+async def drop(redis: Redis) -> StockEngine:
+    engine = StockEngine(redis)
+    await engine.define(DropConfig("s-d1", "s", total=5))
+    await engine.open("s-d1")
+    await engine.reserve("s-d1", "c1", 1, "r1")
+    return engine
+
+
+async def test_verdict_passes_on_a_consistent_drop(redis: Redis, drop: StockEngine, tmp_path: Path) -> None:
+    plan = make_plan("s", show_seconds=30, viewers=0, buyers=0, platforms=0, drops=1, drop_seconds=5)
+    hold = (await drop.holds("s-d1"))[0]
+    records = RecordWriter(tmp_path)
+    records.write("reserved", customer="c1", drop="s-d1", hold=hold.hold_id, qty=1, waitlist=False)
+    records.close()
+    verdict = await judge(redis, plan, tmp_path, None)
+    assert verdict.ok, verdict.render()
+
+
+async def test_verdict_fails_on_a_ledger_that_does_not_replay(redis: Redis, drop: StockEngine, tmp_path: Path) -> None:
+    plan = make_plan("s", show_seconds=30, viewers=0, buyers=0, platforms=0, drops=1, drop_seconds=5)
+    # One unit appears in the ledger from nowhere: the replay no longer gives the counters.
+    fields = {"op": "adjust", "dt": 1, "da": 1, "t": 6, "a": 5, "h": 1, "s": 0, "o": 0, "ts": 0}
+    await redis.xadd(drop_keys("s-d1").ledger, fields)  # type: ignore[arg-type]
+    verdict = await judge(redis, plan, tmp_path, None)
+    assert [c.name for c in verdict.checks if not c.ok] == ["ledger invariants"]
+
+
+async def test_verdict_fails_on_what_clients_were_told_but_redis_lacks(
+    redis: Redis, drop: StockEngine, tmp_path: Path
+) -> None:
+    plan = make_plan("s", show_seconds=30, viewers=0, buyers=0, platforms=0, drops=1, drop_seconds=5)
+    records = RecordWriter(tmp_path)
+    records.write("reserved", customer="c2", drop="s-d1", hold="s-d1.99", qty=1, waitlist=False)
+    sale = {"kind": "sale", "line": "shopify|1|2", "qty": 1, "event": "", "platform": "", "order": "", "status": ""}
+    records.write("webhook", platform="shopify", key="shopify:webhook:x", answer="accepted", effects=[sale])
+    records.close()
+    verdict = await judge(redis, plan, tmp_path, None)
+    failed = {c.name: c.detail for c in verdict.checks if not c.ok}
+    assert set(failed) == {"buyers told the truth", "webhooks applied once"}, verdict.render()
+    assert "s-d1.99" in failed["buyers told the truth"]
+    assert "recorded 0 times" in failed["webhooks applied once"] and "shopify|1|2" in failed["webhooks applied once"]
