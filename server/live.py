@@ -264,11 +264,7 @@ class Live:
                         await self._recover(show_id)
                 continue
             for event in events:
-                try:
-                    await self._apply_event(live, event)
-                except RedisError:
-                    self.redis_errors += 1
-                    live.seq = event.seq  # the frame itself went out; only the cache update failed
+                self._apply_event(live, event)
 
     async def _recover(self, show_id: str) -> None:
         """After a Redis error: if the stream's epoch changed (Redis lost it), every local
@@ -289,24 +285,49 @@ class Live:
         for viewer in list(channel.viewers) if channel else []:
             self.hub.deliver(viewer, self.welcome(show_id, viewer.customer is not None, reset=True))
 
-    async def _apply_event(self, live: ShowLive, event: FeedEvent) -> None:
+    def _apply_event(self, live: ShowLive, event: FeedEvent) -> None:
+        """Send an event to the show's viewers, then fold it into the snapshot.
+
+        Nothing here touches Redis: the event carries all a welcome needs, so a Redis error
+        right after a restart cannot make viewers miss a frame whose seq the node already
+        counted. A body the snapshot cannot use is logged; the frame still goes out."""
+        show_id = live.show.show_id
+        live.seq = event.seq
+        message = Message(frame(event))
+        live.ring.append((event.seq, message))
+        self.hub.publish(show_id, message)
+        try:
+            self._fold(live, event)
+        except (msgspec.DecodeError, KeyError):
+            logger.exception("event %d of show %s not folded into the snapshot", event.seq, show_id)
+        if self.on_event is not None:
+            self.on_event(show_id, event)
+
+    def _fold(self, live: ShowLive, event: FeedEvent) -> None:
         show_id = live.show.show_id
         if event.kind == "drop":
             body = msgspec.json.decode(event.body, type=dict[str, p.DropBody])["drop"]
-            info = await self.catalog.get_drop(body.id)
-            if info is not None:
-                known = live.drops.get(body.id)
-                live.drops[body.id] = DropLive(
-                    info,
-                    body.state,
-                    body.ends_at,
-                    known.counters
-                    if known
-                    else Counters(body.stock.total, body.stock.available, body.stock.held, body.stock.sold),
-                    ledger_after=known.ledger_after if known else "0-0",
-                )
-                if known is None:
-                    live.tasks.append(asyncio.create_task(self._tail_ledger(show_id, body.id)))
+            known = live.drops.get(body.id)
+            stock = body.stock
+            info = DropInfo(
+                drop_id=body.id,
+                show_id=show_id,
+                sku=body.sku,
+                title=body.title,
+                total=stock.total,
+                image_url=body.image_url,
+                prices=body.prices,
+                per_customer_limit=body.per_customer_limit,
+            )
+            live.drops[body.id] = DropLive(
+                info,
+                body.state,
+                body.ends_at,
+                known.counters if known else Counters(stock.total, stock.available, stock.held, stock.sold),
+                ledger_after=known.ledger_after if known else "0-0",
+            )
+            if known is None:
+                live.tasks.append(asyncio.create_task(self._tail_ledger(show_id, body.id), name=f"ledger:{body.id}"))
         elif event.kind == "drop_ended":
             ended = msgspec.json.decode(event.body, type=dict[str, str])
             d = live.drops.get(ended["drop"])
@@ -315,12 +336,6 @@ class Live:
         elif event.kind in ("show_ended", "show"):
             state = ShowState.ENDED if event.kind == "show_ended" else ShowState.LIVE
             live.show = msgspec.structs.replace(live.show, state=state)
-        live.seq = event.seq
-        message = Message(frame(event))
-        live.ring.append((event.seq, message))
-        self.hub.publish(show_id, message)
-        if self.on_event is not None:
-            self.on_event(show_id, event)
 
     async def _tail_ledger(self, show_id: str, drop_id: str) -> None:
         key = keys.drop_keys(drop_id).ledger
@@ -376,12 +391,24 @@ class Live:
             d.ends_at = int(f.get("ends_at", "0"))
         elif entry.op == "close":
             d.state = DropState.CLOSED.value
-            try:
-                await self.publish_drop_ended(show_id, drop_id, f.get("reason", "host"), entry.at_ms)
-            except RedisError:
-                self.redis_errors += 1
+            await self._announce_end(show_id, drop_id, f.get("reason", "host"), entry.at_ms)
         if message is not None and customer:
             self.hub.send_private(customer, Message(p.server_encoder.encode(message)))
+
+    async def _announce_end(self, show_id: str, drop_id: str, reason: str, at_ms: int) -> None:
+        """Publish a drop's end seen in its ledger (a timer or another node closed it). Retried:
+        when a drop ends by its timer, this may be the only node that announces it, and the
+        publish is deduplicated, so trying again is always safe."""
+        for delay in (0.1, 0.3, 1.0, 2.0, None):
+            try:
+                await self.publish_drop_ended(show_id, drop_id, reason, at_ms)
+                return
+            except RedisError as exc:
+                self.redis_errors += 1
+                if delay is None:
+                    logger.error("drop_ended of %s not published: %s", drop_id, exc)
+                    return
+                await asyncio.sleep(delay)
 
     async def _tick_stock(self, show_id: str) -> None:
         while True:
