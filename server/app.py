@@ -13,7 +13,6 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
@@ -30,7 +29,7 @@ from server.catalog import Catalog
 from server.demo import demo_routes
 from server.host import Host
 from server.live import Live
-from server.metrics import HubCollector, Metrics
+from server.metrics import HubExport, Metrics, multiprocess_dir, process_exited
 from server.panel import HostPanels, panel_routes
 from server.reconcile import Reconciler
 from server.settings import Settings, from_env
@@ -52,6 +51,8 @@ class State(TypedDict):
     batcher: ReserveBatcher
     sweeper: Sweeper
     metrics: Metrics
+    hub_export: HubExport
+    node_id: str
     settings: Settings
     webhooks: WebhookService
     reconciler: Reconciler
@@ -60,8 +61,9 @@ class State(TypedDict):
 
 async def healthz(request: Request) -> Response:
     """Liveness: the process answers. Says nothing about Redis, so a Redis outage does not
-    get every node restarted by its orchestrator at once."""
-    return JSONResponse({"status": "ok"})
+    get every node restarted by its orchestrator at once. ``node`` names the process that
+    answered (host, pid, a random suffix), for operators behind a balancer."""
+    return JSONResponse({"status": "ok", "node": request.state.node_id})
 
 
 async def readyz(request: Request) -> Response:
@@ -78,8 +80,9 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    registry = request.state.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    request.state.hub_export.sync()
+    m: Metrics = request.state.metrics
+    return Response(m.exposition(), media_type=m.content_type)
 
 
 def connect_redis(url: str, settings: Settings, size: int | None = None) -> tuple[Any, BlockingConnectionPool | None]:
@@ -133,10 +136,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             blocking_redis=blocking_redis,
         )
         hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
-        hub_metrics = HubCollector(hub, live)
         batcher = ReserveBatcher(engine)
         metrics_ = Metrics()
-        metrics_.registry.register(hub_metrics)
+        hub_export = HubExport(metrics_, hub, live)
+        # One process answers a scrape for all of them: the others keep their files current.
+        export_task = asyncio.create_task(hub_export.run(), name="hub-export") if multiprocess_dir() else None
         sweeper = Sweeper(engine, metrics_, settings.sweep_interval, settings.drop_scan_interval)
         sweep_task = asyncio.create_task(sweeper.run(), name="sweeper")
         webhooks = WebhookService(redis, catalog, metrics_, settings.webhooks)
@@ -159,12 +163,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "batcher": batcher,
                 "sweeper": sweeper,
                 "metrics": metrics_,
+                "hub_export": hub_export,
+                "node_id": live.node_id,
                 "settings": settings,
                 "webhooks": webhooks,
                 "reconciler": reconciler,
                 "panels": panels,
             }
         finally:
+            if export_task is not None:
+                export_task.cancel()
+            process_exited()
             await panels.aclose()
             await reconciler.aclose()
             await webhooks.aclose()

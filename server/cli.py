@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 
 from server.logs import log_config
@@ -57,12 +58,42 @@ def _raise_fd_limit() -> None:
         pass
 
 
+@contextlib.contextmanager
+def metrics_dir(workers: int) -> Iterator[None]:
+    """With several worker processes, a scrape reaches one of them: give them a shared
+    prometheus_client multiprocess directory so ``/metrics`` sums them all. An operator's
+    ``PROMETHEUS_MULTIPROC_DIR`` is used (emptied first: files left by an earlier run would be
+    summed in); otherwise a private directory lives as long as the server."""
+    if workers <= 1:
+        yield
+        return
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for name in os.listdir(given):
+            if name.endswith(".db"):
+                os.remove(os.path.join(given, name))
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="livedrop-metrics-") as path:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path  # read by the workers at import
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if args.workers > 1 and os.environ.get("LIVEDROP_WEBHOOK_CONSUMER"):
+        # Workers sharing one consumer name would each take the others' in-flight deliveries
+        # for their own crashed ones.
+        print("livedrop: LIVEDROP_WEBHOOK_CONSUMER names one process; unset it to run --workers > 1", file=sys.stderr)
+        return 2
     _exit_on_sigterm()
     _raise_fd_limit()
-    with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url:
+    with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url, metrics_dir(args.workers):
         os.environ["REDIS_URL"] = url  # worker processes read their settings from the environment
         if not os.environ.get("LIVEDROP_VIEWER_SECRET"):
             # Workers must share it; tokens minted by this run stop working at the next one.

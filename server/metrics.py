@@ -1,14 +1,27 @@
 """Prometheus metrics of a node. Names follow Prometheus conventions (``_total``, ``_seconds``);
-``docs/operations.md`` says what to alert on."""
+``docs/operations.md`` says what to alert on.
+
+A node started with ``serve --workers N`` is N processes behind one port, and a scrape reaches
+whichever of them accepts it. With ``PROMETHEUS_MULTIPROC_DIR`` set (the CLI sets it for
+N > 1) every process writes its samples to files there and ``/metrics`` answers with the sum
+over all of them (prometheus_client's multiprocess mode); otherwise each process's own registry.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import os
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 if TYPE_CHECKING:
     from broadcast.hub import Hub
@@ -38,7 +51,10 @@ class Metrics:
         )
         self.sweeps = Counter("livedrop_sweeps_total", "Sweep calls made by this node.", registry=r)
         self.viewer_connections = Gauge(
-            "livedrop_viewer_connections", "Viewer WebSockets open on this process.", registry=r
+            "livedrop_viewer_connections",
+            "Viewer WebSockets open on this node (all its processes).",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.viewer_send_path = Counter(
             "livedrop_viewer_send_path",
@@ -48,9 +64,14 @@ class Metrics:
             registry=r,
         )
         self.host_connections = Gauge(
-            "livedrop_host_connections", "Host panel WebSockets open on this process.", registry=r
+            "livedrop_host_connections",
+            "Host panel WebSockets open on this node (all its processes).",
+            registry=r,
+            multiprocess_mode="livesum",
         )
-        self.drops_swept = Gauge("livedrop_drops_swept", "Drops this node's sweeper watches.", registry=r)
+        self.drops_swept = Gauge(
+            "livedrop_drops_swept", "Drops this node's sweeper watches.", registry=r, multiprocess_mode="livemax"
+        )
         # Platform webhooks (docs/webhooks.md). outcome: accepted, duplicate, ping, handshake,
         # disabled, unavailable, misconfigured, or the rejection code (bad_signature, ...).
         self.webhooks = Counter(
@@ -79,42 +100,81 @@ class Metrics:
             "livedrop_webhook_claimed_total", "Deliveries taken over from a consumer presumed dead.", registry=r
         )
         self.webhook_pending = Gauge(
-            "livedrop_webhook_pending", "Deliveries read by a consumer and not yet applied (all nodes).", registry=r
+            "livedrop_webhook_pending",
+            "Deliveries read by a consumer and not yet applied (all nodes).",
+            registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.alerts = Counter(
             "livedrop_alerts_total", "Alerts raised for the host panel, by kind.", ["kind"], registry=r
         )
+        # The hub's own plain counters (it knows nothing of Prometheus), copied in by HubExport.
+        hub_counter = {
+            "frames_sent": "Frames written to viewer sockets.",
+            "frames_parked": "Frames parked for viewers whose transport was paused.",
+            "frames_conflated": "Parked stock frames replaced by newer ones.",
+            "broadcasts": "Messages fanned out to a show's local viewers.",
+            "slow_set_aside": "Times a viewer was set aside because its send would wait.",
+            "slow_closed": "Viewers closed with 1013 for staying over their send bound.",
+            "hub_redis_errors": "Redis errors in the hub's feed, ledger and count loops.",
+        }
+        self.hub = {name: Counter(f"livedrop_{name}", doc, registry=r) for name, doc in hub_counter.items()}
+        self.shows_subscribed = Gauge(
+            "livedrop_shows_subscribed",
+            "Shows this node has viewers for (summed over its processes).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+
+    def exposition(self) -> bytes:
+        """The text a scrape gets: every process of this node in multiprocess mode, else this one."""
+        if multiprocess_dir() is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    content_type = CONTENT_TYPE_LATEST
 
 
-class HubCollector(Collector):
-    """Exports the hub's plain counters at scrape time (the hub knows nothing of Prometheus)."""
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
-    def __init__(self, hub: Hub, live: Live) -> None:
+
+def process_exited() -> None:
+    """Drop this process's live gauges (its connections) from the node's sums."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+class HubExport:
+    """Copies the hub's counters into Prometheus counters: at every scrape of this process,
+    and every second in multiprocess mode, where a scrape is answered by another process."""
+
+    def __init__(self, metrics: Metrics, hub: Hub, live: Live) -> None:
+        self.metrics = metrics
         self.hub = hub
         self.live = live
+        self._seen: dict[str, int] = dict.fromkeys(metrics.hub, 0)
 
-    def collect(self) -> Iterator[Metric]:
+    def sync(self) -> None:
         stats = self.hub.stats
-        for name, doc, value in (
-            ("livedrop_frames_sent", "Frames written to viewer sockets.", stats.frames_sent),
-            ("livedrop_frames_parked", "Frames parked for viewers whose transport was paused.", stats.frames_parked),
-            ("livedrop_frames_conflated", "Parked stock frames replaced by newer ones.", stats.conflated(self.hub)),
-            ("livedrop_broadcasts", "Messages fanned out to a show's local viewers.", stats.broadcasts),
-            (
-                "livedrop_slow_set_aside",
-                "Times a viewer was set aside because its send would wait.",
-                stats.slow_set_aside,
-            ),
-            ("livedrop_slow_closed", "Viewers closed with 1013 for staying over their send bound.", stats.slow_closed),
-            (
-                "livedrop_hub_redis_errors",
-                "Redis errors in the hub's feed, ledger and count loops.",
-                self.live.redis_errors,
-            ),
-        ):
-            counter = CounterMetricFamily(name, doc)
-            counter.add_metric([], value)
-            yield counter
-        shows = GaugeMetricFamily("livedrop_shows_subscribed", "Shows this process has viewers for.")
-        shows.add_metric([], len(self.hub.channels))
-        yield shows
+        now = {
+            "frames_sent": stats.frames_sent,
+            "frames_parked": stats.frames_parked,
+            "frames_conflated": stats.conflated(self.hub),
+            "broadcasts": stats.broadcasts,
+            "slow_set_aside": stats.slow_set_aside,
+            "slow_closed": stats.slow_closed,
+            "hub_redis_errors": self.live.redis_errors,
+        }
+        for name, value in now.items():
+            if value > self._seen[name]:
+                self.metrics.hub[name].inc(value - self._seen[name])
+                self._seen[name] = value
+        self.metrics.shows_subscribed.set(len(self.hub.channels))
+
+    async def run(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.sync()

@@ -112,8 +112,9 @@ async def cluster_redis(redis_cluster: LocalCluster) -> AsyncIterator[RedisClust
 
 
 @pytest.fixture
-def nodes(redis_server: LocalRedis, tmp_path: Path) -> Iterator[Callable[..., Node]]:
-    """A factory of real LiveDrop nodes on the session Redis, all stopped at teardown."""
+def nodes(redis: Redis, redis_server: LocalRedis, tmp_path: Path) -> Iterator[Callable[..., Node]]:
+    """A factory of real LiveDrop nodes on the session Redis (emptied first, through the
+    ``redis`` fixture, so no test sees another's shows), all stopped at teardown."""
     started: list[Node] = []
 
     def factory(redis_url: str | None = None, env: dict[str, str] | None = None) -> Node:

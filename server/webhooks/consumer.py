@@ -44,6 +44,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _stream_id(value: bytes | str) -> tuple[int, int]:
+    ms, _, seq = _text(value).partition("-")
+    return int(ms), int(seq or 0)
+
+
 def raise_if_cancelled() -> None:
     """Raise CancelledError if this task was asked to stop, even if the request was lost.
 
@@ -180,16 +185,19 @@ class WebhookConsumer:
         await self.claim()
         pending = await self.redis.xpending(keys.STREAM, keys.GROUP)
         seconds, micros = await self.redis.time()
-        floor = max(0, seconds * 1000 + micros // 1000 - self.retention_ms)
+        floor = (max(0, seconds * 1000 + micros // 1000 - self.retention_ms), 0)
         # Never trim what is not applied yet: entries pending with a consumer, and entries not
-        # yet handed to any (after the group's last-delivered id).
+        # yet handed to any (after the group's last-delivered id). Whole ids, not milliseconds:
+        # several deliveries recorded within one millisecond must not keep each other.
         oldest = pending.get("min") if pending else None
         groups = await self.redis.xinfo_groups(keys.STREAM)
         delivered = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == keys.GROUP), None)
-        for entry_id in (oldest, delivered):
-            if entry_id is not None:
-                floor = min(floor, int(_text(entry_id).split("-")[0]))
-        await self.redis.xtrim(keys.STREAM, minid=f"{floor}-0", approximate=False)
+        if oldest is not None:
+            floor = min(floor, _stream_id(oldest))
+        if delivered is not None:
+            ms, seq = _stream_id(delivered)
+            floor = min(floor, (ms, seq + 1))
+        await self.redis.xtrim(keys.STREAM, minid=f"{floor[0]}-{floor[1]}", approximate=False)
         self.metrics.webhook_pending.set(int(pending.get("pending", 0)) if pending else 0)
         for consumer in await self.redis.xinfo_consumers(keys.STREAM, keys.GROUP):
             name = _text(consumer["name"])
