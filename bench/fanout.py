@@ -137,6 +137,43 @@ def proc_rss(pid: int) -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants: a node run with ``--workers`` is a supervisor and its
+    worker processes, and their CPU and memory all count (Linux /proc; [pid] elsewhere)."""
+    parents: dict[int, list[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return [pid]
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(ppid, []).append(int(name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(parents.get(current, []))
+    return tree
+
+
+def tree_cpu(pid: int) -> float:
+    return sum(proc_cpu(each) for each in process_tree(pid))
+
+
+def tree_rss(pid: int) -> int:
+    total = 0
+    for each in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += proc_rss(each)
+    return total
+
+
 @dataclass
 class Cpu:
     """CPU in % of one core over a window: the server under test, the clients, Redis, everything else."""
@@ -372,7 +409,7 @@ class Bench:
         return await asyncio.to_thread(self.api.call, method, path, body)
 
     async def node_cpu(self) -> float:
-        return proc_cpu(self.node_pid)
+        return tree_cpu(self.node_pid)
 
     async def node_metrics(self) -> dict[str, float]:
         return await asyncio.to_thread(metrics, self.node_url)
@@ -528,7 +565,7 @@ class Bench:
         print(f"\n[3] fan-out: {n:,} viewers of one show on the LiveDrop node, then the same on A", flush=True)
         node = FanOut("LiveDrop", n)
         await asyncio.sleep(0.5)
-        rss_before = proc_rss(self.node_pid)
+        rss_before = tree_rss(self.node_pid)
         replies, node.connect_s = await self.connect("fan", FAN_SHOW, n, self.port, prefix="v", token=True)
         failed = sum(r["failed"] for r in replies)
         results.check(
@@ -541,7 +578,7 @@ class Bench:
             return
         seen = await self.wait_connections(n, 30)
         await asyncio.sleep(1.0)
-        node.rss_per_conn_kib = (proc_rss(self.node_pid) - rss_before) / n / 1024
+        node.rss_per_conn_kib = (tree_rss(self.node_pid) - rss_before) / n / 1024
         print(f"  node: connected in {node.connect_s:.1f} s; gauge {seen:,}; RSS/conn {node.rss_per_conn_kib:.1f} KiB")
         results.livedrop = node
         page = await self.node_metrics()

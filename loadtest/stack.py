@@ -63,11 +63,17 @@ class NodeProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--log-level", "warning"],
-                env={**os.environ, **self.env, "LIVEDROP_WEBHOOK_CONSUMER": self.name},
+                env={**os.environ, **self.env, **self._consumer_name()},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def _consumer_name(self) -> dict[str, str]:
+        """Name the node's webhook consumer after it, so its log and Redis agree, unless it runs
+        several workers: they need one name each, and ``serve`` picks them (host and pid)."""
+        workers = self.env.get("LIVEDROP_WORKERS", os.environ.get("LIVEDROP_WORKERS", "1"))
+        return {"LIVEDROP_WEBHOOK_CONSUMER": self.name} if int(workers) <= 1 else {}
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until ``/readyz`` answers 200; raises RuntimeError with the log tail otherwise."""
