@@ -178,6 +178,7 @@ class DropModel:
         if request_id in self.adjustments:
             return "adjusted"
         self._expire_due()
+        self._handout()
         if self.available + delta < 0:
             return "insufficient"
         self.adjustments.add(request_id)

@@ -274,6 +274,20 @@ async def test_waitlist_join_rules(engine: StockEngine) -> None:
     assert not await engine.leave_waitlist("d1", "w1")
 
 
+async def test_a_refused_withdrawal_still_hands_expired_units_to_the_waitlist(engine: StockEngine) -> None:
+    # Found by the model test: adjust expired a hold lazily, then refused the withdrawal and
+    # left the returned unit on sale while w1 waited for it.
+    await live_drop(engine, total=1, hold_seconds=10)
+    await engine.reserve("d1", "c1", 1, "r1")
+    assert (await engine.join_waitlist("d1", "w1")).outcome is WaitlistOutcome.WAITLISTED
+    await engine.fast_forward("d1", 11)
+    with pytest.raises(InsufficientStock):
+        await engine.adjust("d1", -1, "withdraw-1")
+    live = [h.customer for h in await engine.holds("d1") if h.state is HoldState.HELD]
+    assert live == ["w1"] and await engine.waitlist("d1") == []
+    assert await assert_drop_invariants(engine, "d1") == Counters(1, 0, 1, 0, 0)
+
+
 async def test_waitlist_is_served_by_restock_and_expiry(engine: StockEngine) -> None:
     await live_drop(engine, total=1, hold_seconds=10)
     await engine.reserve("d1", "c1", 1, "r1")

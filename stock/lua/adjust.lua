@@ -14,6 +14,9 @@ if redis.call('HEXISTS', K_REQUESTS, request_id) == 1 then
   return {'adjusted', counters(), 1}
 end
 expire_due(EXPIRE_BATCH)
+-- Units that just came back from expired holds go to the waitlist first, as everywhere else,
+-- even when this withdrawal is then refused: no unit sits on sale while someone waits for it.
+handout()
 if D.available + delta < 0 then
   save()
   return {'insufficient', counters(), 0}
