@@ -9,7 +9,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
 
 import orjson
@@ -17,8 +16,8 @@ from redis.asyncio import Redis
 
 from tests.invariants import assert_drop_invariants
 from tests.servers import Node
-from tests.test_hub_nodes import make_host
-from tests.test_viewer_ws import token
+from tests.test_hub_nodes import _answer, make_host
+from tests.test_viewer_ws import _get, token  # _get: a fresh connection, to either worker
 from tests.util import scaled
 from tests.viewer_client import Viewer
 
@@ -26,22 +25,9 @@ NodeFactory = Callable[..., Node]
 VIEWERS = 40
 
 
-def _get(url: str) -> str:
-    # A fresh connection each time, so the kernel hands it to either worker.
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
-
-
 def _sample(scrape: str, name: str) -> float:
     line = next(line for line in scrape.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
     return float(line.rsplit(" ", 1)[1])
-
-
-async def _answer(v: Viewer) -> dict[str, object]:
-    while True:
-        frame = await v.next(timeout=10)
-        if frame["type"] in ("reserved", "rejected"):
-            return frame
 
 
 async def test_two_workers_one_node(nodes: NodeFactory, redis: Redis) -> None:
