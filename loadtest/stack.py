@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +24,74 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from server.redis_local import LocalCluster, LocalRedis, free_port
+LOOPBACK = "127.0.0.1"
+CLUSTER_MASTERS = 3
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisProcess:
+    """A private Redis (or Redis Cluster) run by the public ``livedrop redis`` command, which
+    prints its URL(s) once it answers and stops it on SIGTERM. Going through the command keeps
+    the load test on the same path an operator takes; its output goes to ``log_path``."""
+
+    def __init__(self, data_dir: Path, *, cluster: bool = False) -> None:
+        self.data_dir = data_dir
+        self.cluster = cluster
+        self.log_path = data_dir.with_name(data_dir.name + ".log")
+        self.urls: list[str] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        if not self.urls:
+            raise RuntimeError("Redis is not started")
+        return self.urls[0]
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start it and wait for its URL line; raises RuntimeError with its log otherwise."""
+        command = [sys.executable, "-m", "server.cli", "redis", "--data-dir", str(self.data_dir)]
+        command += ["--timeout", str(timeout)]
+        if self.cluster:
+            command += ["--cluster", str(CLUSTER_MASTERS)]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
+        assert self.proc.stdout is not None
+        line = b""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            while not line.endswith(b"\n") and time.monotonic() < deadline:
+                if selector.select(max(0.0, deadline - time.monotonic())):
+                    chunk = os.read(self.proc.stdout.fileno(), 4096)
+                    if not chunk:
+                        break  # exited before printing its URL
+                    line += chunk
+        self.urls = line.decode().split()
+        if not self.urls:
+            self.stop()
+            raise RuntimeError(f"livedrop redis did not start:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (it stops its Redis cleanly), SIGKILL after ``timeout``."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def stack_secrets() -> dict[str, str]:
@@ -134,7 +203,7 @@ class Stack:
         self.secrets = stack_secrets()
         self.extra_env = dict(env or {})
         self._external_url = redis_url
-        self._redis: LocalRedis | LocalCluster | None = None
+        self._redis: RedisProcess | None = None
         self.node_count = nodes
         self.nodes: list[NodeProcess] = []
 
@@ -153,7 +222,7 @@ class Stack:
     @property
     def redis_urls(self) -> list[str]:
         """Every Redis node's URL (one per master of a cluster)."""
-        if isinstance(self._redis, LocalCluster):
+        if self._redis is not None:
             return self._redis.urls
         return [self.redis_url]
 
@@ -179,9 +248,8 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             if self._external_url is None:
-                self._redis = (
-                    LocalCluster(self.workdir / "redis-cluster") if self.cluster else LocalRedis(self.workdir / "redis")
-                )
+                name = "redis-cluster" if self.cluster else "redis"
+                self._redis = RedisProcess(self.workdir / name, cluster=self.cluster)
                 self._redis.start(timeout)
             for _ in range(self.node_count):
                 self.add_node().start()

@@ -225,6 +225,31 @@ def _demo(args: argparse.Namespace) -> int:
         return demo.main(args, url, loop_factory)
 
 
+def _redis(args: argparse.Namespace) -> int:
+    """Run a local Redis (or a local Redis Cluster) in the foreground, as ``serve`` would start one,
+    for several nodes or tools to share: the URL goes to stdout once it answers (a cluster's master
+    URLs on one line, space-separated), and SIGTERM or Ctrl-C stops it."""
+    import threading
+
+    from server.redis_local import LocalCluster
+
+    data_dir = args.data_dir or default_data_dir()
+    server = LocalCluster(data_dir, nodes=args.cluster) if args.cluster else LocalRedis(data_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    server.start(args.timeout)
+    try:
+        print(" ".join(server.urls) if isinstance(server, LocalCluster) else server.url, flush=True)
+        print(f"livedrop: local Redis running (data in {data_dir}); stop it with Ctrl-C", file=sys.stderr)
+        while not stop.wait(0.5):  # a timed wait: the main thread stays responsive to signals
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livedrop", description="LiveDrop live-shopping real-time server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -265,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="a demo show with bot viewers; prints the panel and viewer URLs")
     demo_arguments(demo)
     demo.set_defaults(func=_demo)
+
+    local_redis = commands.add_parser("redis", help="run a local Redis for several nodes; prints its URL")
+    local_redis.add_argument("--data-dir", default=None, help="where its AOF goes (default: $LIVEDROP_DATA_DIR)")
+    local_redis.add_argument("--cluster", type=int, default=0, metavar="N", help="a Redis Cluster of N masters")
+    local_redis.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it to answer")
+    local_redis.set_defaults(func=_redis)
 
     token = commands.add_parser("token", help="mint tokens").add_subparsers(dest="kind", required=True)
     viewer = token.add_parser("viewer", help="print a viewer token (needs the deployment's viewer secret)")
