@@ -1,10 +1,11 @@
 """Signed order webhooks of every platform, as the platforms send them, with what each should do.
 
 Pure (no I/O): the Platform users send what this builds and record, for each acknowledged
-delivery, its de-duplication key and its expected effects, which the verdict then looks for in
-Redis. Signatures come from the server's own signers (``server.webhooks.signatures``), which
-the test-suite pins against each platform's published vectors, and the key is the server's own
-``delivery_keys(...)[0]``, so the verdict can find each delivery in the delivery stream.
+delivery, its de-duplication key and its expected effects, which the verdict then looks for
+through the host API. Signatures come from the sender-side signers of ``loadtest.signing``
+(the platforms' published schemes), and the key is the one docs/webhooks.md documents for each
+platform (the first of the delivery's de-duplication keys), so the verdict can find each
+delivery in the list of recorded deliveries (``GET /api/webhooks/deliveries``).
 
 Each order goes through a small lifecycle of deliveries sent one after another, each once
 acknowledged before the next: Shopify ``orders/create`` then ``orders/paid`` (the same line
@@ -23,9 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from server.webhooks.config import ANY_SHOP, WebhookSettings
-from server.webhooks.events import Platform
-from server.webhooks.signatures import (
+from loadtest.signing import (
     META_SIGNATURE,
     SHOPIFY_EVENT_ID,
     SHOPIFY_HMAC,
@@ -41,7 +40,9 @@ from server.webhooks.signatures import (
     WC_SOURCE,
     WC_TOPIC,
     WC_WEBHOOK_ID,
-    delivery_keys,
+    Platform,
+    PlatformSecrets,
+    body_digest,
     sign_meta,
     sign_shopify,
     sign_standard,
@@ -50,8 +51,6 @@ from server.webhooks.signatures import (
 )
 
 EffectKind = Literal["sale", "cancel", "notify"]
-DEFAULT_SHOP = "livedrop-loadtest.myshopify.com"
-DEFAULT_WOO_SITE = "https://loadtest.example.com"
 
 
 @dataclass(frozen=True)
@@ -78,60 +77,8 @@ class Delivery:
     label: str  # the platform's own event name, for Locust's statistics
     body: bytes
     headers: dict[str, str]
-    key: str  # the server's de-duplication id of this delivery
+    key: str  # its first de-duplication key, as docs/webhooks.md documents it per platform
     effects: tuple[Effect, ...]
-
-
-@dataclass(frozen=True)
-class PlatformSecrets:
-    """The newest secret of each platform a deployment accepts ('' = platform not enabled)."""
-
-    shopify: str = ""
-    shopify_shop: str = DEFAULT_SHOP
-    tiktok_app_key: str = ""
-    tiktok: str = ""
-    meta: str = ""
-    woocommerce: str = ""
-    woocommerce_site: str = DEFAULT_WOO_SITE
-    standard: str = ""
-
-    def enabled(self) -> list[Platform]:
-        found = []
-        for platform, secret in (
-            (Platform.SHOPIFY, self.shopify),
-            (Platform.TIKTOK, self.tiktok and self.tiktok_app_key),
-            (Platform.META, self.meta),
-            (Platform.WOOCOMMERCE, self.woocommerce),
-            (Platform.STANDARD, self.standard),
-        ):
-            if secret:
-                found.append(platform)
-        return found
-
-
-def secrets_from_settings(settings: WebhookSettings) -> PlatformSecrets:
-    """The secrets to sign with, from the same variables the server reads (``LIVEDROP_*_SECRETS``),
-    so one environment configures the nodes and the load generator alike. The last secret of a
-    list is used: during a rotation that is the new one."""
-
-    def shop_secret(table: dict[str, tuple[str, ...]], default_shop: str) -> tuple[str, str]:
-        if not table:
-            return "", default_shop
-        shop = next((s for s in table if s != ANY_SHOP), ANY_SHOP)
-        return table[shop][-1], default_shop if shop == ANY_SHOP else shop
-
-    shopify, shop = shop_secret(settings.shopify, DEFAULT_SHOP)
-    woo, site = shop_secret(settings.woocommerce, DEFAULT_WOO_SITE)
-    return PlatformSecrets(
-        shopify=shopify,
-        shopify_shop=shop,
-        tiktok_app_key=settings.tiktok_app_key,
-        tiktok=settings.tiktok[-1] if settings.tiktok else "",
-        meta=settings.meta[-1] if settings.meta else "",
-        woocommerce=woo,
-        woocommerce_site=site,
-        standard=settings.standard[-1] if settings.standard else "",
-    )
 
 
 def line_key(platform: Platform, order_id: str, line_id: str) -> str:
@@ -169,7 +116,7 @@ class Deliveries:
             SHOPIFY_HMAC: sign_shopify(body, self.secrets.shopify),
             SHOPIFY_TOPIC: topic,
             SHOPIFY_SHOP: self.secrets.shopify_shop,
-            SHOPIFY_WEBHOOK_ID: f"lt-{self.next_id()}",
+            SHOPIFY_WEBHOOK_ID: (webhook_id := f"lt-{self.next_id()}"),
             SHOPIFY_EVENT_ID: str(self.next_id()),
             "Content-Type": "application/json",
         }
@@ -180,7 +127,7 @@ class Deliveries:
             )
         else:
             effects = tuple(Effect("sale", line_key(Platform.SHOPIFY, order, str(i)), q) for i, _, q in lines)
-        return self._delivery(Platform.SHOPIFY, topic, body, headers, effects)
+        return Delivery(Platform.SHOPIFY, topic, body, headers, f"shopify:webhook:{webhook_id}", effects)
 
     def woocommerce(self, status: str, order_id: int, lines: Sequence[tuple[int, str, int]]) -> Delivery:
         topic = "order.created" if status == "processing" else "order.updated"
@@ -199,7 +146,7 @@ class Deliveries:
             WC_SIGNATURE: sign_woocommerce(body, self.secrets.woocommerce),
             WC_TOPIC: topic,
             WC_WEBHOOK_ID: "7",
-            WC_DELIVERY_ID: f"{self.next_id():x}",
+            WC_DELIVERY_ID: (delivery_id := f"{self.next_id():x}"),
             WC_SOURCE: self.secrets.woocommerce_site + "/",
             "Content-Type": "application/json",
         }
@@ -210,7 +157,9 @@ class Deliveries:
             )
         else:
             effects = tuple(Effect("sale", line_key(Platform.WOOCOMMERCE, order, str(i)), q) for i, _, q in lines)
-        return self._delivery(Platform.WOOCOMMERCE, f"order {status}", body, headers, effects)
+        # WooCommerce's delivery id is per second, so the documented key adds the body's digest.
+        key = f"woocommerce:delivery:{headers[WC_WEBHOOK_ID]}:{delivery_id}:{body_digest(body)[:32]}"
+        return Delivery(Platform.WOOCOMMERCE, f"order {status}", body, headers, key, effects)
 
     def standard(
         self, kind: str, order_id: str, lines: Sequence[tuple[str, str, int]], refund_id: str | None = None
@@ -238,13 +187,13 @@ class Deliveries:
             )
         else:
             effects = tuple(Effect("sale", line_key(Platform.STANDARD, order_id, i), q) for i, _, q in lines)
-        return self._delivery(Platform.STANDARD, f"order.{kind}", body, headers, effects)
+        return Delivery(Platform.STANDARD, f"order.{kind}", body, headers, f"standard:{msg_id}", effects)
 
     def tiktok(self, order_id: str, status: str = "AWAITING_SHIPMENT") -> Delivery:
         body = _json(
             {
                 "type": 1,
-                "tts_notification_id": str(self.next_id()),
+                "tts_notification_id": (notification_id := str(self.next_id())),
                 "shop_id": "7494049642642441621",
                 "timestamp": int(time.time()),
                 "data": {"order_id": order_id, "order_status": status, "update_time": int(time.time())},
@@ -255,7 +204,8 @@ class Deliveries:
             "Content-Type": "application/json",
         }
         effect = Effect("notify", platform=Platform.TIKTOK.value, order=order_id, status="paid")
-        return self._delivery(Platform.TIKTOK, f"order {status}", body, headers, (effect,))
+        key = f"tiktok:notification:{notification_id}"
+        return Delivery(Platform.TIKTOK, f"order {status}", body, headers, key, (effect,))
 
     def meta(self, order_id: str, event: str = "CREATED") -> Delivery:
         # Meta signs the escaped-unicode bytes it sends: json.dumps escapes non-ASCII the same way.
@@ -273,7 +223,9 @@ class Deliveries:
         )
         headers = {META_SIGNATURE: sign_meta(body, self.secrets.meta), "Content-Type": "application/json"}
         effect = Effect("notify", platform=Platform.META.value, order=order_id, status="paid")
-        return self._delivery(Platform.META, f"commerce_orders {event}", body, headers, (effect,))
+        # Meta sends no delivery id: the key is the digest of the bytes it signed.
+        key = f"meta:body:{body_digest(body)}"
+        return Delivery(Platform.META, f"commerce_orders {event}", body, headers, key, (effect,))
 
     # -- an order's lifecycle -------------------------------------------------------------------
 
@@ -302,13 +254,6 @@ class Deliveries:
             case Platform.META:
                 flow = [self.meta(str(order))]
         return flow
-
-    @staticmethod
-    def _delivery(
-        platform: Platform, label: str, body: bytes, headers: dict[str, str], effects: tuple[Effect, ...]
-    ) -> Delivery:
-        key = delivery_keys(platform, body, headers)[0]
-        return Delivery(platform, label, body, headers, key, effects)
 
 
 def _json(value: object) -> bytes:

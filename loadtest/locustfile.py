@@ -49,12 +49,12 @@ from locust import LoadTestShape, User, between, constant, events, task
 from locust.clients import HttpSession
 from locust.runners import WorkerRunner
 
-from loadtest.deliveries import Deliveries, Delivery, PlatformSecrets, secrets_from_settings
+from loadtest.deliveries import Deliveries, Delivery
 from loadtest.hostapi import HostApi, HostApiError
 from loadtest.plan import Action, ActionKind, Plan, make_plan
 from loadtest.records import RecordWriter
+from loadtest.signing import PlatformSecrets
 from loadtest.wsclient import Frame, FrameSocket
-from server.webhooks.config import webhook_settings_from_env
 
 logger = logging.getLogger("loadtest")
 
@@ -129,7 +129,7 @@ def config(environment: Any) -> Config:
                 hold_seconds=options.hold_seconds,
             )
             records = _config.records if _config is not None else RecordWriter(options.record_dir or None)
-            secrets = secrets_from_settings(webhook_settings_from_env(os.environ))
+            secrets = PlatformSecrets.from_env(os.environ)
             _config = Config(plan, targets, token, secrets, records)
         return _config
 

@@ -29,12 +29,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from loadtest.deliveries import secrets_from_settings
 from loadtest.hostapi import HostApi
 from loadtest.plan import Plan, make_plan
+from loadtest.signing import PlatformSecrets
 from loadtest.stack import Stack
 from loadtest.verdict import Verdict, judge
-from server.webhooks.config import webhook_settings_from_env
 
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "locustfile.py"
@@ -143,7 +142,7 @@ def run(args: argparse.Namespace) -> Verdict:
         with stack:
             HostApi(stack.urls[0], stack.host_token).ensure_show(plan)
             env = {**os.environ, **stack.secrets, "LOADTEST_HOST_TOKEN": stack.host_token}
-            platforms = [p.value for p in secrets_from_settings(webhook_settings_from_env(env)).enabled()]
+            platforms = [p.value for p in PlatformSecrets.from_env(env).enabled()]
             command = locust_command(args, plan, stack.urls, out)
             print(
                 f"loadtest: show {show_id}: {plan.users} users for {args.show_seconds:g}s on {', '.join(stack.urls)}",

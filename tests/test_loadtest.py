@@ -16,13 +16,16 @@ import pytest
 from redis.asyncio import Redis
 
 from loadtest import run as runner
-from loadtest.deliveries import Deliveries, PlatformSecrets
+from loadtest.deliveries import Deliveries
 from loadtest.plan import ActionKind, make_plan
 from loadtest.records import RecordWriter
+from loadtest.signing import Platform as SenderPlatform
+from loadtest.signing import PlatformSecrets
 from loadtest.verdict import judge
 from server.webhooks.events import Platform
 from server.webhooks.normalize import normalize
 from server.webhooks.signatures import (
+    delivery_keys,
     verify_meta,
     verify_shopify,
     verify_standard,
@@ -61,7 +64,7 @@ def test_plan_fits_the_drops_in_the_show() -> None:
 def test_deliveries_verify_with_the_servers_checks_and_name_their_effects() -> None:
     deliveries = Deliveries(SECRETS, base=42)
     for platform in Platform:
-        flow = deliveries.order_flow(platform, "SKU-1", 2, cancel=True)
+        flow = deliveries.order_flow(SenderPlatform(platform.value), "SKU-1", 2, cancel=True)
         for d in flow:
             match platform:
                 case Platform.SHOPIFY:
@@ -76,6 +79,7 @@ def test_deliveries_verify_with_the_servers_checks_and_name_their_effects() -> N
                     verify_standard(d.body, d.headers, [SECRETS.standard])
             events = normalize(platform, d.body, d.headers)
             assert events and events[0].delivery_id == d.key
+            assert delivery_keys(platform, d.body, d.headers)[0] == d.key
         effects = [e for d in flow for e in d.effects]
         if platform in (Platform.TIKTOK, Platform.META):
             assert [e.kind for e in effects] == ["notify"]
@@ -85,7 +89,7 @@ def test_deliveries_verify_with_the_servers_checks_and_name_their_effects() -> N
             assert len(sales) == 1 and sales == cancels  # the same line, sold then cancelled
             assert all(e.qty == 2 for e in effects if e.kind == "sale")
     # Every delivery has its own id (Shopify sends two for one order: orders/create, orders/paid).
-    flows = [d.key for p in Platform for d in deliveries.order_flow(p, "S", 1, cancel=False)]
+    flows = [d.key for p in SenderPlatform for d in deliveries.order_flow(p, "S", 1, cancel=False)]
     assert len(flows) == 6 and len(set(flows)) == 6
 
 
