@@ -13,7 +13,7 @@ import msgspec
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
-from server import tokens
+from server import audit, tokens
 from server.apispec import Api
 from server.catalog import DropInfo, Show
 from server.host import Host
@@ -336,5 +336,29 @@ def build_api() -> Api:
     async def release(request: Request) -> ReleaseResult:
         result: ReleaseResult = await _guard(_host(request).engine.release(request.path_params["hold_id"]))
         return result
+
+    # -- read-only audit views (server/audit.py): invariants checkable over HTTP, no Redis access --
+
+    @api.route("GET", "/api/drops/{drop_id}/holds", response=audit.DropHolds, summary="A drop's holds and waitlist")
+    async def get_drop_holds(request: Request) -> audit.DropHolds:
+        found: audit.DropHolds = await _guard(audit.drop_holds(_host(request).engine, request.path_params["drop_id"]))
+        return found
+
+    @api.route("GET", "/api/webhooks/intake", response=audit.WebhookIntake, summary="Webhook appliers' progress")
+    async def get_webhook_intake(request: Request) -> audit.WebhookIntake:
+        intake: audit.WebhookIntake = await _guard(audit.webhook_intake(request.state.redis))
+        return intake
+
+    @api.route("GET", "/api/webhooks/deliveries", response=audit.DeliveryPage, summary="A page of recorded webhooks")
+    async def get_webhook_deliveries(request: Request) -> audit.DeliveryPage:
+        after, count = audit.page_params(request)
+        page: audit.DeliveryPage = await _guard(audit.deliveries(request.state.redis, after, count))
+        return page
+
+    @api.route("GET", "/api/alerts", response=audit.AlertPage, summary="A page of the alerts stream")
+    async def get_alerts(request: Request) -> audit.AlertPage:
+        after, count = audit.page_params(request)
+        page: audit.AlertPage = await _guard(audit.alerts(request.state.redis, after, count))
+        return page
 
     return api

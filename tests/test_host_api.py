@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from tests.servers import Node
 from tests.util import scaled
 from tests.viewer_client import Viewer
+from tests.webhook_support import SHOPIFY_SECRET, shopify_headers, shopify_order
 
 NodeFactory = Callable[..., Node]
 HOST_TOKEN = "host-secret-1"
@@ -142,3 +143,70 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     out, _ = await asyncio.wait_for(proc.communicate(), scaled(180))
     assert proc.returncode == 0, out.decode()[-4000:]
     assert b" passed" in out and b"failed" not in out.split(b"SUMMARY")[-1]
+
+
+async def test_audit_views_show_holds_waitlist_deliveries_and_alerts(nodes: NodeFactory, redis: Redis) -> None:
+    """What an auditor needs to check the invariants over HTTP, without Redis credentials: every
+    hold and the waitlist of a drop, recorded webhook deliveries with their keys, whether the
+    appliers caught up, and the alerts (here an oversold platform line)."""
+    node = nodes(env={"LIVEDROP_HOST_TOKENS": HOST_TOKEN, "LIVEDROP_SHOPIFY_SECRETS": SHOPIFY_SECRET})
+    auth = {"Authorization": f"Bearer {HOST_TOKEN}"}
+    async with httpx.AsyncClient(base_url=node.http, headers=auth) as client:
+        await client.post("/api/shows", json={"show_id": "s1", "title": "Audit"})
+        drop = {"drop_id": "d1", "sku": "SNK-42", "title": "Sneaker", "total": 1, "per_customer_limit": 1}
+        assert (await client.post("/api/shows/s1/drops", json=drop)).status_code == 201
+        await client.post("/api/drops/d1/launch", json={})
+        buyers = []
+        for viewer_id in ("v-a", "v-b"):
+            token = (await client.post("/api/shows/s1/tokens", json={"viewer_id": viewer_id})).json()["token"]
+            buyers.append(await Viewer.connect(node.ws("s1", f"token={token}")))
+        await buyers[0].send({"type": "reserve", "ref": "r1", "drop": "d1", "qty": 1})
+        hold = (await buyers[0].until("reserved"))["hold"]
+        await buyers[1].send({"type": "reserve", "ref": "r2", "drop": "d1", "qty": 1})
+        assert (await buyers[1].until("rejected"))["reason"] == "sold_out"
+        await buyers[1].send({"type": "waitlist", "ref": "w1", "drop": "d1", "qty": 1})
+        await buyers[1].until("waitlisted")
+
+        holds = await client.get("/api/drops/d1/holds")
+        assert holds.status_code == 200, holds.text
+        assert [(h["hold_id"], h["customer"], h["qty"], h["state"]) for h in holds.json()["holds"]] == [
+            (hold, "v-a", 1, "held")
+        ]
+        assert holds.json()["waitlist"] == [{"customer": "v-b", "qty": 1}]
+
+        # A platform sells 2 units of a sold-out drop: recorded once (the retry is a duplicate),
+        # applied, and its line oversold with an alert.
+        body = shopify_order(9001, [(1, "SNK-42", 2)])
+        headers = shopify_headers(body, "orders/paid", webhook_id="wh-audit-1")
+        for _ in range(2):
+            assert (await client.post("/webhooks/shopify", content=body, headers=headers)).status_code == 200
+        intake: dict[str, object] = {}
+        for _ in range(200):
+            intake = (await client.get("/api/webhooks/intake")).json()
+            if intake["caught_up"]:
+                break
+            await asyncio.sleep(scaled(0.05))
+        assert intake["caught_up"] and intake["recorded"] == 1 and intake["pending"] == 0, intake
+        page = (await client.get("/api/webhooks/deliveries", params={"count": 1})).json()
+        recorded = [(d["platform"], d["keys"][0]) for d in page["deliveries"]]
+        assert recorded == [("shopify", "shopify:webhook:wh-audit-1")]
+        assert page["next_after"] == page["deliveries"][0]["entry_id"]
+        assert (await client.get("/api/webhooks/deliveries", params={"after": page["next_after"]})).json() == {
+            "deliveries": [],
+            "next_after": None,
+        }
+        alerts = (await client.get("/api/alerts")).json()["alerts"]
+        assert [(a["kind"], a["fields"].get("line")) for a in alerts] == [("oversold", "1")], alerts
+        assert (await client.get("/api/drops/d1")).json()["stock"]["counters"]["oversold"] == 2
+
+        assert (await client.get("/api/drops/nope/holds")).status_code == 404
+        for bad in ({"after": "x-1"}, {"count": "many"}):
+            answer = await client.get("/api/alerts", params=bad)
+            assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+        async with httpx.AsyncClient(base_url=node.http) as anonymous:
+            for path in ("/api/drops/d1/holds", "/api/webhooks/intake", "/api/webhooks/deliveries", "/api/alerts"):
+                assert (await anonymous.get(path)).status_code == 401
+        doc = (await client.get("/openapi.json")).json()
+        assert doc["paths"]["/api/webhooks/intake"]["get"]["security"] == [{"hostToken": []}]
+    for buyer in buyers:
+        await buyer.close()
