@@ -15,7 +15,6 @@ files, what the clients were told, the nodes' logs and ``verdict.json`` go to
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -24,11 +23,8 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-
+from loadtest.audit import Auditor
 from loadtest.hostapi import HostApi
 from loadtest.plan import Plan, make_plan
 from loadtest.signing import PlatformSecrets
@@ -38,6 +34,7 @@ from loadtest.verdict import Verdict, judge
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "locustfile.py"
 OVERRUN_SECONDS = 60.0  # Locust is killed this long after the show should have ended
+AUDIT_TIMEOUT = 60.0  # seconds per host API read while judging (a reconciliation report reads every ledger)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,19 +103,17 @@ def locust_command(args: argparse.Namespace, plan: Plan, targets: list[str], out
     return command
 
 
-async def _judge(stack: Stack, plan: Plan, out: Path, max_failures: int, platforms: list[str]) -> Verdict:
-    redis: Any = RedisCluster.from_url(stack.redis_url) if stack.cluster else Redis.from_url(stack.redis_url)
-    try:
-        return await judge(
-            redis,
-            plan,
-            out / "records",
-            out / "locust_stats.csv",
-            max_failures=max_failures,
-            expect_platforms=platforms,
-        )
-    finally:
-        await redis.aclose()
+def _judge(stack: Stack, plan: Plan, out: Path, max_failures: int, platforms: list[str]) -> Verdict:
+    """Judge through the first node's host API (every node answers for the whole deployment)."""
+    auditor = Auditor(HostApi(stack.urls[0], stack.host_token, timeout=AUDIT_TIMEOUT))
+    return judge(
+        auditor,
+        plan,
+        out / "records",
+        out / "locust_stats.csv",
+        max_failures=max_failures,
+        expect_platforms=platforms,
+    )
 
 
 def run(args: argparse.Namespace) -> Verdict:
@@ -161,7 +156,7 @@ def run(args: argparse.Namespace) -> Verdict:
             print(
                 f"loadtest: Locust ran {time.monotonic() - started:.1f}s (exit {proc.returncode}); judging", flush=True
             )
-            verdict = asyncio.run(_judge(stack, plan, out, args.max_failures, platforms))
+            verdict = _judge(stack, plan, out, args.max_failures, platforms)
             if overran:
                 verdict.add("bounded run", [f"Locust did not stop within {OVERRUN_SECONDS:g}s of the show's end"])
             for node in stack.nodes:

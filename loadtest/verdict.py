@@ -1,18 +1,20 @@
 """After a load test: was any unit oversold, any webhook lost or applied twice, any client lied to?
 
-The verdict reads Redis (through the stock engine) and compares it with what the clients were
-told (loadtest/records.py) and with Locust's statistics. Each check is named, and the run
-passes only if all pass:
+The verdict reads the deployment through the host HTTP API only (loadtest/audit.py: drop
+snapshots, paged ledgers, holds and waitlists, the webhook intake, recorded deliveries, alerts,
+the reconciliation report), never Redis, and compares it with what the clients were told
+(loadtest/records.py) and with Locust's statistics. Each check is named, and the run passes only
+if all pass:
 
 * **ledger** — for every drop, DESIGN §3's invariants: available + held + sold == total, no
   counter negative, held == the sum of live holds, and replaying the ledger entry by entry
-  (``stock.ledger.replay``, which checks the invariants after each entry) gives the counters.
+  (``loadtest.audit.replay``, which checks the invariants after each entry) gives the counters.
 * **oversold** — ``oversold`` only ever moves in platform ``order``/``cancel`` entries: units
   oversold are units the platforms sold without stock, never a live reservation or checkout;
   and every oversold line raised its alert.
 * **webhooks** — once the consumer group has applied everything: every delivery acknowledged
   with a 2xx is in the delivery stream exactly once, was answered ``accepted`` at most once,
-  and each of its effects is in Redis exactly once (one ``order`` ledger entry per sale line,
+  and each of its effects is there exactly once (one ``order`` ledger entry per sale line,
   of the right quantity; one ``cancel`` per cancelled line and event; one needs-fetch issue
   per thin notification).
 * **buyers** — every hold a buyer was told it got exists, is its own and nobody else's; every
@@ -25,7 +27,6 @@ passes only if all pass:
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import time
 from collections import Counter, defaultdict
@@ -34,12 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtest.audit import Auditor, Counters, LedgerEntry, check_invariants, replay
+from loadtest.hostapi import HostApiError
 from loadtest.plan import Plan
 from loadtest.records import read_records
-from server.webhooks import keys as webhook_keys
-from stock import StockEngine
-from stock.ledger import check_invariants, replay
-from stock.types import Counters, HoldState, LedgerEntry
 
 SALE_OPS = ("order", "order_ignored")
 CANCEL_OPS = ("cancel", "cancel_first")
@@ -75,40 +74,30 @@ class Verdict:
 class DropRecord:
     counters: Counters
     entries: list[LedgerEntry]
-    snapshot: Any
+    snapshot: dict[str, Any]  # the host API's DropSnapshot
+    holds: list[dict[str, Any]]
+    waitlist: list[dict[str, Any]]
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-async def wait_for_webhooks(redis: Any, timeout: float) -> str:
-    """Until the consumer group has read and applied every recorded delivery; '' when it has,
-    else what is still outstanding."""
+def wait_for_webhooks(auditor: Auditor, timeout: float) -> str:
+    """Until the appliers have read and applied every recorded delivery (``GET
+    /api/webhooks/intake`` says ``caught_up``); '' when they have, else what is outstanding."""
     deadline = time.monotonic() + timeout
-    state = "no delivery stream"
     while True:
-        if not await redis.exists(webhook_keys.STREAM):
+        intake = auditor.intake()
+        if intake["caught_up"]:
             return ""
-        groups = await redis.xinfo_groups(webhook_keys.STREAM)
-        group = next((g for g in groups if _text(g["name"]) == webhook_keys.GROUP), None)
-        if group is not None:
-            pending = int(group["pending"])
-            lag = group.get("lag")
-            last = await redis.xrevrange(webhook_keys.STREAM, count=1)
-            caught_up = bool(last) and _text(group["last-delivered-id"]) == _text(last[0][0])
-            if pending == 0 and (caught_up or lag == 0):
-                return ""
-            state = f"{pending} pending, lag {lag}"
-        else:
+        if not intake["consumers"]:
             state = "no consumer group yet"
+        else:
+            state = f"{intake['pending']} pending, lag {intake['lag']}"
         if time.monotonic() > deadline:
             return state
-        await asyncio.sleep(0.2)
+        time.sleep(0.2)
 
 
-async def judge(
-    redis: Any,
+def judge(
+    auditor: Auditor,
     plan: Plan,
     record_dir: Path,
     stats_csv: Path | None,
@@ -118,9 +107,8 @@ async def judge(
     expect_platforms: Iterable[str] = (),
 ) -> Verdict:
     verdict = Verdict()
-    engine = StockEngine(redis)
     records = list(read_records(record_dir))
-    outstanding = await wait_for_webhooks(redis, drain_timeout)
+    outstanding = wait_for_webhooks(auditor, drain_timeout)
     verdict.add(
         "webhooks drained", [f"consumer group not caught up: {outstanding}"] if outstanding else [], "all applied"
     )
@@ -129,19 +117,19 @@ async def judge(
     problems: list[str] = []
     for spec in plan.drops:
         try:
-            drops[spec.drop_id] = await _drop_state(engine, spec.drop_id)
-        except Exception as exc:
+            drops[spec.drop_id] = _drop_state(auditor, spec.drop_id)
+        except (HostApiError, OSError) as exc:
             problems.append(f"{spec.drop_id}: {exc}")
     for drop_id, state in drops.items():
-        problems += await _ledger_problems(engine, drop_id, state)
+        problems += _ledger_problems(drop_id, state)
     verdict.add(
         "ledger invariants", problems, f"{len(drops)} drops, {sum(len(s.entries) for s in drops.values())} entries"
     )
 
     acked = [r for r in records if r["k"] == "webhook"]
-    verdict.add("oversold only by platforms", await _oversold_problems(redis, drops, acked), _oversold_detail(drops))
-    verdict.add("webhooks applied once", await _webhook_problems(redis, drops, acked), _webhook_detail(acked))
-    verdict.add("buyers told the truth", await _buyer_problems(engine, drops, records), _buyer_detail(records))
+    verdict.add("oversold only by platforms", _oversold_problems(auditor, drops, acked), _oversold_detail(drops))
+    verdict.add("webhooks applied once", _webhook_problems(auditor, plan, drops, acked), _webhook_detail(acked))
+    verdict.add("buyers told the truth", _buyer_problems(drops, records), _buyer_detail(records))
 
     stats = read_stats(stats_csv) if stats_csv is not None else {}
     verdict.add("activity", _activity_problems(plan, drops, records, stats, expect_platforms), "every part exercised")
@@ -157,15 +145,14 @@ async def judge(
     return verdict
 
 
-async def _drop_state(engine: StockEngine, drop_id: str) -> DropRecord:
-    return DropRecord(
-        counters=await engine.counters(drop_id),
-        entries=[entry async for entry in engine.iter_ledger(drop_id)],
-        snapshot=await engine.snapshot(drop_id),
-    )
+def _drop_state(auditor: Auditor, drop_id: str) -> DropRecord:
+    snapshot = auditor.drop(drop_id)
+    entries = auditor.ledger(drop_id)
+    holds = auditor.holds(drop_id)
+    return DropRecord(Counters.of(snapshot["counters"]), entries, snapshot, holds["holds"], holds["waitlist"])
 
 
-async def _ledger_problems(engine: StockEngine, drop_id: str, state: DropRecord) -> list[str]:
+def _ledger_problems(drop_id: str, state: DropRecord) -> list[str]:
     problems = []
     try:
         check_invariants(state.counters)
@@ -174,16 +161,16 @@ async def _ledger_problems(engine: StockEngine, drop_id: str, state: DropRecord)
             problems.append(f"{drop_id}: ledger replays to {replayed}, counters are {state.counters}")
     except ValueError as exc:
         problems.append(f"{drop_id}: {exc}")
-    live = [h for h in await engine.holds(drop_id) if h.state is HoldState.HELD]
-    if state.counters.held != sum(h.qty for h in live):
-        problems.append(f"{drop_id}: held {state.counters.held} but live holds sum to {sum(h.qty for h in live)}")
-    waiting = await engine.waitlist(drop_id)
-    if waiting and state.snapshot.state == "live" and state.counters.available >= max(q for _, q in waiting):
+    live = sum(h["qty"] for h in state.holds if h["state"] == "held")
+    if state.counters.held != live:
+        problems.append(f"{drop_id}: held {state.counters.held} but live holds sum to {live}")
+    waiting = [w["qty"] for w in state.waitlist]
+    if waiting and state.snapshot["state"] == "live" and state.counters.available >= max(waiting):
         problems.append(f"{drop_id}: {state.counters.available} on sale while the waitlist waits")
     return problems
 
 
-async def _oversold_problems(redis: Any, drops: dict[str, DropRecord], acked: list[dict[str, Any]]) -> list[str]:
+def _oversold_problems(auditor: Auditor, drops: dict[str, DropRecord], acked: list[dict[str, Any]]) -> list[str]:
     problems = []
     oversold_lines: set[str] = set()
     for drop_id, state in drops.items():
@@ -202,13 +189,9 @@ async def _oversold_problems(redis: Any, drops: dict[str, DropRecord], acked: li
     if unknown:
         problems.append(f"oversold on lines no platform user sent: {unknown[:3]}")
     alerted = {
-        _text(fields.get(b"platform", b""))
-        + "|"
-        + _text(fields.get(b"order", b""))
-        + "|"
-        + _text(fields.get(b"line", b""))
-        for _, fields in await redis.xrange(webhook_keys.ALERTS, "-", "+")
-        if fields.get(b"kind") == b"oversold"
+        "|".join(alert["fields"].get(name, "") for name in ("platform", "order", "line"))
+        for alert in auditor.alerts()
+        if alert["kind"] == "oversold"
     }
     missing = sorted(oversold_lines - alerted)
     if missing:
@@ -216,13 +199,11 @@ async def _oversold_problems(redis: Any, drops: dict[str, DropRecord], acked: li
     return problems
 
 
-async def _webhook_problems(redis: Any, drops: dict[str, DropRecord], acked: list[dict[str, Any]]) -> list[str]:
+def _webhook_problems(
+    auditor: Auditor, plan: Plan, drops: dict[str, DropRecord], acked: list[dict[str, Any]]
+) -> list[str]:
     problems: list[str] = []
-    stream_keys: Counter[str] = Counter()
-    for _, fields in await redis.xrange(webhook_keys.STREAM, "-", "+"):
-        for key in _text(fields.get(b"k", b"")).split("\n"):
-            if key:
-                stream_keys[key] += 1
+    stream_keys: Counter[str] = Counter(key for d in auditor.deliveries() for key in d["keys"])
     accepted: Counter[str] = Counter(r["key"] for r in acked if r["answer"] == "accepted")
     for key in {r["key"] for r in acked}:
         if stream_keys[key] != 1:
@@ -240,14 +221,10 @@ async def _webhook_problems(redis: Any, drops: dict[str, DropRecord], acked: lis
             elif entry.op in CANCEL_OPS:
                 cancels[(line, entry.fields.get("event", ""))].append(entry)
     issues: Counter[tuple[str, str, str]] = Counter()
-    for _, fields in await redis.xrange(webhook_keys.ISSUES, "-", "+"):
-        if fields.get(b"kind") == b"needs_fetch":
-            issue = (
-                _text(fields.get(b"platform", b"")),
-                _text(fields.get(b"order", b"")),
-                _text(fields.get(b"status", b"")),
-            )
-            issues[issue] += 1
+    if any(e["kind"] == "notify" for r in acked for e in r["effects"]):
+        # Needs-fetch issues are deployment-wide; the show's reconciliation report lists them.
+        for note in auditor.reconciliation(plan.show_id)["needs_fetch"]:
+            issues[(note["platform"], note["order_id"], note["status"])] += 1
 
     seen: set[tuple[str, ...]] = set()
     for record in acked:
@@ -272,10 +249,9 @@ async def _webhook_problems(redis: Any, drops: dict[str, DropRecord], acked: lis
     return problems
 
 
-async def _buyer_problems(
-    engine: StockEngine, drops: dict[str, DropRecord], records: list[dict[str, Any]]
-) -> list[str]:
+def _buyer_problems(drops: dict[str, DropRecord], records: list[dict[str, Any]]) -> list[str]:
     problems: list[str] = []
+    holds = {h["hold_id"]: h for state in drops.values() for h in state.holds}
     owners: dict[str, str] = {}
     for record in records:
         if record["k"] != "reserved":
@@ -284,14 +260,13 @@ async def _buyer_problems(
         if owners.setdefault(hold_id, customer) != customer:
             problems.append(f"hold {hold_id} was told to {owners[hold_id]} and to {customer}")
             continue
-        try:
-            hold = await engine.hold(hold_id)
-        except Exception as exc:
-            problems.append(f"hold {hold_id} told to a buyer: {exc}")
+        hold = holds.get(hold_id)
+        if hold is None:
+            problems.append(f"hold {hold_id} told to a buyer: no such hold in the plan's drops")
             continue
-        if hold.customer != customer or hold.drop_id != record["drop"] or hold.qty != record["qty"]:
+        if hold["customer"] != customer or hold["drop_id"] != record["drop"] or hold["qty"] != record["qty"]:
             problems.append(
-                f"hold {hold_id}: stored {hold.customer}/{hold.drop_id}/{hold.qty}, buyer was told otherwise"
+                f"hold {hold_id}: stored {hold['customer']}/{hold['drop_id']}/{hold['qty']}, buyer was told otherwise"
             )
     by_hold: dict[tuple[str, str], int] = Counter()
     for state in drops.values():
@@ -300,19 +275,18 @@ async def _buyer_problems(
                 by_hold[(entry.op, entry.fields.get("hold", ""))] += 1
     for record in records:
         if record["k"] == "confirmed" and not record["duplicate"]:
-            expected = ("confirm", HoldState.CONFIRMED)
+            expected = ("confirm", "confirmed")
         elif record["k"] == "released":
-            expected = ("release", HoldState.RELEASED)
+            expected = ("release", "released")
         else:
             continue
         hold_id = record["hold"]
-        try:
-            hold_state = (await engine.hold(hold_id)).state
-        except Exception as exc:
-            problems.append(f"hold {hold_id}: {exc}")
+        if hold_id not in holds:
+            problems.append(f"hold {hold_id}: no such hold in the plan's drops")
             continue
-        if hold_state is not expected[1]:
-            problems.append(f"hold {hold_id} was answered {expected[0]}ed but is {hold_state.value}")
+        hold_state = holds[hold_id]["state"]
+        if hold_state != expected[1]:
+            problems.append(f"hold {hold_id} was answered {expected[0]}ed but is {hold_state}")
         if by_hold[(expected[0], hold_id)] != 1:
             problems.append(f"hold {hold_id}: {by_hold[(expected[0], hold_id)]} {expected[0]} ledger entries")
     return problems
@@ -381,10 +355,7 @@ def _figures(
         "drops": {
             drop_id: {
                 **{k: getattr(s.counters, k) for k in ("total", "available", "held", "sold", "oversold")},
-                "holds_created": s.snapshot.holds_created,
-                "holds_confirmed": s.snapshot.holds_confirmed,
-                "holds_released": s.snapshot.holds_released,
-                "holds_expired": s.snapshot.holds_expired,
+                **{k: s.snapshot[k] for k in ("holds_created", "holds_confirmed", "holds_released", "holds_expired")},
             }
             for drop_id, s in drops.items()
         },

@@ -4,20 +4,25 @@ The tiny run goes through the same runner as ``make loadtest`` (a private Redis,
 ``livedrop serve`` processes, ``locust --headless`` on loadtest/locustfile.py) with a few users
 for 14 seconds, and asserts the verdict passes. The verdict tests below it show that the verdict
 fails on what it must catch (a ledger that does not replay, a hold a buyer was told about that
-Redis does not have, an acknowledged webhook that was never applied), so a pass means something.
+the server does not have, an acknowledged webhook that was never applied), so a pass means
+something. The verdict reads a real node's host API only; these tests reach into Redis just to
+set up (or corrupt) the state it must judge.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from loadtest import run as runner
+from loadtest.audit import Auditor
 from loadtest.deliveries import Deliveries
-from loadtest.plan import ActionKind, make_plan
+from loadtest.hostapi import HostApi
+from loadtest.plan import ActionKind, Plan, make_plan
 from loadtest.records import RecordWriter
 from loadtest.signing import Platform as SenderPlatform
 from loadtest.signing import PlatformSecrets
@@ -34,7 +39,7 @@ from server.webhooks.signatures import (
 )
 from stock import StockEngine
 from stock.keys import drop_keys
-from stock.types import DropConfig
+from tests.servers import Node
 
 SECRETS = PlatformSecrets(
     shopify="shpss_x",
@@ -120,44 +125,55 @@ def test_tiny_flash_sale_passes_its_verdict(tmp_path: Path) -> None:
     assert figures["requests"]["WS push stock"]["count"] > 0
 
 
+HOST_TOKEN = "lt-test-host-token"
+
+
 @pytest.fixture
-async def drop(redis: Redis) -> StockEngine:
-    engine = StockEngine(redis)
-    await engine.define(DropConfig("s-d1", "s", total=5))
-    await engine.open("s-d1")
-    await engine.reserve("s-d1", "c1", 1, "r1")
-    return engine
+async def drop(nodes: Callable[..., Node], redis: Redis) -> AsyncIterator[tuple[Auditor, Plan]]:
+    """A node with one live drop of a one-drop plan (made through the host API, as the load test
+    does) and one hold reserved on it; the auditor reads that node's host API."""
+    node = nodes(env={"LIVEDROP_HOST_TOKENS": HOST_TOKEN})
+    plan = make_plan("s", show_seconds=30, viewers=0, buyers=0, platforms=0, drops=1, stock=5, drop_seconds=5)
+    api = HostApi(node.http, HOST_TOKEN)
+    api.ensure_show(plan)
+    api.launch("s-d1")
+    result = await StockEngine(redis).reserve("s-d1", "c1", 1, "r1")
+    assert result.hold_id is not None
+    yield Auditor(api), plan
 
 
-async def test_verdict_passes_on_a_consistent_drop(redis: Redis, drop: StockEngine, tmp_path: Path) -> None:
-    plan = make_plan("s", show_seconds=30, viewers=0, buyers=0, platforms=0, drops=1, drop_seconds=5)
-    hold = (await drop.holds("s-d1"))[0]
+async def test_verdict_passes_on_a_consistent_drop(redis: Redis, drop: tuple[Auditor, Plan], tmp_path: Path) -> None:
+    auditor, plan = drop
+    hold = (await StockEngine(redis).holds("s-d1"))[0]
     records = RecordWriter(tmp_path)
     records.write("reserved", customer="c1", drop="s-d1", hold=hold.hold_id, qty=1, waitlist=False)
     records.close()
-    verdict = await judge(redis, plan, tmp_path, None)
+    verdict = judge(auditor, plan, tmp_path, None)
     assert verdict.ok, verdict.render()
+    assert verdict.figures["drops"]["s-d1"]["holds_created"] == 1
 
 
-async def test_verdict_fails_on_a_ledger_that_does_not_replay(redis: Redis, drop: StockEngine, tmp_path: Path) -> None:
-    plan = make_plan("s", show_seconds=30, viewers=0, buyers=0, platforms=0, drops=1, drop_seconds=5)
+async def test_verdict_fails_on_a_ledger_that_does_not_replay(
+    redis: Redis, drop: tuple[Auditor, Plan], tmp_path: Path
+) -> None:
+    auditor, plan = drop
     # One unit appears in the ledger from nowhere: the replay no longer gives the counters.
     fields = {"op": "adjust", "dt": 1, "da": 1, "t": 6, "a": 5, "h": 1, "s": 0, "o": 0, "ts": 0}
     await redis.xadd(drop_keys("s-d1").ledger, fields)  # type: ignore[arg-type]
-    verdict = await judge(redis, plan, tmp_path, None)
+    verdict = judge(auditor, plan, tmp_path, None)
     assert [c.name for c in verdict.checks if not c.ok] == ["ledger invariants"]
 
 
-async def test_verdict_fails_on_what_clients_were_told_but_redis_lacks(
-    redis: Redis, drop: StockEngine, tmp_path: Path
+async def test_verdict_fails_on_what_clients_were_told_but_the_server_lacks(
+    drop: tuple[Auditor, Plan], tmp_path: Path
 ) -> None:
-    plan = make_plan("s", show_seconds=30, viewers=0, buyers=0, platforms=0, drops=1, drop_seconds=5)
+    auditor, plan = drop
     records = RecordWriter(tmp_path)
     records.write("reserved", customer="c2", drop="s-d1", hold="s-d1.99", qty=1, waitlist=False)
     sale = {"kind": "sale", "line": "shopify|1|2", "qty": 1, "event": "", "platform": "", "order": "", "status": ""}
     records.write("webhook", platform="shopify", key="shopify:webhook:x", answer="accepted", effects=[sale])
     records.close()
-    verdict = await judge(redis, plan, tmp_path, None)
+    verdict = judge(auditor, plan, tmp_path, None)
     failed = {c.name: c.detail for c in verdict.checks if not c.ok}
     assert set(failed) == {"buyers told the truth", "webhooks applied once"}, verdict.render()
     assert "s-d1.99" in failed["buyers told the truth"]
