@@ -27,6 +27,7 @@ from loadtest.records import RecordWriter
 from loadtest.signing import Platform as SenderPlatform
 from loadtest.signing import PlatformSecrets
 from loadtest.verdict import judge
+from server.webhooks.config import webhook_settings_from_env
 from server.webhooks.events import Platform
 from server.webhooks.normalize import normalize
 from server.webhooks.signatures import (
@@ -178,3 +179,41 @@ async def test_verdict_fails_on_what_clients_were_told_but_the_server_lacks(
     assert set(failed) == {"buyers told the truth", "webhooks applied once"}, verdict.render()
     assert "s-d1.99" in failed["buyers told the truth"]
     assert "recorded 0 times" in failed["webhooks applied once"] and "shopify|1|2" in failed["webhooks applied once"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"LIVEDROP_SHOPIFY_SECRETS": "old,new", "LIVEDROP_WOOCOMMERCE_SECRETS": '["w,1", "w;2"]'},
+        {
+            "LIVEDROP_SHOPIFY_SECRETS": '{"*": "any", "Shop-A.myshopify.com": ["a1", "a2"]}',
+            "LIVEDROP_WOOCOMMERCE_SECRETS": '{"https://woo.example.com/": "w"}',
+            "LIVEDROP_TIKTOK_APP_KEY": "key",
+            "LIVEDROP_TIKTOK_SECRETS": "t1,t2",
+            "LIVEDROP_META_SECRETS": '["m"]',
+            "LIVEDROP_STANDARD_SECRETS": f"whsec_old,{SECRETS.standard}",
+        },
+    ],
+)
+def test_secrets_from_the_servers_variables_sign_what_the_server_accepts(env: dict[str, str]) -> None:
+    """The load generator parses LIVEDROP_*_SECRETS itself; whatever format the operator chose,
+    its deliveries must pass the server's own secret choice and signature checks."""
+    secrets = PlatformSecrets.from_env(env)
+    settings = webhook_settings_from_env(env)
+    assert {p.value for p in secrets.enabled()} == {p.value for p in Platform if settings.enabled(p)}
+    deliveries = Deliveries(secrets, base=7)
+    for sender in secrets.enabled():
+        platform = Platform(sender.value)
+        for d in deliveries.order_flow(sender, "SKU-1", 1, cancel=True):
+            accepted = settings.secrets_for(platform, d.headers)
+            match platform:
+                case Platform.SHOPIFY:
+                    verify_shopify(d.body, d.headers, accepted)
+                case Platform.TIKTOK:
+                    verify_tiktok(d.body, d.headers, app_key=settings.tiktok_app_key, secrets=accepted)
+                case Platform.META:
+                    verify_meta(d.body, d.headers, accepted)
+                case Platform.WOOCOMMERCE:
+                    verify_woocommerce(d.body, d.headers, accepted)
+                case Platform.STANDARD:
+                    verify_standard(d.body, d.headers, accepted)
