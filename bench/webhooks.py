@@ -5,10 +5,11 @@ with p99 under 50 ms, every effect applied exactly once).
     python -m bench.webhooks                      # private Redis and server, about 40 s
     python -m bench.webhooks --rate 3000 --duration 5 --json results.json
 
-Set-up: a private Redis (AOF, appendfsync everysec) and the real server, ``livedrop serve`` (uvicorn,
-uvloop, ``--workers`` processes, default 2: one per core as DESIGN §9 advises) in a child process with a
-secret for every platform, each worker receiving webhooks and running a consumer that applies them.
-A show with one drop per platform (a large stock, so nothing sells out). The load
+Set-up: a private Redis (AOF, appendfsync everysec) started with ``livedrop redis``, and the real
+server, ``livedrop serve`` (uvicorn, uvloop, ``--workers`` processes, default 2: one per core as
+DESIGN §9 advises) in a child process with a secret for every platform, each worker receiving
+webhooks and running a consumer that applies them. A show with one drop per platform (a large
+stock, so nothing sells out), made through the host API. The load
 generator runs in separate processes (``--generators``), each with its own HTTP/1.1 keep-alive
 connections over raw asyncio streams, on uvloop.
 
@@ -23,7 +24,8 @@ Phases:
    resend an earlier delivery byte for byte, as a platform's retry does.
 3. **Max**: new deliveries of the same mix, closed loop, as fast as they are answered: the headroom.
 
-Then the checks: every acknowledged delivery is in the stream once, every new Shopify, WooCommerce
+Then the checks, read through the host API as an operator would (no Redis access): every
+acknowledged delivery is in the stream once, every new Shopify, WooCommerce
 and Standard order sold its units exactly once (the drop's counters and one ``order`` ledger entry
 per line), every TikTok and Meta order is recorded once as needing a fetch, and every duplicate was
 answered ``duplicate``. CPU is reported per part in % of one core (server with all its workers, Redis,
@@ -50,11 +52,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.stock import children_cpu_seconds, machine_busy_seconds, percentile
-from server.redis_local import LOOPBACK, LocalRedis, free_port
-from server.webhooks import keys as wh_keys
-from server.webhooks.signatures import sign_meta, sign_shopify, sign_standard, sign_tiktok, sign_woocommerce
+from loadtest.audit import Auditor
+from loadtest.hostapi import HostApi
+from loadtest.signing import sign_meta, sign_shopify, sign_standard, sign_tiktok, sign_woocommerce
+from loadtest.stack import LOOPBACK, RedisProcess, free_port
 
 SHOP = "bench.myshopify.com"
+HOST_TOKEN = "bench-host-token"  # the set-up and the checks go through the host API
 SECRETS = {
     "LIVEDROP_SHOPIFY_SECRETS": "shpss_bench",
     "LIVEDROP_TIKTOK_APP_KEY": "bench-app",
@@ -435,83 +439,50 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"server not ready: {log.read_text()[-2000:]}")
 
 
-async def setup_catalog(url: str) -> None:
-    from redis.asyncio import Redis
-
-    from server.catalog import Catalog, DropInfo, Show
-    from stock import StockEngine
-
-    redis = Redis.from_url(url)
-    engine = StockEngine(redis)
-    catalog = Catalog(redis, engine)
-    await catalog.put_show(Show(show_id="bench", title="Webhook bench"))
+def setup_catalog(api: HostApi) -> None:
+    """The show and one live drop per selling platform, through the host API."""
+    api.call("POST", "/api/shows", {"show_id": "bench", "title": "Webhook bench"})
     for platform in SELLING:
-        await catalog.put_drop(
-            DropInfo(drop_id=f"wh-{platform}", show_id="bench", sku=f"SKU-{platform}", title=platform, total=STOCK)
-        )
-        await engine.open(f"wh-{platform}")
-    await redis.aclose()
+        drop = {"drop_id": f"wh-{platform}", "sku": f"SKU-{platform}", "title": platform, "total": STOCK}
+        api.call("POST", "/api/shows/bench/drops", drop)
+        api.call("POST", f"/api/drops/wh-{platform}/launch", {})
 
 
-async def wait_applied(url: str, timeout: float) -> float:
-    """Seconds until the consumer group has applied everything recorded (lag and pending 0)."""
-    from redis.asyncio import Redis
-
-    redis = Redis.from_url(url)
+def wait_applied(auditor: Auditor, timeout: float) -> float:
+    """Seconds until the appliers have applied everything recorded (``GET /api/webhooks/intake``)."""
     started = time.perf_counter()
-    try:
-        while time.perf_counter() - started < timeout:
-            groups = await redis.xinfo_groups(wh_keys.STREAM)
-            group = next((g for g in groups if g["name"] in (wh_keys.GROUP, wh_keys.GROUP.encode())), None)
-            if group is not None and int(group["pending"]) == 0 and int(group.get("lag") or 0) == 0:
-                return time.perf_counter() - started
-            await asyncio.sleep(0.05)
-    finally:
-        await redis.aclose()
+    while time.perf_counter() - started < timeout:
+        if auditor.intake()["caught_up"]:
+            return time.perf_counter() - started
+        time.sleep(0.05)
     return float("nan")
 
 
-async def verify(url: str, accepted: dict[tuple[str, str], int], report: Report) -> None:
-    """Every accepted delivery recorded once and applied exactly once."""
-    from redis.asyncio import Redis
-
-    from stock import StockEngine
-
-    redis = Redis.from_url(url)
-    engine = StockEngine(redis)
-    try:
-        recorded = int(await redis.xlen(wh_keys.STREAM))
-        report.check("stream", recorded == len(accepted), f"{recorded} entries for {len(accepted)} accepted deliveries")
-        for platform in SELLING:
-            drop = f"wh-{platform}"
-            expected = sum(qty for (p, _), qty in accepted.items() if p == platform)
-            orders = sum(1 for (p, _) in accepted if p == platform)
-            counters = await engine.counters(drop)
-            lines: Counter[str] = Counter()
-            async for entry in engine.iter_ledger(drop):
-                if entry.op == "order":
-                    lines[entry.fields["line"]] += 1
-            once = all(n == 1 for n in lines.values())
-            ok = counters.sold == expected and counters.oversold == 0 and len(lines) == orders and once
-            report.check(
-                f"{platform} applied once",
-                ok,
-                f"sold {counters.sold} of {expected} expected units, {len(lines)} ledger lines for {orders} orders",
-            )
-        issues: Counter[str] = Counter()
-        raw: Any = await redis.xrange(wh_keys.ISSUES, "-", "+")
-        for _, fields in raw:
-            if fields[b"kind"] == b"needs_fetch":
-                issues[fields[b"platform"].decode()] += 1
-        for platform in ("tiktok", "meta"):
-            expected = sum(1 for (p, _) in accepted if p == platform)
-            report.check(
-                f"{platform} recorded once",
-                issues[platform] == expected,
-                f"{issues[platform]} needs-fetch records for {expected} orders",
-            )
-    finally:
-        await redis.aclose()
+def verify(auditor: Auditor, accepted: dict[tuple[str, str], int], report: Report) -> None:
+    """Every accepted delivery recorded once and applied exactly once, read through the host API."""
+    recorded = int(auditor.intake()["recorded"])
+    report.check("stream", recorded == len(accepted), f"{recorded} entries for {len(accepted)} accepted deliveries")
+    for platform in SELLING:
+        drop = f"wh-{platform}"
+        expected = sum(qty for (p, _), qty in accepted.items() if p == platform)
+        orders = sum(1 for (p, _) in accepted if p == platform)
+        counters = auditor.drop(drop)["counters"]
+        lines: Counter[str] = Counter(e.fields["line"] for e in auditor.ledger(drop) if e.op == "order")
+        once = all(n == 1 for n in lines.values())
+        ok = counters["sold"] == expected and counters["oversold"] == 0 and len(lines) == orders and once
+        report.check(
+            f"{platform} applied once",
+            ok,
+            f"sold {counters['sold']} of {expected} expected units, {len(lines)} ledger lines for {orders} orders",
+        )
+    issues: Counter[str] = Counter(n["platform"] for n in auditor.reconciliation("bench")["needs_fetch"])
+    for platform in ("tiktok", "meta"):
+        expected = sum(1 for (p, _) in accepted if p == platform)
+        report.check(
+            f"{platform} recorded once",
+            issues[platform] == expected,
+            f"{issues[platform]} needs-fetch records for {expected} orders",
+        )
 
 
 def summarize(phase: str, outputs: list[dict[str, Any]], cpu: dict[str, float], ceiling: float | None) -> Row:
@@ -566,11 +537,12 @@ def run(args: argparse.Namespace) -> Report:
     report = Report(command="python -m bench.webhooks " + " ".join(sys.argv[1:]), settings=vars(args).copy())
     report.settings.pop("json", None)
     with tempfile.TemporaryDirectory(prefix="livedrop-bench-wh-") as tmp:
-        redis_server = LocalRedis(Path(tmp) / "redis")
+        redis_server = RedisProcess(Path(tmp) / "redis")  # `livedrop redis`, as an operator runs it
         redis_server.start()
         port = free_port()
         log = Path(tmp) / "server.log"
         env = {**os.environ, **SECRETS, "REDIS_URL": redis_server.url, "LIVEDROP_LOG_LEVEL": "warning"}
+        env["LIVEDROP_HOST_TOKENS"] = HOST_TOKEN
         env["LIVEDROP_RECONCILE_INTERVAL"] = "0"
         with log.open("wb") as out:
             server = subprocess.Popen(
@@ -592,9 +564,10 @@ def run(args: argparse.Namespace) -> Report:
             )
         try:
             wait_ready(port, server, log)
-            asyncio.run(setup_catalog(redis_server.url))
-            assert redis_server.pid is not None
-            meter = CpuMeter(server.pid, redis_server.pid)
+            auditor = Auditor(HostApi(f"http://{LOOPBACK}:{port}", HOST_TOKEN, timeout=120.0))
+            setup_catalog(auditor.api)
+            assert redis_server.proc is not None
+            meter = CpuMeter(server.pid, redis_server.proc.pid)  # the command and its redis-server child
             per_gen = max(1, args.connections // args.generators)
 
             print(
@@ -662,7 +635,7 @@ def run(args: argparse.Namespace) -> Report:
             report.rows.append(summarize("webhooks, closed loop (max)", outputs, meter.stop(), ceiling.rate))
             max_deliveries = [d for o in outputs for d in o["deliveries"]]
 
-            lag = asyncio.run(wait_applied(redis_server.url, 60))
+            lag = wait_applied(auditor, 60)
             print(f"    all deliveries applied {lag:.2f} s after the last answer", flush=True)
             report.settings["apply_lag_seconds"] = lag
 
@@ -693,7 +666,7 @@ def run(args: argparse.Namespace) -> Report:
             )
             for platform, order, qty, _, _ in max_deliveries:
                 accepted[(platform, order)] = qty
-            asyncio.run(verify(redis_server.url, accepted, report))
+            verify(auditor, accepted, report)
             report.check(
                 "DESIGN §8 target",
                 target.rate >= 0.98 * args.rate and target.p99_ms < 50,
