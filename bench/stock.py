@@ -61,7 +61,7 @@ from urllib.parse import urlsplit
 import redis
 from redis.asyncio import ConnectionPool, Redis
 
-from server.redis_local import LOOPBACK, LocalRedis
+from loadtest.stack import LOOPBACK, RedisProcess
 from stock import DropConfig, RejectReason, ReserveBatcher, ReserveResult, StockEngine, keys
 from stock.scripts import source
 
@@ -844,9 +844,10 @@ def print_report(report: Report) -> None:
 
 
 @contextlib.contextmanager
-def private_redis() -> Iterator[LocalRedis]:
+def private_redis() -> Iterator[RedisProcess]:
+    """A private Redis (AOF ``everysec``) started with ``livedrop redis``, as an operator would."""
     with tempfile.TemporaryDirectory(prefix="livedrop-bench-") as tmp:
-        server = LocalRedis(Path(tmp) / "redis", appendfsync="everysec")
+        server = RedisProcess(Path(tmp) / "redis")
         server.start()
         try:
             yield server
@@ -873,7 +874,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = runner(run(args, args.redis_url, port, private=False))
     else:
         with private_redis() as server:
-            report = runner(run(args, server.url, server.port, private=True))
+            report = runner(run(args, server.url, urlsplit(server.url).port or 6379, private=True))
     report.settings["total_seconds"] = round(time.monotonic() - started, 1)
     print_report(report)
     print(f"total {report.settings['total_seconds']} s")
