@@ -77,3 +77,10 @@ class HostApi:
 
     def show(self, show_id: str) -> Any:
         return self.call("GET", f"/api/shows/{show_id}")
+
+    def viewer_token(self, show_id: str, viewer_id: str, ttl_seconds: float = 3600.0) -> str:
+        """A viewer token minted by the server (``POST /api/shows/{show}/tokens``), as an
+        integrator's backend gets one, so no client needs the deployment's viewer secret."""
+        body = {"viewer_id": viewer_id, "ttl_seconds": ttl_seconds}
+        token: str = self.call("POST", f"/api/shows/{show_id}/tokens", body)["token"]
+        return token
