@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from loadtest import run as runner
 from loadtest.audit import Auditor
@@ -26,6 +27,7 @@ from loadtest.plan import ActionKind, Plan, make_plan
 from loadtest.records import RecordWriter
 from loadtest.signing import Platform as SenderPlatform
 from loadtest.signing import PlatformSecrets
+from loadtest.stack import RedisProcess
 from loadtest.verdict import judge
 from server.webhooks.config import webhook_settings_from_env
 from server.webhooks.events import Platform
@@ -41,6 +43,7 @@ from server.webhooks.signatures import (
 from stock import StockEngine
 from stock.keys import drop_keys
 from tests.servers import Node
+from tests.util import scaled
 
 SECRETS = PlatformSecrets(
     shopify="shpss_x",
@@ -217,3 +220,25 @@ def test_secrets_from_the_servers_variables_sign_what_the_server_accepts(env: di
                     verify_woocommerce(d.body, d.headers, accepted)
                 case Platform.STANDARD:
                     verify_standard(d.body, d.headers, accepted)
+
+
+async def test_stack_redis_is_the_public_livedrop_redis_command(tmp_path: Path) -> None:
+    """The load test's Redis comes from ``livedrop redis``: it prints a URL that answers, keeps
+    its AOF in the given directory, and SIGTERM stops the command and its Redis cleanly."""
+    process = RedisProcess(tmp_path / "redis")
+    process.start(scaled(30))
+    try:
+        client = Redis.from_url(process.url)
+        assert await client.ping()
+        await client.set("k", "v")
+        await client.aclose()
+        assert (tmp_path / "redis" / "appendonlydir").is_dir()
+        proc = process.proc
+        assert proc is not None
+    finally:
+        process.stop()
+    assert proc.returncode == 0, process.log_path.read_text()
+    client = Redis.from_url(process.url, socket_connect_timeout=1)
+    with pytest.raises(RedisConnectionError):
+        await client.ping()
+    await client.aclose()
