@@ -233,6 +233,9 @@ def _redis(args: argparse.Namespace) -> int:
 
     from server.redis_local import LocalCluster
 
+    if args.cluster < 0:
+        print("livedrop: --cluster takes the number of masters (1 or more)", file=sys.stderr)
+        return 2
     data_dir = args.data_dir or default_data_dir()
     server = LocalCluster(data_dir, nodes=args.cluster) if args.cluster else LocalRedis(data_dir)
     stop = threading.Event()
