@@ -8,7 +8,8 @@
 --       'hold_ref_invalid' (failed the MAC check), 'hold_other_drop'; recorded in the ledger)
 -- Returns: {code, counters, sold, oversold, hold_id, why, state}
 --   code: 'applied' | 'duplicate' (line seen before: its first result) |
---         'ignored' (a whole-line cancel for this line came first) | 'unknown_drop'
+--         'ignored' (a whole-line cancel for this line came first: a live hold it names is
+--         released) | 'unknown_drop'
 --   why: '' or why the named hold did not pay: 'hold_not_found' | 'hold_ref_invalid' |
 --        'hold_taken' | 'hold_expired' | 'hold_released'
 --   state: the drop's state ('closed': a platform sold units of a drop that has ended)
@@ -27,6 +28,14 @@ if rec then
     rec.st = 'ignored'
     put_line(line_key, rec)
     ledger('order_ignored', 0, 0, 0, 0, 0, {'line', line_key})
+    -- The hold this cancelled order was for will never be paid: its units go back now, as the
+    -- cancel would have given them back had the order come first.
+    local hold_id, h = find_hold(wanted_hold, nonce, order_id, line_key)
+    if h and h.s == 'held' then
+      end_hold(hold_id, h, h.e <= NOW and 'expired' or 'released')
+      handout()
+      save()
+    end
     return {'ignored', counters(), 0, 0, '', '', D.state}
   end
   if rec.st == 'ignored' then
