@@ -17,7 +17,7 @@ from stock.types import Counters, DropConfig, PlatformCancel, PlatformSale
 from tests.invariants import assert_drop_invariants
 
 Event = Callable[[StockEngine, str, str], Awaitable[object]]
-State = tuple[Counters, dict[bytes, bytes]]
+State = tuple[Counters, dict[bytes | str, bytes | str]]
 
 
 def create(qty: int) -> Event:
