@@ -63,9 +63,11 @@ async def standard(client: httpx.AsyncClient, kind: str, order: str, lines: list
 async def report_when(client: httpx.AsyncClient, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """The show's reconciliation report, once the node's consumer has applied what ``ready`` needs."""
     async with asyncio.timeout(scaled(10)):
-        while not ready(report := (await client.get("/api/shows/s1/reconciliation")).json()):
+        while True:
+            report: dict[str, Any] = (await client.get("/api/shows/s1/reconciliation")).json()
+            if ready(report):
+                return report
             await asyncio.sleep(0.02)
-    return report
 
 
 def metric(text: str, name: str) -> float:
