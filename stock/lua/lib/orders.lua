@@ -24,7 +24,19 @@ end
 -- reference), else one confirmed by the checkout with this order's id and not yet matched to
 -- another line. Returns hold_id, hold, why — or '', nil, why when none can pay, `why` saying
 -- why a named hold cannot: 'hold_not_found' | 'hold_ref_invalid' | 'hold_taken' ('' if none named).
+-- A reference that names no hold of this drop (unknown id, another nonce) counts as no reference
+-- at all, exactly like one that failed the MAC check: the order id may still find its hold.
 local function find_hold(hold_id, nonce, order_id, line_key)
+  if hold_id ~= '' then
+    local h = get_hold(hold_id)
+    if not h or nonce == '' or h.n ~= nonce then
+      local found_id, found = find_hold('', '', order_id, line_key)
+      if found then
+        return found_id, found, ''
+      end
+      return '', nil, h and 'hold_ref_invalid' or 'hold_not_found'
+    end
+  end
   if hold_id == '' then
     local refs = redis.call('HGET', K_ORDERREFS, order_id)
     if refs then
@@ -38,12 +50,6 @@ local function find_hold(hold_id, nonce, order_id, line_key)
     return '', nil, ''
   end
   local h = get_hold(hold_id)
-  if not h then
-    return '', nil, 'hold_not_found'
-  end
-  if nonce == '' or h.n ~= nonce then
-    return '', nil, 'hold_ref_invalid'
-  end
   -- Matched to another line, or paid by the checkout with another order: not this order's.
   if (h.m ~= '' and h.m ~= line_key) or (h.s == 'confirmed' and h.o ~= '' and h.o ~= order_id) then
     return '', nil, 'hold_taken'
