@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from broadcast.hub import Hub
@@ -173,3 +175,13 @@ async def test_a_reference_is_checked_against_the_hold_it_names(redis: Redis) ->
     late = await engine.apply_sale(PlatformSale("shopify", "9", "1", "d1", 1, hold_ref=result.hold_ref))
     assert (late.hold_id, late.hold_issue) == (None, "hold_taken")
     await assert_drop_invariants(engine, "d1")
+
+
+@given(st.text(max_size=200) | st.from_regex(r"d1\.[0-9]{1,3}\.[0-9a-f]{32}\.[A-Za-z0-9_-]{22}", fullmatch=True))
+def test_no_made_up_reference_verifies(text: str) -> None:
+    """Fuzz: whatever a cart carries, only a reference minted with the key verifies."""
+    refs = HoldRefs(b"k")
+    assert refs.verify(text) is None
+    genuine = refs.mint("d1", "d1.1", "0" * 32)
+    assert refs.verify(genuine) == ("d1", "d1.1", "0" * 32)
+    assert refs.verify(genuine + "x") is None and refs.verify(genuine.upper()) is None
