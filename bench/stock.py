@@ -243,8 +243,9 @@ def parse_redis_benchmark_csv(text: str) -> BenchOutput:
 def redis_benchmark_command(
     binary: str, port: int, sha: str, drop_id: str, *, requests: int, pipeline: int, batch: int, tag: str
 ) -> list[str]:
-    """EVALSHA of the reserve script: KEYS = the drop's 10 keys, ARGV = n, then n triples of
-    (request id, customer, qty), ids randomised by ``__rand_int__`` on every call."""
+    """EVALSHA of the reserve script: KEYS = the drop's keys, ARGV = n, the rejections' window in
+    ms, then n triples of (request id, customer, qty), ids randomised by ``__rand_int__`` on every
+    call."""
     triples: list[str] = []
     for j in range(batch):
         triples += [f"{tag}.{j}.__rand_int__", f"c.{tag}.{j}.__rand_int__", "1"]
@@ -269,6 +270,7 @@ def redis_benchmark_command(
         str(len(drop_keys)),
         *drop_keys,
         str(batch),
+        str(keys.REJECT_TTL_SECONDS * 1000),
         *triples,
     ]
 

@@ -14,7 +14,7 @@ Users (every frame is raw JSON over a WebSocket, docs/protocol.md):
   slow, a node lost) it reconnects, to the next target if there are several, with
   ``resume_from``/``epoch``, as a real client behind a load balancer would.
 * ``Buyer`` is a viewer with a token minted through the host API. On every new drop it
-  reserves; it then confirms some holds through ``POST /api/holds/{hold}/confirm`` (a checkout),
+  reserves; it then confirms some holds through ``POST /api/holds/{hold_ref}/confirm`` (a checkout),
   releases others with a ``release`` frame and lets the rest expire. Sold out, it sometimes
   joins the waitlist, otherwise it retries when stock comes back.
 * ``Platform`` sends signed order webhooks of every enabled platform (loadtest/deliveries.py),
@@ -464,15 +464,16 @@ class Buyer(Viewer):
         )
         roll = random.random()
         if roll < CONFIRM_SHARE:
-            self.jobs.spawn(self._confirm_later, hold, random.uniform(0.3, 2.0))
+            # The checkout names the hold by its signed reference, as a real cart would.
+            self.jobs.spawn(self._confirm_later, hold, str(frame.get("hold_ref", "")), random.uniform(0.3, 2.0))
         elif roll < CONFIRM_SHARE + RELEASE_SHARE:
             self.jobs.spawn(self._release_later, hold, random.uniform(0.3, 2.0))
 
-    def _confirm_later(self, hold: str, delay: float) -> None:
+    def _confirm_later(self, hold: str, hold_ref: str, delay: float) -> None:
         """What a checkout service does once the customer paid."""
         gevent.sleep(delay)
         with self.http.post(
-            f"/api/holds/{hold}/confirm",
+            f"/api/holds/{hold_ref}/confirm",
             json={"order_ref": f"lt-{hold}"},
             headers=self.auth,
             name="/api/holds/[hold]/confirm",

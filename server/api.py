@@ -25,6 +25,7 @@ from server.stats import DropStats, ShowStats, drop_stats, show_stats
 from stock import (
     DropConflict,
     HoldNotActive,
+    HoldTaken,
     InsufficientStock,
     InvalidArgument,
     NotOwner,
@@ -154,6 +155,9 @@ def _stock_problem(exc: Exception) -> Problem:
             return Problem(409, "drop-conflict", "Drop exists with other settings", str(exc))
         case HoldNotActive():
             return Problem(409, "hold-not-active", "Hold is not active", str(exc))
+        case HoldTaken():
+            # Two payments for one hold: the first order keeps it; this one needs a refund.
+            return Problem(409, "hold-taken", "Hold is confirmed with another order", str(exc))
         case NotOwner():
             return Problem(403, "not-owner", "Not the hold's owner", str(exc))
         case InsufficientStock():
@@ -319,22 +323,27 @@ def build_api() -> Api:
         entries = await _guard(_host(request).engine.ledger(request.path_params["drop_id"], after, count))
         return LedgerPage(entries=entries, next_after=entries[-1].entry_id if len(entries) == count else None)
 
+    # A checkout names a hold by the reference the buyer's cart carried (the ``hold_ref`` of the
+    # viewer's ``reserved`` frame), never by its id: the reference is verified (MAC, then the
+    # hold's nonce), and one that fails is an unknown hold (404), whichever hold it claims to be.
     @api.route(
         "POST",
-        "/api/holds/{hold_id}/confirm",
+        "/api/holds/{hold_ref}/confirm",
         body=Confirm,
         response=ConfirmResult,
-        summary="Confirm a hold (checkout)",
+        summary="Confirm a hold by its reference (checkout); 409 hold-taken if confirmed with another order",
     )
     async def confirm(request: Request, body: Confirm) -> ConfirmResult:
         result: ConfirmResult = await _guard(
-            _host(request).engine.confirm(request.path_params["hold_id"], body.order_ref)
+            _host(request).engine.confirm_ref(request.path_params["hold_ref"], body.order_ref)
         )
         return result
 
-    @api.route("POST", "/api/holds/{hold_id}/release", response=ReleaseResult, summary="Release a hold (checkout)")
+    @api.route(
+        "POST", "/api/holds/{hold_ref}/release", response=ReleaseResult, summary="Release a hold by its reference"
+    )
     async def release(request: Request) -> ReleaseResult:
-        result: ReleaseResult = await _guard(_host(request).engine.release(request.path_params["hold_id"]))
+        result: ReleaseResult = await _guard(_host(request).engine.release_ref(request.path_params["hold_ref"]))
         return result
 
     # -- read-only audit views (server/audit.py): invariants checkable over HTTP, no Redis access --

@@ -37,7 +37,7 @@ from server.sweeper import Sweeper
 from server.viewers import viewer_endpoint
 from server.webhooks.receiver import webhook_routes
 from server.webhooks.service import WebhookService
-from stock import ReserveBatcher, StockEngine
+from stock import HoldRefs, ReserveBatcher, StockEngine
 
 
 class State(TypedDict):
@@ -123,7 +123,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis, pool = connect_redis(redis_url, settings)
         # Blocking stream reads (one per subscribed show and per tailed drop) get their own.
         blocking_redis, blocking_pool = connect_redis(redis_url, settings, size=settings.redis_blocking_pool_size)
-        engine = StockEngine(redis)
+        hold_refs = HoldRefs(viewer_secret)  # every node and worker derives the same key
+        engine = StockEngine(redis, hold_refs)
         catalog = Catalog(redis, engine)
         hub = Hub(outbox_limit=settings.outbox_limit, slow_after=settings.slow_after)
         live = Live(
@@ -143,7 +144,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         export_task = asyncio.create_task(hub_export.run(), name="hub-export") if multiprocess_dir() else None
         sweeper = Sweeper(engine, metrics_, settings.sweep_interval, settings.drop_scan_interval)
         sweep_task = asyncio.create_task(sweeper.run(), name="sweeper")
-        webhooks = WebhookService(redis, catalog, metrics_, settings.webhooks)
+        webhooks = WebhookService(redis, catalog, metrics_, settings.webhooks, hold_refs=hold_refs)
         reconciler = Reconciler(redis, engine, catalog, webhooks.alerts, metrics_, settings.webhooks)
         host = Host(engine, catalog, live)
         panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live)

@@ -383,6 +383,7 @@ class Live:
                 qty=int(f["qty"]),
                 expires_at=int(f["exp"]),
                 from_waitlist=True,
+                hold_ref=self.engine.hold_ref(drop_id, f["hold"], f.get("nonce", "")),
             )
         elif (entry.op == "confirm" or (entry.op == "order" and entry.d_held < 0)) and customer:
             message = p.Confirmed(drop=drop_id, hold=f["hold"], qty=int(f.get("qty", "0")))

@@ -93,6 +93,12 @@ class Metrics:
             ["platform", "outcome"],
             registry=r,
         )
+        self.webhook_issues = Counter(
+            "livedrop_webhook_issues_total",
+            "Issues recorded for the reconciliation report, by kind (unknown_sku, bad_qty, sale_drop_not_live...).",
+            ["kind"],
+            registry=r,
+        )
         self.webhook_applied = Counter(
             "livedrop_webhook_applied_total", "Recorded deliveries applied by this node.", registry=r
         )

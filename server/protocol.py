@@ -140,12 +140,17 @@ class ShowEnded(msgspec.Struct, tag="show_ended"):
 
 
 class Reserved(msgspec.Struct, tag="reserved"):
+    """``hold`` is the hold's id (what ``release``, ``hold_expired`` and ``confirmed`` name);
+    ``hold_ref`` the signed reference a cart, a checkout or a platform order must carry to pay for
+    it (docs/webhooks.md): the id alone is guessable and never enough."""
+
     ref: str
     drop: str
     hold: str
     qty: int
     expires_at: int
     from_waitlist: bool = False
+    hold_ref: str = ""
 
 
 class Rejected(msgspec.Struct, tag="rejected"):

@@ -6,14 +6,21 @@ The report of a show lists, per drop:
   but no platform order line has matched it (``Hold.matched_line == ""``) within the grace period.
   Either the platform's webhook was lost, or the checkout confirmed something nobody bought;
 * **platform orders without a hold**: sales that took units from ``available`` rather than from a
-  hold, each with why — ``no_hold_ref`` (the order named none), ``hold_expired``, ``hold_released``,
-  ``hold_taken`` (matched to another line), ``hold_other_drop``, ``hold_not_found``;
+  hold, each with why — ``no_hold_ref`` (the order named none), ``hold_ref_invalid`` (the reference
+  failed verification: forged, altered, or for a hold that no longer exists), ``hold_expired``,
+  ``hold_released``, ``hold_taken`` (matched to another line, or paid by another order),
+  ``hold_other_drop``, ``hold_not_found``;
+* **conflicting confirms** (``hold_taken``): a checkout confirmed a hold already confirmed with
+  another order — two payments for one hold, answered 409;
+* **sales on a drop that was not live** (closed, or not launched yet): applied, but worth a look;
 * **oversold** units (the counter) and the lines that were oversold;
 * **cancellations restocked**: each cancel or refund that gave units back, and how many;
-* lines **cancelled before their order** arrived (the order is then ignored);
+* lines **cancelled before their order** arrived (a whole-line cancel makes the order be ignored;
+  a partial refund is applied when the order comes);
 
 and, for the whole deployment (they belong to no drop): **unknown SKUs**, **notifications that need
-a fetch** from the platform's API (TikTok Shop, Meta), and events the engine refused.
+a fetch** from the platform's API (TikTok Shop, Meta), lines with a quantity no sale can have
+(``bad_qty``: ≤ 0 or over 10,000, not applied), and events the engine refused.
 
 Per-drop facts come from the drop's ledger, which the stock engine writes exactly once per change,
 so a delivery applied twice never shows twice; the reasons a named hold was not used come from
@@ -90,13 +97,37 @@ class Restock(msgspec.Struct, frozen=True):
 
 
 class CancelledFirst(msgspec.Struct, frozen=True):
-    """A line cancelled before its order arrived; ``order_ignored`` once the order came and was ignored."""
+    """A line cancelled before its order arrived; ``order_ignored`` once the order came and was ignored.
+    ``qty`` 0 is a whole-line cancel; more is a partial refund, which the order applies when it comes."""
 
     platform: str
     order_id: str
     line_id: str
     event: str
     order_ignored: bool
+    at_ms: int
+    qty: int = 0
+
+
+class ConfirmConflict(msgspec.Struct, frozen=True):
+    """A checkout confirmed ``hold_id`` with ``order_ref`` after it had been confirmed with
+    ``confirmed_with``: refused (409 ``hold-taken``); one of the two orders needs a refund."""
+
+    hold_id: str
+    order_ref: str
+    confirmed_with: str
+    at_ms: int
+    reason: str = "hold_taken"
+
+
+class BadQtyLine(msgspec.Struct, frozen=True):
+    """A webhook line whose quantity no sale or refund can have (≤ 0 or over 10,000): not applied."""
+
+    platform: str
+    order_id: str
+    line_id: str
+    sku: str
+    qty: int
     at_ms: int
 
 
@@ -114,6 +145,9 @@ class DropReconciliation(msgspec.Struct, frozen=True):
     restocked_units: int
     unoversold_units: int
     cancelled_before_order: list[CancelledFirst]
+    confirm_conflicts: list[ConfirmConflict] = msgspec.field(default_factory=list)
+    sales_when_not_live: list[SaleLine] = msgspec.field(default_factory=list)
+    """Platform lines applied while the drop was closed (or not yet launched)."""
 
 
 class UnknownSku(msgspec.Struct, frozen=True):
@@ -154,6 +188,9 @@ class ReportTotals(msgspec.Struct, frozen=True):
     needs_fetch: int
     invalid_events: int
     dead_deliveries: int
+    confirm_conflicts: int = 0
+    bad_qty_lines: int = 0
+    sales_when_not_live: int = 0
 
 
 class ReconciliationReport(msgspec.Struct, frozen=True):
@@ -168,6 +205,7 @@ class ReconciliationReport(msgspec.Struct, frozen=True):
     unknown_skus: list[UnknownSku]
     needs_fetch: list[NeedsFetch]
     invalid_events: list[InvalidEvent]
+    bad_qty_lines: list[BadQtyLine] = msgspec.field(default_factory=list)
 
 
 # -- the pure part: folding a drop's ledger -------------------------------------------------
@@ -187,15 +225,27 @@ class LedgerFold:
         self.sales: list[SaleLine] = []
         self.restocks: list[Restock] = []
         self.cancelled_first: dict[str, CancelledFirst] = {}
+        self.conflicts: dict[tuple[str, str], ConfirmConflict] = {}
+        self.why: dict[str, str] = {}
+        self.not_live: set[str] = set()
 
     def feed(self, entry: LedgerEntry) -> None:
         f = entry.fields
         match entry.op:
             case "confirm":
                 self.confirmed_at[f.get("hold", "")] = entry.at_ms
+            case "confirm_conflict":
+                key = (f.get("hold", ""), f.get("order", ""))
+                if key not in self.conflicts:  # a retried conflicting confirm is one conflict
+                    self.conflicts[key] = ConfirmConflict(key[0], key[1], f.get("by", ""), entry.at_ms)
             case "order":
-                platform, order_id, line_id = _split_line(f.get("line", ""))
+                line = f.get("line", "")
+                platform, order_id, line_id = _split_line(line)
                 qty = int(f.get("qty", "0"))
+                if f.get("why"):
+                    self.why[line] = f["why"]
+                if f.get("state"):
+                    self.not_live.add(line)
                 self.sales.append(
                     SaleLine(
                         platform=platform,
@@ -226,7 +276,7 @@ class LedgerFold:
                 line = f.get("line", "")
                 platform, order_id, line_id = _split_line(line)
                 self.cancelled_first[line] = CancelledFirst(
-                    platform, order_id, line_id, f.get("event", ""), False, entry.at_ms
+                    platform, order_id, line_id, f.get("event", ""), False, entry.at_ms, int(f.get("qty") or 0)
                 )
             case "order_ignored":
                 line = f.get("line", "")
@@ -270,12 +320,15 @@ async def _drop_report(
     if fold.sales:
         raw = await redis.hgetall(wh_keys.sale_holds(show_id))
         reasons = {_text(k): _text(v).split(" ", 1)[0] for k, v in raw.items()}
-    sales = [
-        msgspec.structs.replace(
-            s, reason="" if s.hold_id else reasons.get(f"{s.platform}|{s.order_id}|{s.line_id}", "no_hold_ref")
-        )
-        for s in fold.sales
-    ]
+
+    def reason(s: SaleLine) -> str:
+        if s.hold_id:
+            return ""
+        line = f"{s.platform}|{s.order_id}|{s.line_id}"
+        # The engine's ledger says why since hold references; the hash covers older entries.
+        return fold.why.get(line) or reasons.get(line, "no_hold_ref")
+
+    sales = [msgspec.structs.replace(s, reason=reason(s)) for s in fold.sales]
     sold: dict[str, int] = {}
     for s in sales:
         sold[s.platform] = sold.get(s.platform, 0) + s.sold
@@ -292,6 +345,8 @@ async def _drop_report(
         restocked_units=sum(r.restocked for r in fold.restocks),
         unoversold_units=sum(r.unoversold for r in fold.restocks),
         cancelled_before_order=list(fold.cancelled_first.values()),
+        confirm_conflicts=list(fold.conflicts.values()),
+        sales_when_not_live=[s for s in sales if f"{s.platform}|{s.order_id}|{s.line_id}" in fold.not_live],
     )
 
 
@@ -310,6 +365,7 @@ async def build_report(
     unknown: dict[tuple[str, str], UnknownSku] = {}
     fetches: list[NeedsFetch] = []
     invalid: list[InvalidEvent] = []
+    bad_qty: list[BadQtyLine] = []
     for entry_id, f in await read_stream(redis, wh_keys.ISSUES, wh_keys.ISSUES_MAXLEN):
         at_ms = int(entry_id.split("-")[0])
         match f.get("kind"):
@@ -330,6 +386,17 @@ async def build_report(
                         at_ms,
                     )
                 )
+            case IssueKind.BAD_QTY:
+                bad_qty.append(
+                    BadQtyLine(
+                        f.get("platform", ""),
+                        f.get("order", ""),
+                        f.get("line", ""),
+                        f.get("sku", ""),
+                        int(f.get("qty", "0")),
+                        at_ms,
+                    )
+                )
             case IssueKind.INVALID:
                 invalid.append(
                     InvalidEvent(
@@ -347,6 +414,9 @@ async def build_report(
         needs_fetch=len(fetches),
         invalid_events=len(invalid),
         dead_deliveries=dead,
+        confirm_conflicts=sum(len(d.confirm_conflicts) for d in drops),
+        bad_qty_lines=len(bad_qty),
+        sales_when_not_live=sum(len(d.sales_when_not_live) for d in drops),
     )
     return ReconciliationReport(
         show_id=show_id,
@@ -357,6 +427,7 @@ async def build_report(
         unknown_skus=sorted(unknown.values(), key=lambda u: -u.last_seen_ms),
         needs_fetch=fetches,
         invalid_events=invalid,
+        bad_qty_lines=bad_qty,
     )
 
 

@@ -15,6 +15,7 @@ import time
 
 import msgspec
 
+from stock.errors import InvalidArgument
 from stock.keys import check_opaque
 
 
@@ -41,6 +42,8 @@ def _unb64(text: str) -> bytes:
 
 
 def mint(secret: bytes, show_id: str, viewer_id: str, ttl: float = 3600, now: float | None = None) -> str:
+    """A token for ``viewer_id`` in ``show_id``; raises InvalidArgument for an id the stock engine
+    would refuse (1-128 of A-Z a-z 0-9 _ . : / + = -), so no token names one."""
     check_opaque("viewer id", viewer_id)
     claims = ViewerClaims(show_id, viewer_id, int((time.time() if now is None else now) + ttl))
     payload = _b64(_encoder.encode(claims))
@@ -65,4 +68,10 @@ def verify(secret: bytes, token: str, show_id: str, now: float | None = None) ->
         raise BadToken("expired token")
     if claims.show != show_id:
         raise BadToken("token is for another show")
+    # Integrators mint tokens with their own code too: an id the stock engine does not accept
+    # (``a@b``) is refused here, at the edge, rather than at the first reservation.
+    try:
+        check_opaque("viewer id", claims.viewer)
+    except InvalidArgument as exc:
+        raise BadToken("token names an invalid viewer id") from exc
     return claims

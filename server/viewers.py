@@ -194,7 +194,14 @@ async def _reserve(state: Any, viewer: Viewer, ref: str, drop: str, qty: int) ->
         _send(
             hub,
             viewer,
-            p.Reserved(ref=ref, drop=drop, hold=result.hold_id, qty=result.qty, expires_at=result.expires_at_ms),
+            p.Reserved(
+                ref=ref,
+                drop=drop,
+                hold=result.hold_id,
+                qty=result.qty,
+                expires_at=result.expires_at_ms,
+                hold_ref=result.hold_ref,
+            ),
         )
     else:
         reason = result.reason.value if result.reason else "invalid"

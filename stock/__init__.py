@@ -5,6 +5,7 @@ from stock.engine import StockEngine
 from stock.errors import (
     DropConflict,
     HoldNotActive,
+    HoldTaken,
     InsufficientStock,
     InvalidArgument,
     NotOwner,
@@ -12,6 +13,7 @@ from stock.errors import (
     UnknownDrop,
     UnknownHold,
 )
+from stock.holdref import HoldRefs
 from stock.types import (
     Counters,
     DropConfig,
@@ -29,7 +31,9 @@ __all__ = [
     "DropConflict",
     "DropState",
     "HoldNotActive",
+    "HoldRefs",
     "HoldState",
+    "HoldTaken",
     "InsufficientStock",
     "InvalidArgument",
     "NotOwner",

@@ -18,12 +18,14 @@ from stock import keys
 from stock.errors import (
     DropConflict,
     HoldNotActive,
+    HoldTaken,
     InsufficientStock,
     InvalidArgument,
     NotOwner,
     UnknownDrop,
     UnknownHold,
 )
+from stock.holdref import HoldRef, HoldRefs
 from stock.ledger import decode_entry
 from stock.scripts import Scripts
 from stock.types import (
@@ -71,6 +73,7 @@ class _HoldRecord(msgspec.Struct):
     r: str
     o: str = ""
     m: str = ""
+    n: str = ""
 
 
 _hold_decoder = msgspec.msgpack.Decoder(_HoldRecord)
@@ -88,6 +91,7 @@ def _hold(hold_id: str, drop_id: str, raw: bytes) -> Hold:
         request_id=rec.r,
         order_ref=rec.o,
         matched_line=rec.m,
+        nonce=rec.n,
     )
 
 
@@ -105,6 +109,18 @@ def _check_qty(qty: int) -> int:
     return qty
 
 
+def _valid_request(r: ReserveRequest) -> bool:
+    """Whether the engine accepts a reservation's ids and qty (checked per request: see
+    ``reserve_many``)."""
+    try:
+        keys.check_opaque("request id", r.request_id)
+        keys.check_opaque("customer", r.customer)
+        _check_qty(r.qty)
+    except InvalidArgument:
+        return False
+    return True
+
+
 def _line_key(platform: str, order_id: str, line_id: str) -> str:
     keys.check_name("platform", platform)
     keys.check_opaque("order id", order_id)
@@ -117,14 +133,17 @@ class StockEngine:
 
     Give it a ``redis.asyncio.Redis`` or ``RedisCluster`` client made with
     ``decode_responses=False`` (holds are stored as msgpack); it registers its scripts on it
-    (no network until the first call). Errors raised are ``stock.errors.StockError``
+    (no network until the first call). ``hold_refs`` signs and verifies hold references: every
+    node and worker of a deployment must be given the same key (``HoldRefs(viewer_secret)``);
+    without one, a key private to this process is used. Errors raised are ``stock.errors.StockError``
     subclasses, each meaning the call changed nothing, or ``redis`` exceptions when Redis could
     not be reached — then the call may or may not have been applied, and retrying it with the
     same ids is the way to find out.
     """
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, hold_refs: HoldRefs | None = None) -> None:
         self.redis = redis
+        self.hold_refs = hold_refs or HoldRefs()
         self._scripts = Scripts(redis)
 
     async def _call(self, operation: str, drop_id: str, *args: str | int) -> list[Any]:
@@ -153,6 +172,7 @@ class StockEngine:
             config.total,
             config.per_customer_limit,
             hold_ms,
+            secrets.token_hex(16),  # the drop's salt for hold nonces (lib/drop.lua)
         )
         if _text(result[0]) == "conflict":
             raise DropConflict(f"drop {config.drop_id} exists with other settings")
@@ -243,48 +263,88 @@ class StockEngine:
 
     async def reserve(self, drop_id: str, customer: str, qty: int, request_id: str) -> ReserveResult:
         """Hold ``qty`` units for a customer, one EVALSHA. Under load prefer
-        ``stock.batcher.ReserveBatcher``, which answers many requests per call."""
+        ``stock.batcher.ReserveBatcher``, which answers many requests per call. Raises
+        InvalidArgument for a malformed request (a batch answers it ``invalid`` instead)."""
+        keys.check_opaque("request id", request_id)
+        keys.check_opaque("customer", customer)
+        _check_qty(qty)
         (result,) = await self.reserve_many(drop_id, [ReserveRequest(request_id, customer, qty)])
         return result
 
     async def reserve_many(self, drop_id: str, requests: Sequence[ReserveRequest]) -> list[ReserveResult]:
         """Reserve for many requests in one script call, answered in order (FIFO: earlier
-        requests get units first). A rejection is an answer, not an error."""
+        requests get units first). A rejection is an answer, not an error — and so is a malformed
+        request (an id the engine does not accept, a bad qty): it is answered ``invalid`` alone,
+        and the rest of its batch goes ahead, so one bad request never fails the others."""
         if not 1 <= len(requests) <= MAX_BATCH:
             raise InvalidArgument(f"a batch holds 1 to {MAX_BATCH} requests")
-        args: list[str | int] = [len(requests)]
-        for r in requests:
-            args += (keys.check_opaque("request id", r.request_id), keys.check_opaque("customer", r.customer))
-            args.append(_check_qty(r.qty))
+        valid = [r for r in requests if _valid_request(r)]
+        args: list[str | int] = [len(valid), keys.REJECT_TTL_SECONDS * 1000]
+        for r in valid:
+            args += (r.request_id, r.customer, r.qty)
         result = await self._call("reserve", drop_id, *args)
         counters = _counters(result[1])
+        given = iter(zip(valid, result[2], strict=True))
         answers = []
-        for r, (code, hold_id, qty, expires, duplicate) in zip(requests, result[2], strict=True):
+        for r in requests:
+            if not _valid_request(r):
+                answers.append(ReserveResult(str(r.request_id), RejectReason.INVALID, None, 0, 0, False, counters))
+                continue
+            _, (code, hold_id, qty, expires, duplicate, nonce) = next(given)
             reason = None if _text(code) == "reserved" else RejectReason(_text(code))
+            hold = _text(hold_id) or None
             answers.append(
                 ReserveResult(
                     request_id=r.request_id,
                     reason=reason,
-                    hold_id=_text(hold_id) or None,
+                    hold_id=hold,
                     qty=int(qty),
                     expires_at_ms=int(expires),
                     duplicate=bool(duplicate),
                     counters=counters,
+                    hold_ref=self.hold_refs.mint(drop_id, hold, _text(nonce)) if hold else "",
                 )
             )
         return answers
 
-    async def confirm(self, hold_id: str, order_ref: str = "") -> ConfirmResult:
-        """Turn a live hold into a sale. Idempotent by hold id. ``order_ref`` should be the
-        platform's order id, so that order's webhook is matched to this hold and not counted
-        twice. Raises HoldNotActive if the hold expired or was released."""
+    def verify_ref(self, hold_ref: str) -> HoldRef:
+        """The hold a reference names; raises UnknownHold if it fails the MAC check (a forged,
+        altered or truncated reference names no hold, and says nothing of which holds exist)."""
+        ref = self.hold_refs.verify(hold_ref)
+        if ref is None:
+            raise UnknownHold("not a valid hold reference")
+        return ref
+
+    def hold_ref(self, drop_id: str, hold_id: str, nonce: str) -> str:
+        """The reference of a hold whose nonce is known (a hand-out read from the ledger)."""
+        return self.hold_refs.mint(drop_id, hold_id, nonce)
+
+    async def confirm_ref(self, hold_ref: str, order_ref: str = "") -> ConfirmResult:
+        """``confirm`` for a hold named by its reference — what a checkout must use, since the
+        reference comes from the buyer's cart. UnknownHold if it fails verification."""
+        ref = self.verify_ref(hold_ref)
+        return await self.confirm(ref.hold_id, order_ref, nonce=ref.nonce)
+
+    async def release_ref(self, hold_ref: str) -> ReleaseResult:
+        """``release`` for a hold named by its reference (a checkout giving up a cart's hold)."""
+        ref = self.verify_ref(hold_ref)
+        return await self.release(ref.hold_id, nonce=ref.nonce)
+
+    async def confirm(self, hold_id: str, order_ref: str = "", *, nonce: str = "") -> ConfirmResult:
+        """Turn a live hold into a sale. Idempotent by (hold id, order ref). ``order_ref``
+        should be the platform's order id, so that order's webhook is matched to this hold and
+        not counted twice. Raises HoldNotActive if the hold expired or was released, HoldTaken
+        if it was confirmed with another order ref. Naming a hold by id is for trusted callers
+        only; anything a buyer sent goes through ``confirm_ref``."""
         drop_id = keys.drop_of_hold(hold_id)
         if order_ref:
             keys.check_opaque("order ref", order_ref)
-        result = await self._call("confirm", drop_id, hold_id, order_ref)
+        result = await self._call("confirm", drop_id, hold_id, order_ref, nonce)
         code = _text(result[0])
         if code == "unknown_hold":
             raise UnknownHold(f"no hold {hold_id}")
+        if code == "hold_taken":
+            raise HoldTaken(hold_id)
         if code != "confirmed":
             raise HoldNotActive(hold_id, code)
         return ConfirmResult(
@@ -295,13 +355,13 @@ class StockEngine:
             counters=_counters(result[1]),
         )
 
-    async def release(self, hold_id: str, customer: str | None = None) -> ReleaseResult:
+    async def release(self, hold_id: str, customer: str | None = None, *, nonce: str = "") -> ReleaseResult:
         """Give a live hold's units back. With ``customer`` the hold must be theirs (viewers
         release their own holds; a trusted checkout passes None). Idempotent by hold id."""
         drop_id = keys.drop_of_hold(hold_id)
         if customer is not None:
             keys.check_opaque("customer", customer)
-        result = await self._call("release", drop_id, hold_id, customer or "")
+        result = await self._call("release", drop_id, hold_id, customer or "", nonce)
         code = _text(result[0])
         if code == "unknown_hold":
             raise UnknownHold(f"no hold {hold_id}")
@@ -347,18 +407,29 @@ class StockEngine:
     # -- platform orders ------------------------------------------------------------------
 
     async def apply_sale(self, sale: PlatformSale) -> OrderResult:
-        """Apply one order line a platform sold. Idempotent by (platform, order, line)."""
+        """Apply one order line a platform sold. Idempotent by (platform, order, line). The hold
+        reference the order carried is verified here (MAC) and in the script (nonce); one that
+        fails is no hold: the line takes from available and ``hold_issue`` says why."""
         line_key = _line_key(sale.platform, sale.order_id, sale.line_id)
-        hold_id = sale.hold_id or ""
-        if hold_id and keys.drop_of_hold(hold_id) != sale.drop_id:
-            hold_id = ""  # a hold of another drop cannot pay for this line
-        result = await self._call("order", sale.drop_id, line_key, sale.order_id, _check_qty(sale.qty), hold_id)
+        hold_id = nonce = why = ""
+        if sale.hold_ref:
+            ref = self.hold_refs.verify(sale.hold_ref)
+            if ref is None:
+                why = "hold_ref_invalid"
+            elif ref.drop_id != sale.drop_id:
+                why = "hold_other_drop"  # a hold of another drop cannot pay for this line
+            else:
+                hold_id, nonce = ref.hold_id, ref.nonce
+        qty = _check_qty(sale.qty)
+        result = await self._call("order", sale.drop_id, line_key, sale.order_id, qty, hold_id, nonce, why)
         return OrderResult(
             outcome=OrderOutcome(_text(result[0])),
             sold=int(result[2]),
             oversold=int(result[3]),
             hold_id=_text(result[4]) or None,
             counters=_counters(result[1]),
+            hold_issue=_text(result[5]),
+            drop_state=_text(result[6]),
         )
 
     async def apply_cancel(self, cancel: PlatformCancel) -> CancelResult:

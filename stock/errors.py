@@ -45,6 +45,17 @@ class HoldNotActive(StockError):
         self.state = state
 
 
+class HoldTaken(StockError):
+    """The hold was confirmed with another order reference: a second payment for one hold is a
+    conflict for a person to sort out, never a duplicate of the first."""
+
+    code = "hold_taken"
+
+    def __init__(self, hold_id: str) -> None:
+        super().__init__(f"hold {hold_id} is confirmed with another order")
+        self.hold_id = hold_id
+
+
 class NotOwner(StockError):
     """The hold belongs to another customer."""
 

@@ -29,10 +29,16 @@ _HOLD_RE = re.compile(r"([A-Za-z0-9_-]{1,64})\.([0-9]{1,18})")
 # applies twice, so records live as long as the drop; deleting a finished drop's keys is an
 # operator's decision (archive the ledger first), never an expiry.
 REQUEST_TTL_SECONDS: int | None = None
+# ...except rejections. A rejected reservation changed nothing, so once it is forgotten a retry is
+# simply a new attempt, which is safe; kept forever, every `sold_out` of a 10,000-viewer burst
+# would stay in Redis for the drop's life. Ten minutes covers a client's retries after a dropped
+# connection (seconds to a few minutes) with room to spare. reserve.lua keeps a rejection between
+# this and twice this (two generations that take turns).
+REJECT_TTL_SECONDS = 600
 
 
 class DropKeys(NamedTuple):
-    """The ten keys of one drop, in the order every drop script expects them as KEYS."""
+    """The twelve keys of one drop, in the order every drop script expects them as KEYS."""
 
     meta: str
     holds: str
@@ -44,6 +50,8 @@ class DropKeys(NamedTuple):
     waitqty: str
     ledger: str
     orderrefs: str
+    rejects0: str
+    rejects1: str
 
 
 def check_name(kind: str, value: str) -> str:

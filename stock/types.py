@@ -46,7 +46,9 @@ class ReserveRequest(msgspec.Struct, frozen=True):
 
 class ReserveResult(msgspec.Struct, frozen=True):
     """The answer to one reservation. ``reason`` is None when a hold was granted;
-    ``duplicate`` is True when this is a retry answered with the first answer."""
+    ``duplicate`` is True when this is a retry answered with the first answer. ``hold_ref`` is
+    what the viewer's client, its cart and its checkout name the hold by (stock/holdref.py);
+    ``hold_id`` is internal (guessable) and never enough to take the hold."""
 
     request_id: str
     reason: RejectReason | None
@@ -55,6 +57,7 @@ class ReserveResult(msgspec.Struct, frozen=True):
     expires_at_ms: int
     duplicate: bool
     counters: Counters
+    hold_ref: str = ""
 
     @property
     def ok(self) -> bool:
@@ -71,6 +74,7 @@ class Hold(msgspec.Struct, frozen=True):
     request_id: str
     order_ref: str
     matched_line: str
+    nonce: str = ""
 
 
 class ConfirmResult(msgspec.Struct, frozen=True):
@@ -151,22 +155,30 @@ class OrderOutcome(enum.StrEnum):
 
 
 class PlatformSale(msgspec.Struct, frozen=True):
-    """One order line a commerce platform sold of a drop (from a webhook)."""
+    """One order line a commerce platform sold of a drop (from a webhook). ``hold_ref`` is the
+    hold reference the buyer's cart carried, as the platform sent it: the engine verifies it, and
+    one that fails is no hold at all."""
 
     platform: str
     order_id: str
     line_id: str
     drop_id: str
     qty: int
-    hold_id: str | None = None
+    hold_ref: str | None = None
 
 
 class OrderResult(msgspec.Struct, frozen=True):
+    """``hold_id`` is the hold that paid for the line (None: units came from available);
+    ``hold_issue`` why the hold the order named did not pay ('' if it did or none was named);
+    ``drop_state`` the drop's state when the line was applied."""
+
     outcome: OrderOutcome
     sold: int
     oversold: int
     hold_id: str | None
     counters: Counters
+    hold_issue: str = ""
+    drop_state: str = ""
 
 
 class CancelOutcome(enum.StrEnum):

@@ -2,14 +2,17 @@
 
 It is written from DESIGN §3, in the plainest way, with the same documented choices as the
 scripts (where lazy expiry happens, partial hand-outs to the waitlist, cancel-first
-tombstones). Time is virtual: ``now`` moves only by ``fast_forward``; the Lua side runs on
-Redis' clock plus the same offset, and tests keep real elapsed time far below the jumps.
+tombstones that remember partial refunds, rejected answers forgotten after a bounded time,
+a second confirm with another order being a conflict). Time is virtual: ``now`` moves only by
+``fast_forward``; the Lua side runs on Redis' clock plus the same offset, and tests keep real
+elapsed time far below the jumps.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from stock.keys import REJECT_TTL_SECONDS
 from stock.types import Counters
 
 EXPIRE_BATCH = 64
@@ -36,6 +39,8 @@ class MLine:
     hold: str = ""
     customer: str = ""
     cq: int = 0
+    whole: bool = False
+    refunds: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -54,6 +59,7 @@ class DropModel:
     holds: dict[str, MHold] = field(default_factory=dict)
     customers: dict[str, int] = field(default_factory=dict)
     requests: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    rejected: dict[str, tuple[tuple[str, str, int], int]] = field(default_factory=dict)
     adjustments: set[str] = field(default_factory=set)
     lines: dict[str, MLine] = field(default_factory=dict)
     events: set[str] = field(default_factory=set)
@@ -119,12 +125,21 @@ class DropModel:
     def close(self) -> None:
         self.state = "closed"
 
-    def reserve(self, request_id: str, customer: str, qty: int) -> tuple[str, str, int]:
-        """Returns (code, hold id or '', qty)."""
+    def reserve(self, request_id: str, customer: str, qty: int, remembered: bool = True) -> tuple[str, str, int]:
+        """Returns (code, hold id or '', qty). A rejection is remembered for at least
+        REJECT_TTL_SECONDS and at most twice that (where, in between, depends on Redis' real
+        clock, which the model does not know: ``remembered`` says what the engine did there)."""
         self._expire_due()
         self._handout()
         if request_id in self.requests:
             return self.requests[request_id]
+        if request_id in self.rejected:
+            answer, at = self.rejected[request_id]
+            age = self.now - at
+            ttl = REJECT_TTL_SECONDS * 1000
+            if age < ttl or (age < 2 * ttl and remembered):
+                return answer
+            del self.rejected[request_id]
         hold_id = ""
         if not self.selling():
             code = "not_live"
@@ -136,7 +151,10 @@ class DropModel:
             code = "reserved"
             hold_id = self._create_hold(customer, qty)
         answer = (code, hold_id, qty if code == "reserved" else 0)
-        self.requests[request_id] = answer
+        if code == "reserved":
+            self.requests[request_id] = answer
+        else:
+            self.rejected[request_id] = (answer, self.now)
         return answer
 
     def confirm(self, hold_id: str, order_ref: str) -> str:
@@ -144,7 +162,7 @@ class DropModel:
         if hold is None:
             return "unknown_hold"
         if hold.state == "confirmed":
-            return "confirmed"
+            return "confirmed" if hold.order_ref == order_ref else "hold_taken"
         if hold.state == "held" and hold.expires <= self.now:
             self._end_hold(hold, "expired")
             self._handout()
@@ -213,19 +231,31 @@ class DropModel:
                 if hold.state == "confirmed" and hold.matched in ("", line_key):
                     return candidate, hold
             return "", None
+        # ``hold_id`` comes from a verified reference (the machine passes '' for a stranger's).
         hold_or_none = self.holds.get(hold_id)
-        if hold_or_none is not None and hold_or_none.matched in ("", line_key):
-            return hold_id, hold_or_none
-        return "", None
+        if hold_or_none is None or hold_or_none.matched not in ("", line_key):
+            return "", None
+        if hold_or_none.state == "confirmed" and hold_or_none.order_ref not in ("", order_id):
+            return "", None  # paid by another order
+        return hold_id, hold_or_none
 
     def sale(self, line_key: str, order_id: str, qty: int, hold_ref: str) -> tuple[str, int, int]:
         """Returns (outcome, sold, oversold)."""
         rec = self.lines.get(line_key)
+        refunds: list[tuple[str, int]] = []
         if rec is not None:
-            if rec.st in ("cancelled_first", "ignored"):
+            if rec.st == "cancelled_first" and rec.whole:
                 rec.st = "ignored"
+                _, named = self._find_hold(hold_ref, order_id, line_key)
+                if named is not None and named.state == "held":
+                    self._end_hold(named, "expired" if named.expires <= self.now else "released")
+                    self._handout()
                 return "ignored", 0, 0
-            return "duplicate", rec.sold, rec.over
+            if rec.st == "ignored":
+                return "ignored", 0, 0
+            if rec.st != "cancelled_first":
+                return "duplicate", rec.sold, rec.over
+            refunds = rec.refunds
         hold_id, hold = self._find_hold(hold_ref, order_id, line_key)
         covered, customer = 0, ""
         if hold is not None and hold.state == "held" and hold.expires <= self.now:
@@ -253,7 +283,9 @@ class DropModel:
             self.available -= rest
             self._customer_add(customer, rest)
             covered = qty
-        self.lines[line_key] = MLine("sold", qty - over, over, 0, 0, hold_id, customer, covered)
+        line = self.lines[line_key] = MLine("sold", qty - over, over, 0, 0, hold_id, customer, covered)
+        for _, refund_qty in refunds:
+            self._give_back(line, refund_qty)
         self._handout()
         return "applied", qty - over, over
 
@@ -267,12 +299,23 @@ class DropModel:
         if rec is None:
             hold_id, hold = self._find_hold("", order_id, line_key)
             if hold is None:
-                self.lines[line_key] = MLine("cancelled_first")
-                return "tombstoned", 0, 0
-            hold.matched = line_key
-            rec = self.lines[line_key] = MLine("sold", hold.qty, 0, 0, 0, hold_id, hold.customer, hold.qty)
+                rec = self.lines[line_key] = MLine("cancelled_first")
+            else:
+                hold.matched = line_key
+                rec = self.lines[line_key] = MLine("sold", hold.qty, 0, 0, 0, hold_id, hold.customer, hold.qty)
+        if rec.st == "cancelled_first":
+            if qty == 0:
+                rec.whole = True
+            elif not rec.whole:
+                rec.refunds.append((event, qty))
+            return "tombstoned", 0, 0
         if rec.st != "sold":
             return "tombstoned", 0, 0
+        from_sold, from_over = self._give_back(rec, qty)
+        self._handout()
+        return "restocked", from_sold, from_over
+
+    def _give_back(self, rec: MLine, qty: int) -> tuple[int, int]:
         left = rec.sold + rec.over - rec.bs - rec.bo
         n = min(qty, left) if qty > 0 else left
         from_over = min(n, rec.over - rec.bo)
@@ -286,5 +329,4 @@ class DropModel:
             freed = min(from_sold, rec.cq)
             rec.cq -= freed
             self._customer_add(rec.customer, -freed)
-        self._handout()
-        return "restocked", from_sold, from_over
+        return from_sold, from_over

@@ -52,12 +52,15 @@ async def test_host_runs_a_show_through_the_api(api: tuple[httpx.AsyncClient, No
     assert launched.json()["state"] == "live" and launched.json()["ends_at_ms"] > 0
     assert (await viewer.until("drop"))["drop"]["id"] == "d1"
     await viewer.send({"type": "reserve", "ref": "r1", "drop": "d1", "qty": 2})
-    hold = (await viewer.until("reserved"))["hold"]
+    reserved = await viewer.until("reserved")
+    hold, hold_ref = reserved["hold"], reserved["hold_ref"]
 
-    confirmed = await client.post(f"/api/holds/{hold}/confirm", json={"order_ref": "1001"})
+    # A checkout names the hold by its signed reference; the id alone names no hold.
+    assert (await client.post(f"/api/holds/{hold}/confirm", json={"order_ref": "1001"})).status_code == 404
+    confirmed = await client.post(f"/api/holds/{hold_ref}/confirm", json={"order_ref": "1001"})
     assert confirmed.status_code == 200 and confirmed.json()["counters"]["sold"] == 2
     assert (await viewer.until("confirmed", timeout=10))["hold"] == hold
-    again = await client.post(f"/api/holds/{hold}/release")
+    again = await client.post(f"/api/holds/{hold_ref}/release")
     assert again.status_code == 409 and again.headers["content-type"] == "application/problem+json"
     assert again.json()["code"] == "hold-not-active"
 
@@ -97,7 +100,7 @@ async def test_auth_and_problems(api: tuple[httpx.AsyncClient, Node]) -> None:
     assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
     assert (await client.post("/api/shows", content=b"{not json")).status_code == 422
     assert (await client.post("/api/drops/nope/launch", json={})).status_code == 404
-    assert (await client.post("/api/holds/nope/confirm", json={})).status_code == 422
+    assert (await client.post("/api/holds/nope/confirm", json={})).json()["code"] == "unknown-hold"
     assert (await client.post("/api/holds/d9.1/confirm", json={})).status_code == 404
     assert (
         await client.post("/api/shows/none/drops", json={"drop_id": "x", "sku": "s", "title": "t", "total": 1})

@@ -117,7 +117,7 @@ async def test_host_gets_broadcasts_and_live_stats(api: tuple[httpx.AsyncClient,
     assert (await host.until("drop"))["drop"]["state"] == "live"
     await viewer.until("drop")
     await viewer.send({"type": "reserve", "ref": "r1", "drop": "d1", "qty": 2})
-    hold = (await viewer.until("reserved"))["hold"]
+    hold = (await viewer.until("reserved"))["hold_ref"]
     assert (await host.until("stock", available=3))["held"] == 2
 
     # The reservation shows in a host_stats frame as one hold, at a positive rate.

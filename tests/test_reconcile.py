@@ -16,6 +16,7 @@ from server.reconcile import Reconciler, ReconciliationReport, UnknownShow, reco
 from server.redis_local import LocalRedis
 from server.webhooks import keys
 from server.webhooks.events import Platform
+from stock import HoldTaken
 from stock.types import Counters
 from tests.invariants import assert_drop_invariants
 from tests.webhook_support import (
@@ -52,20 +53,25 @@ async def a_show_with_every_discrepancy(app: LiveApp) -> dict[str, str]:
     engine = app.state["engine"]
     await define_drop(app.state, "d1", "GLOW", 10)
     await define_drop(app.state, "d2", "TINT", 1)
-    holds = {}
+    holds, refs = {}, {}
     for name, qty in (("h1", 1), ("h2", 2), ("h3", 1)):
         result = await engine.reserve("d1", f"viewer-{name}", qty, f"req-{name}")
         assert result.hold_id is not None
-        holds[name] = result.hold_id
-    # h1: the checkout confirmed it, and no platform order ever came.
+        holds[name], refs[name] = result.hold_id, result.hold_ref
+    # h1: the checkout confirmed it, and no platform order ever came; a second checkout then
+    # tried to confirm it for another order (refused: a conflict the report shows).
     await engine.confirm(holds["h1"], order_ref="checkout-1")
+    with pytest.raises(HoldTaken):
+        await engine.confirm_ref(refs["h1"], order_ref="checkout-2")
     # h2: confirmed by the checkout with the Shopify order id, whose webhook then matched it.
     await engine.confirm(holds["h2"], order_ref="2002")
     body = shopify_order(2002, [(21, "GLOW", 2)])
     await app.post(Platform.SHOPIFY, body, shopify_headers(body, "orders/paid"))
-    # An order without any hold, and one whose hold is unknown.
+    # An order without any hold, one naming a bare (guessable) hold id, one a forged reference.
     await standard(app, "paid", "o4", [{"line_id": "1", "sku": "GLOW", "qty": 1}])
     await standard(app, "paid", "o9", [{"line_id": "1", "sku": "GLOW", "qty": 1, "hold": "d1.999"}])
+    forged = refs["h3"][:-1] + ("A" if refs["h3"][-1] != "A" else "B")
+    await standard(app, "paid", "o10", [{"line_id": "1", "sku": "GLOW", "qty": 1, "hold": forged}])
     # d2: oversold by 2, cancelled (restock 1, unoversold 2), then oversold by 1 again.
     await standard(app, "paid", "o5", [{"line_id": "1", "sku": "TINT", "qty": 3}])
     await drain(app.state)
@@ -82,7 +88,14 @@ async def a_show_with_every_discrepancy(app: LiveApp) -> dict[str, str]:
     await drain(app.state)
     # h3 expires (the drop's clock moves past its 600 s), then an order names it.
     await engine.fast_forward("d1", 601)
-    await standard(app, "paid", "o3", [{"line_id": "1", "sku": "GLOW", "qty": 1, "hold": holds["h3"]}])
+    await standard(app, "paid", "o3", [{"line_id": "1", "sku": "GLOW", "qty": 1, "hold": refs["h3"]}])
+    # A Shopify line with quantity 0 (not applied), then a sale after d2 has ended.
+    body = shopify_order(2003, [(31, "GLOW", 0)])
+    await app.post(Platform.SHOPIFY, body, shopify_headers(body, "orders/paid"))
+    await drain(app.state)
+    await engine.close("d2")
+    await engine.adjust("d2", 1, "restock-after-end")
+    await standard(app, "paid", "o11", [{"line_id": "1", "sku": "TINT", "qty": 1}])
     await drain(app.state)
     return holds
 
@@ -100,14 +113,21 @@ async def test_the_report_shows_every_kind_of_discrepancy(app: LiveApp) -> None:
     without = {(s.platform, s.order_id): s.reason for s in d1.orders_without_hold}
     assert without == {
         ("standard", "o4"): "no_hold_ref",
-        ("standard", "o9"): "hold_not_found",
+        ("standard", "o9"): "hold_ref_invalid",
+        ("standard", "o10"): "hold_ref_invalid",
         ("standard", "o3"): "hold_expired",
     }
-    assert d1.webhook_units_sold == {"shopify": 2, "standard": 3}
+    assert [(c.hold_id, c.order_ref, c.confirmed_with, c.reason) for c in d1.confirm_conflicts] == [
+        (holds["h1"], "checkout-2", "checkout-1", "hold_taken")
+    ]
+    assert [(b.platform, b.order_id, b.line_id, b.qty) for b in report.bad_qty_lines] == [("shopify", "2003", "31", 0)]
+    assert [(s.order_id, s.sold) for s in d2.sales_when_not_live] == [("o11", 1)]
+    assert d1.sales_when_not_live == []
+    assert d1.webhook_units_sold == {"shopify": 2, "standard": 4}
     assert [(c.order_id, c.order_ignored) for c in d1.cancelled_before_order] == [("o7", True)]
     assert d1.oversold_lines == [] and d1.cancellations == []
 
-    assert d2.counters == Counters(1, 0, 0, 1, 1)
+    assert d2.counters == Counters(2, 0, 0, 2, 1)
     assert [(s.order_id, s.sold, s.oversold) for s in d2.oversold_lines] == [("o5", 1, 2), ("o6", 1, 1)]
     assert [(c.order_id, c.event, c.restocked, c.unoversold) for c in d2.cancellations] == [("o5", "cancel", 1, 2)]
     assert (d2.restocked_units, d2.unoversold_units) == (1, 2)
@@ -119,7 +139,12 @@ async def test_the_report_shows_every_kind_of_discrepancy(app: LiveApp) -> None:
         ("tiktok", "576486316948490001", "paid")
     ]
     assert report.totals.unmatched_holds == 1 and report.totals.unmatched_hold_units == 1
-    assert report.totals.orders_without_hold == 3 + 2  # d2's two orders named no hold either
+    assert report.totals.orders_without_hold == 4 + 3  # d2's three orders named no hold either
+    assert (report.totals.confirm_conflicts, report.totals.bad_qty_lines, report.totals.sales_when_not_live) == (
+        1,
+        1,
+        1,
+    )
     assert report.totals.oversold_units == 1 and report.totals.restocked_units == 1
     assert report.totals.unknown_sku_lines == 1 and report.totals.needs_fetch == 1
     assert report.totals.dead_deliveries == 0

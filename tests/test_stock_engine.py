@@ -11,6 +11,7 @@ from stock import (
     DropConfig,
     DropConflict,
     HoldNotActive,
+    HoldTaken,
     InsufficientStock,
     InvalidArgument,
     NotOwner,
@@ -136,8 +137,13 @@ async def test_confirm_is_idempotent_and_refuses_dead_holds(engine: StockEngine)
     a = await engine.reserve("d1", "c1", 2, "r1")
     done = await engine.confirm(a.hold_id or "", "order-1")
     assert not done.duplicate and done.counters == Counters(5, 3, 0, 2, 0)
-    again = await engine.confirm(a.hold_id or "", "other")
+    again = await engine.confirm(a.hold_id or "", "order-1")
     assert again.duplicate and again.order_ref == "order-1" and again.counters == done.counters
+    # Another order for the same hold is a second payment for one unit: a conflict, never a duplicate.
+    with pytest.raises(HoldTaken):
+        await engine.confirm(a.hold_id or "", "other")
+    assert await engine.counters("d1") == done.counters
+    assert (await engine.ledger("d1"))[-1].fields == {"hold": a.hold_id, "order": "other", "by": "order-1"}
     b = await engine.reserve("d1", "c2", 1, "r2")
     await engine.release(b.hold_id or "")
     with pytest.raises(HoldNotActive) as info:
@@ -320,7 +326,7 @@ async def test_platform_sale_without_hold_takes_available_then_oversells(engine:
 async def test_platform_sale_confirms_the_hold_it_names(engine: StockEngine) -> None:
     await live_drop(engine, total=5)
     a = await engine.reserve("d1", "c1", 2, "r1")
-    sale = await engine.apply_sale(PlatformSale("shopify", "1001", "1", "d1", 2, hold_id=a.hold_id))
+    sale = await engine.apply_sale(PlatformSale("shopify", "1001", "1", "d1", 2, hold_ref=a.hold_ref))
     assert sale.hold_id == a.hold_id and sale.counters == Counters(5, 3, 0, 2, 0)
     hold = await engine.hold(a.hold_id or "")
     assert hold.state is HoldState.CONFIRMED and hold.matched_line == "shopify|1001|1"
@@ -330,7 +336,7 @@ async def test_platform_sale_for_an_expired_hold_takes_from_available(engine: St
     await live_drop(engine, total=2, hold_seconds=5)
     a = await engine.reserve("d1", "c1", 2, "r1")
     await engine.fast_forward("d1", 6)
-    sale = await engine.apply_sale(PlatformSale("shopify", "1001", "1", "d1", 2, hold_id=a.hold_id))
+    sale = await engine.apply_sale(PlatformSale("shopify", "1001", "1", "d1", 2, hold_ref=a.hold_ref))
     assert (sale.sold, sale.oversold, sale.hold_id) == (2, 0, None)
     assert sale.counters == Counters(2, 0, 0, 2, 0)
 
@@ -347,7 +353,7 @@ async def test_checkout_confirm_then_webhook_counts_once(engine: StockEngine) ->
 async def test_order_for_fewer_units_than_held_returns_the_rest(engine: StockEngine) -> None:
     await live_drop(engine, total=5, limit=3)
     a = await engine.reserve("d1", "c1", 3, "r1")
-    sale = await engine.apply_sale(PlatformSale("shopify", "1001", "1", "d1", 1, hold_id=a.hold_id))
+    sale = await engine.apply_sale(PlatformSale("shopify", "1001", "1", "d1", 1, hold_ref=a.hold_ref))
     assert sale.counters == Counters(5, 4, 0, 1, 0)
     assert (await engine.reserve("d1", "c1", 2, "r2")).ok  # the limit counts 1 unit now
 
@@ -388,7 +394,7 @@ async def test_cancel_before_webhook_restocks_a_checkout_confirmed_hold(engine: 
 async def test_cancel_of_a_hold_sale_frees_the_customer_limit(engine: StockEngine) -> None:
     await live_drop(engine, total=5, limit=1)
     a = await engine.reserve("d1", "c1", 1, "r1")
-    await engine.apply_sale(PlatformSale("meta", "m1", "1", "d1", 1, hold_id=a.hold_id))
+    await engine.apply_sale(PlatformSale("meta", "m1", "1", "d1", 1, hold_ref=a.hold_ref))
     assert (await engine.reserve("d1", "c1", 1, "r2")).reason is RejectReason.LIMIT_EXCEEDED
     await engine.apply_cancel(PlatformCancel("meta", "m1", "1", "d1"))
     assert (await engine.reserve("d1", "c1", 1, "r3")).ok

@@ -21,6 +21,7 @@ from server.redis_local import LocalRedis
 from stock import (
     DropConfig,
     HoldNotActive,
+    HoldTaken,
     InsufficientStock,
     NotOwner,
     PlatformCancel,
@@ -87,7 +88,7 @@ class StockMachine(RuleBasedStateMachine):
     @rule(request_id=request_ids, customer=customers, qty=quantities)
     def reserve(self, request_id: str, customer: str, qty: int) -> None:
         result = self.run(self.engine.reserve(DROP, customer, qty, request_id))
-        code, hold_id, granted = self.model.reserve(request_id, customer, qty)
+        code, hold_id, granted = self.model.reserve(request_id, customer, qty, result.duplicate)
         assert (result.reason or "reserved", result.hold_id or "", result.qty) == (code, hold_id, granted)
 
     @rule(batch=st.lists(st.tuples(request_ids, customers, quantities), min_size=2, max_size=6))
@@ -99,7 +100,7 @@ class StockMachine(RuleBasedStateMachine):
         self.model._expire_due()
         self.model._handout()
         for (request_id, customer, qty), result in zip(batch, results, strict=True):
-            code, hold_id, granted = self.model.reserve(request_id, customer, qty)
+            code, hold_id, granted = self.model.reserve(request_id, customer, qty, result.duplicate)
             assert (result.reason or "reserved", result.hold_id or "", result.qty) == (code, hold_id, granted)
 
     @rule(data=st.data(), order_ref=st.sampled_from(["", "o1", "o2"]))
@@ -111,6 +112,8 @@ class StockMachine(RuleBasedStateMachine):
             outcome = "confirmed"
         except UnknownHold:
             outcome = "unknown_hold"
+        except HoldTaken:
+            outcome = "hold_taken"
         except HoldNotActive as exc:
             outcome = exc.state
         assert outcome == expected
@@ -159,13 +162,45 @@ class StockMachine(RuleBasedStateMachine):
     def leave_waitlist(self, customer: str) -> None:
         assert self.run(self.engine.leave_waitlist(DROP, customer)) == self.model.leave_waitlist(customer)
 
-    @rule(line=lines, qty=quantities, data=st.data(), name_hold=st.booleans())
-    def platform_sale(self, line: tuple[str, str, str], qty: int, data: st.DataObject, name_hold: bool) -> None:
+    def genuine_ref(self, hold_id: str) -> str:
+        """The reference the hold's own viewer was given ('' if no such hold)."""
+        if hold_id not in self.model.holds:
+            return ""
+        return self.engine.hold_ref(DROP, hold_id, self.run(self.engine.hold(hold_id)).nonce)
+
+    @rule(
+        line=lines,
+        qty=quantities,
+        data=st.data(),
+        naming=st.sampled_from(["none", "own", "bare_id", "spliced", "stale_nonce"]),
+    )
+    def platform_sale(self, line: tuple[str, str, str], qty: int, data: st.DataObject, naming: str) -> None:
+        """An order names no hold, its buyer's own hold (the genuine reference), or — a stranger —
+        someone else's hold: by its bare id, with another hold's nonce and MAC spliced on, or with a
+        well-signed reference whose nonce is not the hold's. A stranger's reference is no hold."""
         platform, order_id, line_id = line
-        hold_id = data.draw(self.hold_ids()) if name_hold else ""
-        result = self.run(self.engine.apply_sale(PlatformSale(platform, order_id, line_id, DROP, qty, hold_id or None)))
-        expected = self.model.sale(f"{platform}|{order_id}|{line_id}", order_id, qty, hold_id)
+        hold_id = data.draw(self.hold_ids()) if naming != "none" else ""
+        ref = ""
+        if naming == "own":
+            ref = self.genuine_ref(hold_id)
+        elif naming == "bare_id":
+            ref = hold_id
+        elif naming == "spliced":
+            donor = self.genuine_ref(data.draw(self.hold_ids()))
+            ref = f"{hold_id}.{donor.split('.', 2)[2]}" if donor else hold_id
+        elif naming == "stale_nonce":
+            ref = self.engine.hold_refs.mint(DROP, hold_id, "f" * 32)
+        trusted = hold_id if naming == "own" and ref else ""
+        if naming == "spliced" and ref == self.genuine_ref(hold_id):
+            trusted = hold_id  # the donor was the hold itself: its own genuine reference
+        result = self.run(self.engine.apply_sale(PlatformSale(platform, order_id, line_id, DROP, qty, ref or None)))
+        expected = self.model.sale(f"{platform}|{order_id}|{line_id}", order_id, qty, trusted)
         assert (result.outcome, result.sold, result.oversold) == expected
+        if ref and not trusted and result.outcome == "applied" and result.hold_id is None:
+            assert result.hold_issue in ("hold_ref_invalid", "hold_not_found")
+        if ref and not trusted and result.hold_id is not None:
+            # Only the order's own id can find a hold then: one the checkout confirmed for it.
+            assert self.model.holds[result.hold_id].order_ref == order_id
 
     @rule(line=lines, event=st.sampled_from(["cancel", "refund-1", "refund-2"]), qty=st.integers(0, 3))
     def platform_cancel(self, line: tuple[str, str, str], event: str, qty: int) -> None:

@@ -134,7 +134,7 @@ async def test_a_sale_confirms_the_hold_it_names(app: LiveApp) -> None:
     engine = app.state["engine"]
     hold = await engine.reserve("d1", "viewer-1", 2, "req-1")
     assert hold.hold_id is not None
-    await post_standard(app, standard_order("paid", "o1", [line("1", "GLOW", 2, hold=hold.hold_id)]))
+    await post_standard(app, standard_order("paid", "o1", [line("1", "GLOW", 2, hold=hold.hold_ref)]))
     await drain(app.state)
     confirmed = await engine.hold(hold.hold_id)
     assert confirmed.state is HoldState.CONFIRMED and confirmed.matched_line == "standard|o1|1"
@@ -147,7 +147,7 @@ async def test_a_sale_on_an_expired_hold_takes_from_available_and_says_why(app: 
     hold = await engine.reserve("d1", "viewer-1", 2, "req-1")
     assert hold.hold_id is not None
     await engine.fast_forward("d1", 601)  # past the hold's 600 s
-    await post_standard(app, standard_order("paid", "o1", [line("1", "GLOW", 2, hold=hold.hold_id)]))
+    await post_standard(app, standard_order("paid", "o1", [line("1", "GLOW", 2, hold=hold.hold_ref)]))
     await drain(app.state)
     assert (await engine.hold(hold.hold_id)).state is HoldState.EXPIRED
     assert await assert_drop_invariants(engine, "d1") == Counters(10, 8, 0, 2, 0)

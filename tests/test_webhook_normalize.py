@@ -327,3 +327,18 @@ def test_dispatch_and_events_round_trip_through_msgspec() -> None:
         assert events and all(e.platform is platform for e in events)
         wire = msgspec.json.encode(events)
         assert msgspec.json.decode(wire, type=list[PlatformOrderEvent]) == events
+
+
+def test_lines_with_no_quantity_are_kept_for_the_applier_to_report() -> None:
+    """A quantity ≤ 0 used to vanish here without a word; the applier now records it (bad_qty)."""
+    items = [
+        {"id": 1, "sku": "GLOW", "quantity": 0},
+        {"id": 2, "sku": "GLOW", "quantity": -1},
+        {"id": 3, "sku": "GLOW", "quantity": 2},
+        {"id": 4, "sku": None, "quantity": 1},  # no SKU: not a LiveDrop product, still left out
+    ]
+    shopify = only(normalize_shopify(json.dumps({"id": 9, "line_items": items}).encode(), SHOPIFY))
+    assert [(line.line_id, line.qty) for line in shopify.lines] == [("1", 0), ("2", -1), ("3", 2)]
+    woo_body = json.dumps({"id": 9, "status": "processing", "line_items": items}).encode()
+    woo = only(normalize_woocommerce(woo_body, WOO))
+    assert [(line.line_id, line.qty) for line in woo.lines] == [("1", 0), ("2", -1), ("3", 2)]

@@ -36,7 +36,11 @@ class IssueKind(enum.StrEnum):
     NEEDS_FETCH = "needs_fetch"
     """A thin notification (TikTok Shop, Meta): the order's lines must be read from the platform."""
     INVALID = "invalid"
-    """An event the stock engine refused (an id with characters it does not accept, a huge qty)."""
+    """An event the stock engine refused (an id with characters it does not accept)."""
+    BAD_QTY = "bad_qty"
+    """A sale or refund line with a quantity ≤ 0 or over 10,000: not applied."""
+    SALE_DROP_NOT_LIVE = "sale_drop_not_live"
+    """A platform sold units of a drop that is closed (or not launched): applied, but unexpected."""
 
 
 class Alerts:
@@ -71,6 +75,8 @@ class Alerts:
             ttl_seconds=keys.ONCE_TTL_SECONDS,
             maxlen=keys.ISSUES_MAXLEN,
         )
+        if not duplicate:
+            self.metrics.webhook_issues.labels(kind.value).inc()
         return not duplicate
 
     async def aclose(self) -> None:

@@ -14,7 +14,12 @@ refunds. What this module adds is what the engine cannot know:
   never sold here waits in that hash for 90 days (``keys.ORDER_TTL_SECONDS``); it can leave no
   per-line tombstone by itself, because it does not know the lines.
 * **What reconciliation must show**: unknown SKUs and thin notifications as issues, a named hold that
-  could not pay for its sale (expired, released, unknown) per show, oversold lines as alerts.
+  could not pay for its sale (expired, released, unknown, a reference that failed verification) per
+  show, oversold lines as alerts — and every line that changed nothing or changed stock somewhere
+  unexpected: a quantity outside 1..10,000 (``bad_qty``: not applied) and a sale on a drop that is not
+  live (``sale_drop_not_live``: applied, since the platform really sold the units).
+* **Hold references.** The line's ``hold_ref`` is handed to the engine as it came: the engine verifies
+  it (MAC, then the hold's nonce), and one that fails is no hold — the line takes from available.
 
 Every step is safe to repeat, so a delivery applied again after a crash changes nothing twice.
 """
@@ -36,8 +41,9 @@ from server.webhooks.events import OrderLine, OrderStatus, PlatformOrderEvent
 from server.webhooks.scripts import Arg, BatchedScript
 from stock import StockEngine
 from stock import keys as stock_keys
-from stock.errors import InvalidArgument, UnknownDrop, UnknownHold
-from stock.types import HoldState, OrderOutcome, PlatformCancel, PlatformSale
+from stock.engine import MAX_QTY
+from stock.errors import InvalidArgument, UnknownDrop
+from stock.types import DropState, OrderOutcome, PlatformCancel, PlatformSale
 
 logger = logging.getLogger("livedrop.webhooks")
 
@@ -54,7 +60,7 @@ class LineResult(msgspec.Struct, frozen=True):
     line_id: str
     outcome: str
     """sold · oversold · duplicate · ignored · restocked · tombstoned · unknown_sku · invalid ·
-    no_restock · needs_fetch · pending_order · other"""
+    bad_qty · no_restock · needs_fetch · pending_order · other"""
     drop_id: str = ""
     qty: int = 0
 
@@ -109,6 +115,9 @@ class OrderApplier:
         found: list[tuple[OrderLine, str]] = []
         results: list[LineResult] = []
         for line in event.lines:
+            if not 1 <= line.qty <= MAX_QTY:
+                results.append(await self._bad_qty(event, line.line_id, line.sku, line.qty))
+                continue
             drop_id = await self._drop_for(line.sku, event, line.line_id, line.qty, skus)
             if drop_id is None:
                 results.append(LineResult(line.line_id, "unknown_sku", qty=line.qty))
@@ -135,20 +144,28 @@ class OrderApplier:
 
     async def _sell(self, event: PlatformOrderEvent, line: OrderLine, drop_id: str) -> LineResult:
         platform = event.platform.value
-        hold_id = line.hold_ref
-        if hold_id is not None:
-            try:
-                stock_keys.drop_of_hold(hold_id)
-            except InvalidArgument:
-                hold_id = None  # not a LiveDrop hold id: nothing to confirm
         result = await self.engine.apply_sale(
-            PlatformSale(platform, event.order_id, line.line_id, drop_id, line.qty, hold_id=hold_id)
+            PlatformSale(platform, event.order_id, line.line_id, drop_id, line.qty, hold_ref=line.hold_ref)
         )
         key = line_key(platform, event.order_id, line.line_id)
         if result.outcome is OrderOutcome.IGNORED:
             return LineResult(line.line_id, "ignored", drop_id, line.qty)
         if line.hold_ref and result.hold_id is None:
-            await self._record_unusable_hold(drop_id, key, line.hold_ref)
+            await self._record_unusable_hold(drop_id, key, line.hold_ref, result.hold_issue or "hold_not_found")
+        if result.drop_state and result.drop_state != DropState.LIVE:
+            # Applied all the same (the platform sold the units), but nobody expects sales there.
+            await self.alerts.issue(
+                IssueKind.SALE_DROP_NOT_LIVE,
+                key,
+                {
+                    "platform": platform,
+                    "order": event.order_id,
+                    "line": line.line_id,
+                    "drop": drop_id,
+                    "state": result.drop_state,
+                    "qty": line.qty,
+                },
+            )
         if result.oversold:
             # Raised on a duplicate as well: the first attempt may have died before alerting,
             # and the alert is raised once per line whatever happens.
@@ -168,24 +185,14 @@ class OrderApplier:
             return LineResult(line.line_id, "duplicate", drop_id, line.qty)
         return LineResult(line.line_id, "oversold" if result.oversold else "sold", drop_id, line.qty)
 
-    async def _record_unusable_hold(self, drop_id: str, key: str, hold_ref: str) -> None:
-        """Why a hold the order named did not pay for it, for the report's "orders without hold"."""
-        reason = "hold_not_found"
-        try:
-            if stock_keys.drop_of_hold(hold_ref) != drop_id:
-                reason = "hold_other_drop"
-            else:
-                hold = await self.engine.hold(hold_ref)
-                reason = {
-                    HoldState.EXPIRED: "hold_expired",
-                    HoldState.RELEASED: "hold_released",
-                    HoldState.CONFIRMED: "hold_taken",
-                }.get(hold.state, "hold_not_found")
-        except (InvalidArgument, UnknownHold):
-            pass
+    async def _record_unusable_hold(self, drop_id: str, key: str, hold_ref: str, reason: str) -> None:
+        """Why a hold the order named did not pay for it, for the report's "orders without hold"
+        (the engine's ledger says it too; this hash also names the hold, when the reference was
+        genuine — a reference that failed verification is not repeated anywhere)."""
+        ref = self.engine.hold_refs.verify(hold_ref)
         show = await self._show_of(drop_id)
         if show:
-            await self.redis.hset(keys.sale_holds(show), key, f"{reason} {hold_ref}")
+            await self.redis.hset(keys.sale_holds(show), key, f"{reason} {ref.hold_id if ref else ''}".rstrip())
 
     # -- cancellations and refunds ----------------------------------------------------------
 
@@ -216,6 +223,9 @@ class OrderApplier:
         refund_event = f"refund:{event.refund_id or 'full'}"
         results = []
         for line in event.refund_lines:
+            if not 1 <= line.qty <= MAX_QTY:
+                results.append(await self._bad_qty(event, line.line_id, line.sku, line.qty))
+                continue
             if not line.restock:
                 results.append(LineResult(line.line_id, "no_restock", qty=line.qty))
                 continue
@@ -302,6 +312,17 @@ class OrderApplier:
             },
         )
         return LineResult("", "needs_fetch")
+
+    async def _bad_qty(self, event: PlatformOrderEvent, line_id: str, sku: str, qty: int) -> LineResult:
+        """A line whose quantity no sale or refund can have (≤ 0, or over the engine's 10,000): it
+        changes no stock, and says so in the report rather than vanish."""
+        platform = event.platform.value
+        await self.alerts.issue(
+            IssueKind.BAD_QTY,
+            line_key(platform, event.order_id, line_id) + f"#{event.status.value}#{event.refund_id or ''}",
+            {"platform": platform, "order": event.order_id, "line": line_id, "sku": sku, "qty": qty},
+        )
+        return LineResult(line_id, "bad_qty", qty=qty)
 
     async def _invalid(self, event: PlatformOrderEvent, line_id: str, reason: str, drop_id: str = "") -> None:
         platform = event.platform.value

@@ -44,7 +44,8 @@ from server.webhooks.signatures import (
 )
 
 HOLD_KEY = "livedrop_hold"
-"""Name of the order attribute / line property / meta key that carries a LiveDrop hold id."""
+"""Name of the order attribute / line property / meta key that carries a LiveDrop hold reference
+(the ``hold_ref`` of the viewer's ``reserved`` frame; the stock engine verifies it)."""
 
 
 T = TypeVar("T")
@@ -95,6 +96,7 @@ def _shopify_hold(entries: list[ShopifyNameValue] | None) -> str | None:
 
 def _shopify_lines(items: list[ShopifyLineItem] | None, order_hold: str | None) -> list[OrderLine]:
     # Lines without a SKU cannot be LiveDrop products (every drop has one), so they are left out.
+    # A quantity ≤ 0 is kept: the applier records it as a `bad_qty` issue instead of losing it.
     return [
         OrderLine(
             sku=item.sku,
@@ -103,7 +105,7 @@ def _shopify_lines(items: list[ShopifyLineItem] | None, order_hold: str | None) 
             hold_ref=_shopify_hold(item.properties) or order_hold,
         )
         for item in items or ()
-        if item.sku and item.quantity > 0
+        if item.sku
     ]
 
 
@@ -314,6 +316,7 @@ def _woo_hold(entries: list[WooMeta] | None) -> str | None:
 
 
 def _woo_lines(items: list[WooLineItem] | None, order_hold: str | None) -> list[OrderLine]:
+    # As for Shopify: a quantity ≤ 0 is kept for the applier to report (`bad_qty`).
     return [
         OrderLine(
             sku=item.sku,
@@ -322,7 +325,7 @@ def _woo_lines(items: list[WooLineItem] | None, order_hold: str | None) -> list[
             hold_ref=_woo_hold(item.meta_data) or order_hold,
         )
         for item in items or ()
-        if item.sku and item.quantity > 0
+        if item.sku
     ]
 
 

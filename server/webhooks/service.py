@@ -20,13 +20,21 @@ from server.webhooks.config import WebhookSettings
 from server.webhooks.consumer import WebhookConsumer
 from server.webhooks.ingest import AppendOnce, WebhookLog
 from server.webhooks.scripts import BatchingClient
-from stock import StockEngine
+from stock import HoldRefs, StockEngine
 
 
 class WebhookService:
     """Everything webhooks need on one node."""
 
-    def __init__(self, redis: Any, catalog: Catalog, metrics: Metrics, settings: WebhookSettings) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        catalog: Catalog,
+        metrics: Metrics,
+        settings: WebhookSettings,
+        *,
+        hold_refs: HoldRefs | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.log = WebhookLog(redis, settings.dedupe_ttl_seconds)
@@ -34,7 +42,7 @@ class WebhookService:
         # The applier's own engine: the same scripts and keys, but its calls from concurrent
         # deliveries share round trips (scripts.BatchingClient).
         self.engine_client = BatchingClient(redis)
-        self.applier = OrderApplier(redis, StockEngine(self.engine_client), catalog, self.alerts, metrics)
+        self.applier = OrderApplier(redis, StockEngine(self.engine_client, hold_refs), catalog, self.alerts, metrics)
         self.consumer = WebhookConsumer(
             redis,
             self.applier,

@@ -1,6 +1,6 @@
 -- adjust: restock (delta > 0) or withdraw units (delta < 0). total and available move
 -- together; never below what is held + sold. New units go to the waitlist first.
--- KEYS: the ten drop keys of lib/drop.lua.
+-- KEYS: the twelve drop keys of lib/drop.lua.
 -- ARGV: request_id, delta
 -- Returns: {code, counters, duplicate}
 --   code: 'adjusted' | 'unknown_drop' | 'insufficient' (available + delta < 0; nothing changed)

@@ -1,5 +1,5 @@
 -- configure: change a drop's rules. Holds already granted keep their deadline.
--- KEYS: the ten drop keys of lib/drop.lua.
+-- KEYS: the twelve drop keys of lib/drop.lua.
 -- ARGV: limit, hold_ms, ends_at — each '' to leave it unchanged; ends_at 0 clears the end time.
 -- Returns: {code, counters}   code: 'configured' | 'unknown_drop'
 --- @include "lib/drop.lua"

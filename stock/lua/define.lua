@@ -1,7 +1,8 @@
 -- define: create a drop in state 'draft' with its stock and rules. Defining it again with the
 -- same settings is a no-op (a retried create); with other settings it is a conflict.
--- KEYS: the ten drop keys of lib/drop.lua.
--- ARGV: drop_id, show_id, total, limit (0 = none), hold_ms
+-- KEYS: the twelve drop keys of lib/drop.lua.
+-- ARGV: drop_id, show_id, total, limit (0 = none), hold_ms, salt (128 random bits, hex: seeds the
+--       nonces of the drop's hold references; kept in meta, never returned)
 -- Returns: {code, counters}   code: 'defined' | 'exists' | 'conflict'
 --- @include "lib/drop.lua"
 
@@ -17,7 +18,7 @@ if load_drop() then
 end
 redis.call('HSET', K_META, 'id', drop_id, 'show', show_id, 'state', 'draft', 'total', 0,
   'available', 0, 'held', 0, 'sold', 0, 'oversold', 0, 'limit', limit, 'hold_ms', hold_ms,
-  'ends_at', 0, 'hold_seq', 0, 'wait_seq', 0, 'clock_ms', 0, 'initial_total', total)
+  'ends_at', 0, 'hold_seq', 0, 'wait_seq', 0, 'clock_ms', 0, 'initial_total', total, 'salt', ARGV[6])
 load_drop()
 D.total = total
 D.available = total

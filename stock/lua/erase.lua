@@ -2,7 +2,7 @@
 -- order lines, the per-customer counter, the waitlist and every ledger entry of this drop,
 -- changing no counter. The ledger is rewritten under the same entry ids, so readers that
 -- resume from an id are unaffected. Cost is linear in the drop's history: a rare operation.
--- KEYS: the ten drop keys of lib/drop.lua.
+-- KEYS: the twelve drop keys of lib/drop.lua.
 -- ARGV: customer, tombstone
 -- Returns: {code, counters, places}   code: 'erased' | 'unknown_drop'; places = ids replaced
 --- @include "lib/drop.lua"

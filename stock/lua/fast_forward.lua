@@ -1,6 +1,6 @@
 -- fast_forward: move this drop's clock ahead, for rehearsals ("what happens when every hold
 -- runs out?") and for tests that jump time. Never moves it back: deadlines stay monotonic.
--- KEYS: the ten drop keys of lib/drop.lua.
+-- KEYS: the twelve drop keys of lib/drop.lua.
 -- ARGV: ms (> 0)
 -- Returns: {code, clock_ms}   code: 'ok' | 'unknown_drop'
 --- @include "lib/drop.lua"

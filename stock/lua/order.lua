@@ -1,33 +1,56 @@
 -- order: a platform sold units of this drop (a paid/created order line from a webhook).
 -- It confirms the hold it names (or one the checkout confirmed with this order id); what the
 -- hold does not cover comes from available; what available cannot cover counts as oversold.
--- KEYS: the ten drop keys of lib/drop.lua.
--- ARGV: line_key (platform|order|line), order_id, qty, hold_id ('' if none)
--- Returns: {code, counters, sold, oversold, hold_id}
+-- KEYS: the twelve drop keys of lib/drop.lua.
+-- ARGV: line_key (platform|order|line), order_id, qty, hold_id ('' if none), nonce (of the hold
+--       reference the order carried, verified by the caller's MAC check; the hold must have it),
+--       why ('' or the reason the caller found the order's hold reference unusable before asking:
+--       'hold_ref_invalid' (failed the MAC check), 'hold_other_drop'; recorded in the ledger)
+-- Returns: {code, counters, sold, oversold, hold_id, why, state}
 --   code: 'applied' | 'duplicate' (line seen before: its first result) |
---         'ignored' (a cancel for this line came first) | 'unknown_drop'
+--         'ignored' (a whole-line cancel for this line came first: a live hold it names is
+--         released) | 'unknown_drop'
+--   why: '' or why the named hold did not pay: 'hold_not_found' | 'hold_ref_invalid' |
+--        'hold_taken' | 'hold_expired' | 'hold_released'
+--   state: the drop's state ('closed': a platform sold units of a drop that has ended)
 --- @include "lib/drop.lua"
 --- @include "lib/orders.lua"
 
 if not load_drop() then
-  return {'unknown_drop', {}, 0, 0, ''}
+  return {'unknown_drop', {}, 0, 0, '', '', ''}
 end
-local line_key, order_id, qty, wanted_hold = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local line_key, order_id, qty, wanted_hold, nonce = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local why_given = ARGV[6] or ''
 local rec = get_line(line_key)
+local pending = {}  -- partial refunds that came before this order: applied once it is sold
 if rec then
-  if rec.st == 'cancelled_first' then
+  if rec.st == 'cancelled_first' and rec.whole ~= 0 then
     rec.st = 'ignored'
     put_line(line_key, rec)
     ledger('order_ignored', 0, 0, 0, 0, 0, {'line', line_key})
-    return {'ignored', counters(), 0, 0, ''}
+    -- The hold this cancelled order was for will never be paid: its units go back now, as the
+    -- cancel would have given them back had the order come first.
+    local hold_id, h = find_hold(wanted_hold, nonce, order_id, line_key)
+    if h and h.s == 'held' then
+      end_hold(hold_id, h, h.e <= NOW and 'expired' or 'released')
+      handout()
+      save()
+    end
+    return {'ignored', counters(), 0, 0, '', '', D.state}
   end
   if rec.st == 'ignored' then
-    return {'ignored', counters(), 0, 0, ''}
+    return {'ignored', counters(), 0, 0, '', '', D.state}
   end
-  return {'duplicate', counters(), rec.sold, rec.over, rec.hold}
+  if rec.st ~= 'cancelled_first' then
+    return {'duplicate', counters(), rec.sold, rec.over, rec.hold, '', D.state}
+  end
+  pending = rec.rf
 end
 
-local hold_id, h = find_hold(wanted_hold, order_id, line_key)
+local hold_id, h, why = find_hold(wanted_hold, nonce, order_id, line_key)
+if not h and wanted_hold == '' and why_given ~= '' then
+  why = why_given
+end
 local da, dh, ds = 0, 0, 0
 local covered, customer = 0, ''
 if h and h.s == 'held' and h.e <= NOW then
@@ -49,6 +72,9 @@ if h and h.s == 'confirmed' then
   put_hold(hold_id, h)
   covered, customer = h.q, h.c
 else
+  if h then
+    why = 'hold_' .. h.s
+  end
   hold_id = ''
 end
 
@@ -69,13 +95,17 @@ elseif rest < 0 then
   customer_add(customer, rest)
   covered = qty
 end
-put_line(line_key, {st = 'sold', sold = qty - over, over = over, bs = 0, bo = 0, hold = hold_id,
-  c = customer, cq = covered})
+rec = {st = 'sold', sold = qty - over, over = over, bs = 0, bo = 0, hold = hold_id, c = customer, cq = covered}
 if over > 0 then
   tally('oversold_lines', 1)
 end
 ledger('order', da, dh, ds, 0, over, {'line', line_key, 'order', order_id, 'qty', qty,
-  'hold', hold_id, 'cust', customer, 'alert', over > 0 and 'oversold' or ''})
+  'hold', hold_id, 'cust', customer, 'alert', over > 0 and 'oversold' or '', 'why', why,
+  'state', D.state ~= 'live' and D.state or ''})
+for _, refund in ipairs(pending) do
+  give_back(line_key, rec, refund[1], order_id, tonumber(refund[2]))
+end
+put_line(line_key, rec)
 handout()
 save()
-return {'applied', counters(), qty - over, over, hold_id}
+return {'applied', counters(), qty - over, over, hold_id, why, D.state}

@@ -1,40 +1,71 @@
 -- reserve: take units from `available` into holds, for one request or a batch of them.
--- KEYS: the ten drop keys of lib/drop.lua.
--- ARGV: n, then n triples (request_id, customer, qty), answered in this order (FIFO).
+-- KEYS: the twelve drop keys of lib/drop.lua.
+-- ARGV: n, reject_ttl_ms, then n triples (request_id, customer, qty), answered in this order (FIFO).
 -- Returns: {status, counters, answers}
 --   status   'ok' | 'unknown_drop'
 --   counters {total, available, held, sold, oversold} after the whole batch
---   answers  n × {code, hold_id, qty, expires_ms, duplicate}
+--   answers  n × {code, hold_id, qty, expires_ms, duplicate, nonce}
 --            code: 'reserved' | 'sold_out' | 'limit_exceeded' | 'not_live' | 'invalid';
---            duplicate 1 when the request id had been answered before: that first answer again.
+--            duplicate 1 when the request id had been answered before: that first answer again;
+--            nonce: what the hold's reference must carry (stock/holdref.py), '' when rejected.
+-- Idempotency: a granted hold's answer is kept as long as the drop (K_REQUESTS). A rejection
+-- changed nothing, so forgetting it is safe (a retry after that is simply a new attempt): it is
+-- kept between reject_ttl_ms and twice that, in two hashes that take turns by Redis' clock.
 --- @include "lib/drop.lua"
 
 if not load_drop() then
   return {'unknown_drop', {}, {}}
 end
 local n = tonumber(ARGV[1])
+local reject_ttl = tonumber(ARGV[2])
+
+-- Generation `gen` writes to K_REJ_NEW and still reads K_REJ_OLD (generation gen - 1). The first
+-- call of a generation empties what is older than that.
+local gen = math.floor(NOW / reject_ttl)
+local K_REJ_NEW, K_REJ_OLD = KEYS[11 + gen % 2], KEYS[11 + (gen + 1) % 2]
+local last_gen = tonumber(redis.call('HGET', K_META, 'rej_gen') or '-2')
+if last_gen ~= gen then
+  redis.call('DEL', K_REJ_NEW)
+  if last_gen ~= gen - 1 then
+    redis.call('DEL', K_REJ_OLD)
+  end
+  redis.call('HSET', K_META, 'rej_gen', gen)
+end
 
 -- Lazy expiry first, so units whose holds just ran out are on sale to this very batch.
 expire_due(EXPIRE_BATCH)
 handout()
 
+-- Most calls of a selling drop find no rejection to look up: one EXISTS per call, not two HGETs
+-- per request (bench/stock.py measures the hot path).
+local rej_new = redis.call('EXISTS', K_REJ_NEW) == 1
+local rej_old = redis.call('EXISTS', K_REJ_OLD) == 1
+
+local function recorded_answer(request_id)
+  local raw = redis.call('HGET', K_REQUESTS, request_id)
+  if not raw and rej_new then
+    raw = redis.call('HGET', K_REJ_NEW, request_id)
+  end
+  if not raw and rej_old then
+    raw = redis.call('HGET', K_REJ_OLD, request_id)
+  end
+  return raw and cmsgpack.unpack(raw)
+end
+
 local answers = {}
 local fresh = {}     -- request id -> answer, for ids answered earlier in this same batch
-local to_record = {} -- HSET arguments, written once after the loop
+local to_record = {} -- HSET arguments for granted holds, written once after the loop
+local to_reject = {} -- the same for rejections
 for i = 0, n - 1 do
-  local request_id = ARGV[2 + i * 3]
-  local customer = ARGV[3 + i * 3]
-  local qty = tonumber(ARGV[4 + i * 3])
-  local recorded = fresh[request_id]
-  if not recorded then
-    local raw = redis.call('HGET', K_REQUESTS, request_id)
-    recorded = raw and cmsgpack.unpack(raw)
-  end
+  local request_id = ARGV[3 + i * 3]
+  local customer = ARGV[4 + i * 3]
+  local qty = tonumber(ARGV[5 + i * 3])
+  local recorded = fresh[request_id] or recorded_answer(request_id)
   if recorded then
     local a = recorded
-    answers[#answers + 1] = {a[1], a[2], a[3], a[4], 1}
+    answers[#answers + 1] = {a[1], a[2], a[3], a[4], 1, a[5] or ''}
   else
-    local code, hold_id, expires = 'reserved', '', 0
+    local code, hold_id, expires, nonce = 'reserved', '', 0, ''
     if not is_selling() then
       code = 'not_live'
     elseif not qty or qty < 1 or qty ~= math.floor(qty) then
@@ -44,21 +75,28 @@ for i = 0, n - 1 do
     elseif qty > D.available then
       code = 'sold_out'
     else
-      hold_id, expires = create_hold(customer, qty, request_id, 'reserve')
+      hold_id, expires, nonce = create_hold(customer, qty, request_id, 'reserve')
     end
+    local target = to_record
     if code ~= 'reserved' then
       qty = 0
       tally('rejected_' .. code, 1)
+      target = to_reject
     end
-    local a = {code, hold_id, qty or 0, expires}
+    local a = {code, hold_id, qty or 0, expires, nonce}
     fresh[request_id] = a
-    to_record[#to_record + 1] = request_id
-    to_record[#to_record + 1] = cmsgpack.pack(a)
-    answers[#answers + 1] = {code, hold_id, qty or 0, expires, 0}
+    target[#target + 1] = request_id
+    target[#target + 1] = cmsgpack.pack(a)
+    answers[#answers + 1] = {code, hold_id, qty or 0, expires, 0, nonce}
   end
 end
 if #to_record > 0 then
   redis.call('HSET', K_REQUESTS, unpack(to_record))
+end
+if #to_reject > 0 then
+  redis.call('HSET', K_REJ_NEW, unpack(to_reject))
+  -- A drop that goes quiet forgets its rejections too, without waiting for the next call.
+  redis.call('PEXPIRE', K_REJ_NEW, 2 * reject_ttl)
 end
 save()
 return {'ok', counters(), answers}

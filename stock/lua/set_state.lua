@@ -1,5 +1,5 @@
 -- set_state: launch a drop (live) or end it (closed). Launching serves the waitlist first.
--- KEYS: the ten drop keys of lib/drop.lua.
+-- KEYS: the twelve drop keys of lib/drop.lua.
 -- ARGV: state ('live' | 'closed'), reason (why it ended: 'host', 'sold_out', 'time'),
 --       ends_at ('' = unchanged, 0 = no end time, else epoch ms; only with 'live'),
 --       duration_ms ('' or the drop's length from now, by Redis' clock; only with 'live')

@@ -1,5 +1,5 @@
 -- waitlist_join: a viewer who met sold_out queues for units that come back (FIFO).
--- KEYS: the ten drop keys of lib/drop.lua.
+-- KEYS: the twelve drop keys of lib/drop.lua.
 -- ARGV: customer, qty
 -- Returns: {code, counters, position}
 --   code: 'waitlisted' | 'duplicate' (already waiting; its position) | 'available' (units are

@@ -1,5 +1,5 @@
 -- waitlist_leave: a viewer gives up its place in the waitlist.
--- KEYS: the ten drop keys of lib/drop.lua.
+-- KEYS: the twelve drop keys of lib/drop.lua.
 -- ARGV: customer
 -- Returns: {code, counters}   code: 'left' | 'not_waiting' | 'unknown_drop'
 --- @include "lib/drop.lua"

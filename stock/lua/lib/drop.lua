@@ -2,11 +2,12 @@
 -- `--- @include "lib/drop.lua"`, once, when the scripts are loaded (BullMQ assembles its
 -- scripts the same way): no script text is ever built from run-time values.
 --
--- KEYS, the same ten in this order for every drop script, all under one {drop:<id>} hash tag:
+-- KEYS, the same twelve in this order for every drop script, all under one {drop:<id>} hash tag:
 --   1 meta       hash   id, show, state, total, available, held, sold, oversold, limit, hold_ms,
---                       ends_at, end_reason, initial_total, hold_seq, wait_seq, clock_ms, tallies
+--                       ends_at, end_reason, initial_total, hold_seq, wait_seq, clock_ms, tallies,
+--                       salt (secret: seeds hold nonces, never read outside Lua), rej_gen
 --   2 holds      hash   hold id -> msgpack {c=customer, q=qty, e=expires_ms, s=state, r=request,
---                       o=order ref, m=order line it was matched with}
+--                       o=order ref, m=order line it was matched with, n=nonce of its reference}
 --   3 expiry     zset   hold id -> expires_ms, for live holds only (the sweeper's index)
 --   4 requests   hash   request id -> msgpack of the first answer (reserve, adjust)
 --   5 customers  hash   customer -> units held + sold that count toward the per-customer limit
@@ -15,6 +16,8 @@
 --   8 waitqty    hash   customer -> units wanted
 --   9 ledger     stream one entry per change, deltas and counters after it
 --  10 orderrefs  hash   order ref -> comma-separated ids of holds confirmed with it
+--  11 rejects0   hash   request id -> msgpack of a rejected answer, two generations that take
+--  12 rejects1          turns (reserve.lua): rejections are forgotten after a bounded time
 local K_META, K_HOLDS, K_EXPIRY, K_REQUESTS, K_CUSTOMERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_ORDERS, K_WAITLIST, K_WAITQTY, K_LEDGER, K_ORDERREFS = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 
@@ -25,7 +28,7 @@ local HANDOUT_BATCH = 64
 
 local META_FIELDS = {
   'id', 'show', 'state', 'total', 'available', 'held', 'sold', 'oversold', 'limit', 'hold_ms',
-  'ends_at', 'hold_seq', 'wait_seq', 'clock_ms',
+  'ends_at', 'hold_seq', 'wait_seq', 'clock_ms', 'salt',
 }
 local NUMERIC = {
   total = true, available = true, held = true, sold = true, oversold = true, limit = true,
@@ -54,6 +57,13 @@ local function load_drop()
   -- fast-forward (StockEngine.fast_forward), 0 unless a dry run moved it.
   local t = redis.call('TIME')
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + D.clock_ms
+  if D.salt == '' then
+    -- A drop defined before hold references existed: give it a salt once. Weaker than the random
+    -- one define.lua stores (it comes from the clock), but a reference still needs the server's
+    -- MAC key (stock/holdref.py), which never reaches Redis.
+    D.salt = redis.sha1hex(K_META .. ':' .. t[1] .. ':' .. t[2])
+    redis.call('HSET', K_META, 'salt', D.salt)
+  end
   return true
 end
 
@@ -142,22 +152,28 @@ local function put_hold(hold_id, h)
 end
 
 -- available -> held; the caller has checked stock and the customer's limit.
+-- Returns hold_id, expires, nonce. The nonce (128 bits) is what a hold reference must carry to
+-- name this hold (stock/holdref.py): unguessable without the drop's secret salt, and different for
+-- every (hold id, customer, instant), so a reference never matches a hold it was not made for.
 local function create_hold(customer, qty, request_id, op)
   D.hold_seq = D.hold_seq + 1
   local hold_id = D.id .. '.' .. D.hold_seq
   local expires = NOW + D.hold_ms
+  local nonce = string.sub(redis.sha1hex(D.salt .. '|' .. hold_id .. '|' .. customer .. '|' .. NOW), 1, 32)
   NEW_HOLDS[#NEW_HOLDS + 1] = hold_id
   NEW_HOLDS[#NEW_HOLDS + 1] = cmsgpack.pack({c = customer, q = qty, e = expires, s = 'held', r = request_id,
-    o = '', m = ''})
+    o = '', m = '', n = nonce})
   NEW_EXPIRY[#NEW_EXPIRY + 1] = expires
   NEW_EXPIRY[#NEW_EXPIRY + 1] = hold_id
   customer_add(customer, qty)
   D.available = D.available - qty
   D.held = D.held + qty
   tally('holds_created', 1)
+  -- A hand-out's viewer learns of its hold from the ledger (server/live.py), so its nonce goes there;
+  -- a reservation's answer carries it instead, and the ledger of the hot path stays as small.
   ledger(op, -qty, qty, 0, 0, 0, {'hold', hold_id, 'cust', customer, 'qty', qty, 'req', request_id,
-    'exp', expires})
-  return hold_id, expires
+    'exp', expires, 'nonce', op == 'handout' and nonce or ''})
+  return hold_id, expires, nonce
 end
 
 -- held -> available for a live hold that is released or expired.
