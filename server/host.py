@@ -8,6 +8,7 @@ import time
 from server.catalog import Catalog, DropInfo, Show
 from server.live import Live
 from server.stats import launch_key, viewers_now
+from server.sweeper import enlist
 from stock import StockEngine, UnknownDrop
 from stock.types import AdjustResult, StateChange
 
@@ -29,6 +30,7 @@ class Host:
         info = await self.catalog.get_drop(drop_id)
         if info is None:
             raise UnknownDrop(drop_id)
+        await enlist(self.engine.redis, drop_id)  # every node sweeps it from its first second
         change = await self.engine.open(drop_id, duration_seconds=duration_seconds or info.duration_seconds)
         if change.changed:
             # The audience at launch: the denominator of the drop's conversion.
