@@ -226,14 +226,15 @@ class Live:
 
     async def end_show(self, show_id: str) -> int:
         await self.catalog.set_show_state(show_id, ShowState.ENDED)
-        return (await self.feed.publish(show_id, "show_ended", b"{}", dedupe="show_ended")).seq
+        # Once per run of the show (whichever nodes end it), and again after a restart.
+        return (await self.feed.publish(show_id, "show_ended", b"{}", dedupe="show_ended", per_run=True)).seq
 
     async def start_show(self, show_id: str) -> int:
         show = await self.catalog.set_show_state(show_id, ShowState.LIVE)
         if show is None:
             raise UnknownShow(show_id)
         body = msgspec.json.encode({"show": show_id, "title": show.title, "state": show.state.value})
-        return (await self.feed.publish(show_id, "show", body)).seq
+        return (await self.feed.publish(show_id, "show", body, starts_run=True)).seq
 
     # -- background loops per subscribed show ------------------------------------------------------
 
