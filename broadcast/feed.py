@@ -92,6 +92,11 @@ class Feed:
         )
         return Published(int(result[0]), _text(result[1]), bool(result[2]))
 
+    @staticmethod
+    def decode(entries: list[Any]) -> list[FeedEvent]:
+        """The events of raw stream entries (as XREAD/XRANGE return them)."""
+        return _decode(entries)
+
     async def position(self, show_id: str) -> tuple[int, str]:
         """(last seq, epoch) of a show; epoch '' if nothing was ever published."""
         k = show_keys(show_id)
