@@ -148,6 +148,8 @@ class Live:
         """Start following a show (the hub's ``on_first``): one snapshot read, then its
         streams join the node's reader. Nothing is left registered if the snapshot fails."""
         live = await self._snapshot(show_id)
+        if not self.clock.synced:  # the first welcome's server_time is on Redis' clock too
+            await self.clock.sync(self.redis)
         self.shows[show_id] = live
         self._left.discard(show_id)
         self.tails.watch(show_keys(show_id).events, f"{live.seq}-0", partial(self._on_feed, show_id))
