@@ -411,13 +411,12 @@ class Live:
         if d is None:
             return
         for entry_id, fields in entries:
-            entry = decode_entry(entry_id, fields)
-            d.ledger_after = entry.entry_id
+            d.ledger_after = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
-                self._apply_ledger(show_id, d, entry)
+                self._apply_ledger(show_id, d, decode_entry(entry_id, fields))
             except (KeyError, ValueError):
                 # A malformed entry costs its own frame, not the ones after it.
-                logger.exception("ledger entry %s of drop %s not applied", entry.entry_id, drop_id)
+                logger.exception("ledger entry %s of drop %s not applied", d.ledger_after, drop_id)
 
     def _apply_ledger(self, show_id: str, d: DropLive, entry: LedgerEntry) -> None:
         if entry.after != d.counters:
