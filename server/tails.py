@@ -39,6 +39,7 @@ Handler = Callable[[Entries], None]
 
 WAKE_TTL_MS = 10 * 60 * 1000  # a wake stream of a node that died goes away on its own
 READ_GRACE = 5.0  # seconds a read may run past its BLOCK before its connection counts as dead
+CLOSE_WAIT = 2.0  # seconds a woken reader has to end by itself at shutdown before it is cancelled
 
 
 def _text(value: Any) -> str:
@@ -143,13 +144,23 @@ class StreamTails:
         return watch.after if watch else None
 
     async def aclose(self) -> None:
+        """Stop every reader: woken, each returns from its read at once and ends. Cancelling a
+        blocked read is only the fallback: a cancel that lands while redis-py sends or reads
+        can be swallowed (Python 3.11's ``wait_for``), and the read would block its whole
+        BLOCK again."""
         self._closed = True
-        tasks = [g.task for g in self.groups.values() if g.task is not None] + list(self._wakes)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        running = [g for g in self.groups.values() if g.task is not None]
+        for group in running:
+            with contextlib.suppress(Exception):
+                await self._append_wake(group)
+        tasks = [g.task for g in running if g.task is not None] + list(self._wakes)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=CLOSE_WAIT)
+            for task in late:
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         wake_keys = [g.wake_key for g in self.groups.values()]
         self.groups.clear()
         for key in wake_keys:
@@ -163,8 +174,7 @@ class StreamTails:
 
         async def wake() -> None:
             try:
-                await self.redis.xadd(group.wake_key, {"w": "1"}, maxlen=1, approximate=False)
-                await self.redis.pexpire(group.wake_key, WAKE_TTL_MS)
+                await self._append_wake(group)
             except Exception as exc:  # the read returns by its BLOCK timeout instead
                 logger.warning("waking the stream reader failed: %s", exc)
             finally:
@@ -173,6 +183,10 @@ class StreamTails:
         task = asyncio.get_running_loop().create_task(wake(), name="tails:wake")
         self._wakes.add(task)
         task.add_done_callback(self._wakes.discard)
+
+    async def _append_wake(self, group: _Group) -> None:
+        await self.redis.xadd(group.wake_key, {"w": "1"}, maxlen=1, approximate=False)
+        await self.redis.pexpire(group.wake_key, WAKE_TTL_MS)
 
     async def _run(self, group: _Group) -> None:
         failed = False
@@ -186,7 +200,7 @@ class StreamTails:
 
         async def step() -> bool:
             nonlocal failed
-            if not group.streams:
+            if self._closed or not group.streams:
                 # Decided with no await in between: a watch() from now on starts a new reader.
                 group.task = None
                 if self.groups.get(group.slot) is group:
@@ -199,6 +213,8 @@ class StreamTails:
             async with asyncio.timeout(self.block_ms / 1000 + READ_GRACE):
                 reply = await self.blocking_redis.xread(streams, count=self.count, block=self.block_ms)
             group.reading = frozenset()
+            if self._closed:
+                return False  # the next turn ends the loop
             if failed:
                 failed = False
                 if self.on_recovered is not None:
