@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
+from broadcast.presence import Presence, presence_keys
 from server.clock import redis_now_ms
 from tests.servers import Node
 from tests.test_hub_nodes import make_host
@@ -97,3 +98,17 @@ async def test_a_dead_node_leaves_the_count_and_its_entries_are_deleted(
     assert stats["viewers"] == 1
     await staying.close()
     del gone
+
+
+async def test_presence_deletes_stale_and_clockless_entries(redis: Redis) -> None:
+    presence = Presence(redis, ttl_ms=5000)
+    counts, seen = presence_keys("s1")
+    now = await redis_now_ms(redis)
+    await redis.hset(counts, mapping={"dead": 7, "legacy": 3, "alive": 2})
+    await redis.zadd(seen, {"dead": now - 60_000, "alive": now})  # "legacy" has no report time
+    assert (await presence.report("s1", "me", 4)).total == 6  # me + alive
+    assert set(await redis.hgetall(counts)) == {b"me", b"alive"}
+    assert set(await redis.zrange(seen, 0, -1)) == {b"me", b"alive"}
+    assert (await presence.others("s1", "me")).total == 2
+    assert (await presence.leave("s1", "me")).total == 2
+    assert set(await redis.hgetall(counts)) == {b"alive"}
