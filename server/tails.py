@@ -177,8 +177,13 @@ class StreamTails:
                 await self._append_wake(group)
             except Exception as exc:  # the read returns by its BLOCK timeout instead
                 logger.warning("waking the stream reader failed: %s", exc)
+                return
             finally:
                 group.waking = False
+            # A stream watched while this wake-up was on its way may have missed it (the read
+            # it woke had already been replaced by one that does not name that stream).
+            if group.reading and not group.streams.keys() <= group.reading and not self._closed:
+                self._wake(group)
 
         task = asyncio.get_running_loop().create_task(wake(), name="tails:wake")
         self._wakes.add(task)
