@@ -25,8 +25,9 @@ class Audience(NamedTuple):
 
 def presence_keys(show_id: str) -> list[str]:
     base = show_tag(show_id)
-    # "viewers_at" is a sorted set; the older "viewers_seen" hash is no longer written.
-    return [base + "viewers", base + "viewers_at"]
+    # "viewers_at" is a sorted set on Redis' clock; "viewers_seen", a hash of the nodes' own
+    # clocks written by earlier versions, is deleted.
+    return [base + "viewers", base + "viewers_at", base + "viewers_seen"]
 
 
 class Presence:

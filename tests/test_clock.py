@@ -102,13 +102,15 @@ async def test_a_dead_node_leaves_the_count_and_its_entries_are_deleted(
 
 async def test_presence_deletes_stale_and_clockless_entries(redis: Redis) -> None:
     presence = Presence(redis, ttl_ms=5000)
-    counts, seen = presence_keys("s1")
+    counts, seen, legacy = presence_keys("s1")
+    await redis.hset(legacy, "dead", 1)
     now = await redis_now_ms(redis)
     await redis.hset(counts, mapping={"dead": 7, "legacy": 3, "alive": 2})
     await redis.zadd(seen, {"dead": now - 60_000, "alive": now})  # "legacy" has no report time
     assert (await presence.report("s1", "me", 4)).total == 6  # me + alive
     assert set(await redis.hgetall(counts)) == {b"me", b"alive"}
     assert set(await redis.zrange(seen, 0, -1)) == {b"me", b"alive"}
+    assert not await redis.exists(legacy)
     assert (await presence.others("s1", "me")).total == 2
     assert (await presence.leave("s1", "me")).total == 2
     assert set(await redis.hgetall(counts)) == {b"alive"}

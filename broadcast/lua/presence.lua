@@ -1,5 +1,6 @@
 -- presence: a node reports its viewer count for one show; returns the show's audience.
--- KEYS: 1 counts (hash: node -> viewers), 2 seen (zset: node -> last report, ms by Redis' TIME)
+-- KEYS: 1 counts (hash: node -> viewers), 2 seen (zset: node -> last report, ms by Redis' TIME),
+--       3 the hash of report times that nodes kept on their own clocks before (deleted)
 -- ARGV: node, count (a number: report it | 'leave': remove the node's entry | '': only read),
 --       ttl_ms (an entry older than this is a dead node's: deleted, not counted),
 --       exclude (a node whose entry is left out of the sum, '' = none)
@@ -8,6 +9,7 @@
 -- nodes neither drop out of the count nor stay in it forever. Counts without a report time
 -- (written before this script) are stale by definition and deleted too.
 local node, count, ttl, exclude = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+redis.call('DEL', KEYS[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if count == 'leave' then
