@@ -224,7 +224,7 @@ class StreamTails:
                 failed = False
                 if self.on_recovered is not None:
                     self.on_recovered()
-            self._dispatch(group, reply)
+            self._dispatch(group, streams, reply)
             return False
 
         try:
@@ -233,7 +233,10 @@ class StreamTails:
             if group.task is asyncio.current_task():
                 group.task = None
 
-    def _dispatch(self, group: _Group, reply: Any) -> None:
+    def _dispatch(self, group: _Group, asked: dict[str, str], reply: Any) -> None:
+        """Hand each stream's new entries to its handler. ``asked`` is where the read started
+        for each stream: entries of a stream re-watched from an earlier position meanwhile are
+        left to the next read, which starts there (handing them over would skip the gap)."""
         items = reply.items() if isinstance(reply, dict) else (reply or [])  # RESP3 | RESP2
         for raw_key, raw_entries in items:
             key = _text(raw_key)
@@ -247,6 +250,8 @@ class StreamTails:
             if watch is None:
                 continue  # unwatched while the read was in flight
             floor = stream_id(watch.after)
+            if stream_id(asked.get(key, "0-0")) > floor:
+                continue
             fresh = [e for e in entries if stream_id(_text(e[0])) > floor]
             if not fresh:
                 continue

@@ -180,3 +180,20 @@ async def test_a_viewer_reconnecting_alone_gets_each_welcome_quickly(nodes: Node
         waits.append(time.perf_counter() - started)
         await viewer.close()
     assert max(waits) < scaled(1.0), waits
+
+
+async def test_watching_again_from_further_back_misses_nothing(redis: Redis) -> None:
+    tails = StreamTails(redis, redis, node_id="n1", block_ms=60_000)
+    key = "ld:{show:a}:events"
+    for i in (1, 2, 3):
+        await redis.xadd(key, {"k": "v"}, id=f"{i}-0")
+    ahead, behind = Collected(), Collected()
+    try:
+        tails.watch(key, "3-0", ahead)  # the read now blocks from 3
+        await asyncio.sleep(0.1)
+        tails.watch(key, "1-0", behind)  # e.g. after Redis lost the stream: start again at 1
+        await redis.xadd(key, {"k": "v"}, id="4-0")
+        assert await behind.wait_for(3) == ["2-0", "3-0", "4-0"]
+        assert ahead.ids == []
+    finally:
+        await tails.aclose()
