@@ -35,6 +35,10 @@ LAUNCHED_KEY = f"{keys.PREFIX}:sweep:launched"
 # An enlisted drop must stay listed until every node's full scan has seen it live; after that
 # the scan finds it by itself. Ten minutes outlasts any sensible LIVEDROP_DROP_SCAN_INTERVAL.
 LAUNCHED_KEEP_MS = 10 * 60 * 1000
+# A node's own scan covers the drops enlisted well before it started (their launch had opened
+# them by then), so it sweeps only those enlisted since, with this margin for the moment
+# between a launch's enlist and its open.
+LAUNCH_MARGIN_MS = 60 * 1000
 
 
 async def enlist(redis: Any, drop_id: str) -> None:
@@ -56,6 +60,7 @@ class Sweeper:
         self.scanned: set[str] = set()
         self.healthy = True
         self._last_scan = 0.0
+        self._scan_started_ms = 0  # Redis' clock at the start of the last full scan
 
     async def run(self) -> None:
         backoff = self.interval
@@ -83,9 +88,12 @@ class Sweeper:
         redis = self.engine.redis
         if now - self._last_scan >= self.scan_interval:
             self._last_scan = now
+            started_ms = await redis_now_ms(redis)
             self.scanned = await self._active_drops()
-            await redis.zremrangebyscore(LAUNCHED_KEY, "-inf", await redis_now_ms(redis) - LAUNCHED_KEEP_MS)
-        launched = {m.decode() if isinstance(m, bytes) else str(m) for m in await redis.zrange(LAUNCHED_KEY, 0, -1)}
+            self._scan_started_ms = started_ms
+            await redis.zremrangebyscore(LAUNCHED_KEY, "-inf", started_ms - LAUNCHED_KEEP_MS)
+        recent = await redis.zrangebyscore(LAUNCHED_KEY, self._scan_started_ms - LAUNCH_MARGIN_MS, "+inf")
+        launched = {m.decode() if isinstance(m, bytes) else str(m) for m in recent}
         self.drops = self.scanned | launched
         self.metrics.drops_swept.set(len(self.drops))
         results = []

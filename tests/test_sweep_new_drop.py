@@ -13,7 +13,10 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from server.catalog import DropInfo
+from server.clock import redis_now_ms
+from server.metrics import Metrics
 from server.redis_local import LocalRedis
+from server.sweeper import LAUNCH_MARGIN_MS, LAUNCHED_KEY, Sweeper
 from stock import StockEngine
 from stock.types import DropState, HoldState
 from tests.servers import Node
@@ -66,3 +69,17 @@ async def test_the_reconciler_keeps_a_drop_closed_by_its_timer_in_its_window(
         reports = await app.state["reconciler"].reconcile_once(force=True)
         # Closed a moment ago: late platform webhooks are still reconciled against it.
         assert [r.show_id for r in reports] == ["s1"]
+
+
+async def test_the_sweep_covers_launches_since_its_last_scan(redis: Redis) -> None:
+    host = await make_host(redis)
+    await host.add_drop(DropInfo(drop_id="old", show_id="s1", sku="SKU-O", title="Old", total=1))
+    sweeper = Sweeper(host.engine, Metrics(), interval=3600, scan_interval=3600)
+    await sweeper.sweep_once()  # the full scan: nothing live
+    assert sweeper.drops == set()
+    # Enlisted long before that scan: the scan saw it as it was (here: never opened).
+    now = await redis_now_ms(redis)
+    await redis.zadd(LAUNCHED_KEY, {"old": now - LAUNCH_MARGIN_MS - 60_000})
+    await host.launch("d1")  # enlisted now, live after the scan
+    await sweeper.sweep_once()
+    assert sweeper.drops == {"d1"}
