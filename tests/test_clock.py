@@ -8,6 +8,7 @@ real Redis whose ``TIME`` dates hold expiries and ``ends_at``.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def skewed(tmp_path: Path, seconds: float) -> dict[str, str]:
     site = tmp_path / "skewed-clock"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(_SKEW)
-    return {"PYTHONPATH": str(site), "LIVEDROP_TEST_CLOCK_SKEW": str(seconds), "LIVEDROP_HOST_TOKENS": HOST_TOKEN}
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "LIVEDROP_TEST_CLOCK_SKEW": str(seconds), "LIVEDROP_HOST_TOKENS": HOST_TOKEN}
 
 
 async def test_countdowns_use_redis_time_not_the_node_clock(nodes: NodeFactory, redis: Redis, tmp_path: Path) -> None:
