@@ -77,13 +77,25 @@ class Feed:
         source = resources.files("broadcast").joinpath("lua", "publish.lua").read_text(encoding="utf-8")
         self._publish = redis.register_script(source)
 
-    async def publish(self, show_id: str, kind: str, body: bytes, dedupe: str = "") -> Published:
+    async def publish(
+        self, show_id: str, kind: str, body: bytes, dedupe: str = "", *, starts_run: bool = False, per_run: bool = False
+    ) -> Published:
         """Append an event; with ``dedupe``, a second publish of the same key (another node's
-        sweeper seeing the same drop end) returns the first one's seq and appends nothing."""
+        sweeper seeing the same drop end) returns the first one's seq and appends nothing.
+
+        ``starts_run`` marks an event that begins a new run of the show (it went live);
+        ``per_run`` makes ``dedupe`` hold within the current run only, so the same show can
+        end once per run (ended, restarted, ended again) instead of once ever."""
+        run = "new" if starts_run else "scoped" if per_run else ""
         result = await self._publish(
-            keys=show_keys(show_id), args=[kind, body, dedupe, secrets.token_hex(6), RETENTION]
+            keys=show_keys(show_id), args=[kind, body, dedupe, secrets.token_hex(6), RETENTION, run]
         )
         return Published(int(result[0]), _text(result[1]), bool(result[2]))
+
+    @staticmethod
+    def decode(entries: list[Any]) -> list[FeedEvent]:
+        """The events of raw stream entries (as XREAD/XRANGE return them)."""
+        return _decode(entries)
 
     async def position(self, show_id: str) -> tuple[int, str]:
         """(last seq, epoch) of a show; epoch '' if nothing was ever published."""

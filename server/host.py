@@ -3,11 +3,11 @@ the engine and announces the change to viewers through the show's feed."""
 
 from __future__ import annotations
 
-import time
-
 from server.catalog import Catalog, DropInfo, Show
+from server.clock import redis_now_ms
 from server.live import Live
 from server.stats import launch_key, viewers_now
+from server.sweeper import enlist
 from stock import StockEngine, UnknownDrop
 from stock.types import AdjustResult, StateChange
 
@@ -29,12 +29,13 @@ class Host:
         info = await self.catalog.get_drop(drop_id)
         if info is None:
             raise UnknownDrop(drop_id)
+        await enlist(self.engine.redis, drop_id)  # every node sweeps it from its first second
         change = await self.engine.open(drop_id, duration_seconds=duration_seconds or info.duration_seconds)
         if change.changed:
             # The audience at launch: the denominator of the drop's conversion.
             viewers = await viewers_now(self, info.show_id)
             await self.engine.redis.hset(
-                launch_key(drop_id), mapping={"viewers": viewers, "at": int(time.time() * 1000)}
+                launch_key(drop_id), mapping={"viewers": viewers, "at": await redis_now_ms(self.engine.redis)}
             )
         await self.live.publish_drop(drop_id)
         return change

@@ -7,9 +7,18 @@ served from memory — and a ring of recent events so most resumes do not either
 * ordered events (a drop launched or ended, the show ended) from the show's feed stream;
 * stock counters and private events (a hold expired, a waitlist hand-out, a confirmation)
   from the ledger streams of the show's drops, written by the stock engine on any node;
-* the viewer count from a per-show hash every node writes its own count into.
+* the viewer count from the show's presence entries (``broadcast.presence``), which every
+  node writes its own count into, fresh by Redis' clock.
 Stock frames are conflated: each drop's latest counters go out at most every
 ``stock_interval``, so a burst of 10,000 reservations is ~10 frames a second per viewer.
+
+Background work is per node, not per show: one reader follows every feed and ledger stream
+(``server.tails``), one ticker sends conflated stock frames of every show, one loop reports
+viewer counts. Subscribing to a show is a snapshot read and a few in-memory registrations;
+unsubscribing never waits for Redis, so the last viewer leaving and the next one arriving do
+not queue behind a blocking read. Times sent to viewers are on Redis' clock (``server.clock``):
+the same clock that dates ``ends_at`` and hold expiries, so countdowns do not carry the skew of
+the node's clock.
 """
 
 from __future__ import annotations
@@ -19,19 +28,24 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import msgspec
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from broadcast.feed import MAX_RECOVERY, Feed, FeedEvent, frame
+from broadcast.feed import MAX_RECOVERY, Feed, FeedEvent, frame, show_keys
 from broadcast.hub import Hub
+from broadcast.presence import Presence
 from broadcast.transport import Message
 from server import protocol as p
 from server.catalog import Catalog, DropInfo, Show, ShowState
-from server.webhooks.consumer import raise_if_cancelled
+from server.clock import Clock
+from server.loops import repeat
+from server.tails import Entries, StreamTails
 from stock import StockEngine, UnknownDrop, keys
 from stock.ledger import decode_entry
 from stock.types import Counters, DropState, LedgerEntry
@@ -39,8 +53,6 @@ from stock.types import Counters, DropState, LedgerEntry
 logger = logging.getLogger("livedrop.live")
 
 RING = MAX_RECOVERY  # recent events kept in memory per show, for resumes
-VIEWER_COUNT_TTL_MS = 5000  # a node that has not reported for this long no longer counts
-READ_GRACE = 5.0  # seconds a blocking stream read may run past its BLOCK before it is abandoned
 
 
 class UnknownShow(LookupError):
@@ -48,6 +60,7 @@ class UnknownShow(LookupError):
 
 
 def now_ms() -> int:
+    """This machine's wall clock. Times sent to viewers use ``Live.clock`` (Redis' clock)."""
     return int(time.time() * 1000)
 
 
@@ -69,7 +82,6 @@ class ShowLive:
     epoch: str
     viewers: int = 0
     ring: deque[tuple[int, Message]] = field(default_factory=lambda: deque(maxlen=RING))
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 def drop_body(d: DropLive) -> p.DropBody:
@@ -103,49 +115,116 @@ class Live:
     ) -> None:
         self.redis = redis
         # XREAD BLOCK holds a connection for up to block_ms: those reads get a client (and a
-        # pool) of their own, so a show with many drops never starves reservations of
-        # connections.
+        # pool) of their own, so they never starve reservations of connections.
         self.blocking_redis = blocking_redis if blocking_redis is not None else redis
         self.engine = engine
         self.catalog = catalog
         self.feed = Feed(redis, self.blocking_redis)
+        self.presence = Presence(redis)
+        self.clock = Clock()
         self.hub = hub
         self.node_id = node_id
         self.stock_interval = stock_interval
         self.viewers_interval = viewers_interval
         self.block_ms = block_ms
         self.shows: dict[str, ShowLive] = {}
-        self.on_event: Callable[[str, FeedEvent], None] | None = None  # host channel hook
         self.redis_errors = 0
+        self.tails = StreamTails(
+            redis,
+            self.blocking_redis,
+            node_id=node_id,
+            cluster=isinstance(self.blocking_redis, RedisCluster),
+            block_ms=block_ms,
+            on_error=self._count_error,
+            on_recovered=self._recover_all,
+        )
+        self._loops: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._left: set[str] = set()  # shows whose presence entry this node must remove
 
     # -- subscription (the hub's on_first / on_last) --------------------------------------------
 
     async def subscribe(self, show_id: str) -> None:
+        """Start following a show (the hub's ``on_first``): one snapshot read, then its
+        streams join the node's reader. Nothing is left registered if the snapshot fails."""
         live = await self._snapshot(show_id)
+        if not self.clock.synced:  # the first welcome's server_time is on Redis' clock too
+            await self.clock.sync(self.redis)
         self.shows[show_id] = live
-        live.tasks = [
-            asyncio.create_task(self._tail_feed(show_id), name=f"feed:{show_id}"),
-            asyncio.create_task(self._tick_stock(show_id), name=f"stock:{show_id}"),
-            asyncio.create_task(self._count_viewers(show_id), name=f"viewers:{show_id}"),
-        ]
-        for drop_id in live.drops:
-            live.tasks.append(asyncio.create_task(self._tail_ledger(show_id, drop_id), name=f"ledger:{drop_id}"))
+        self._left.discard(show_id)
+        self.tails.watch(show_keys(show_id).events, f"{live.seq}-0", partial(self._on_feed, show_id))
+        for d in live.drops.values():
+            self._watch_ledger(show_id, d)
+        self._start_loops()
 
     async def unsubscribe(self, show_id: str) -> None:
+        """Stop following a show (the hub's ``on_last``). Never waits for Redis: the node's
+        presence entry for the show is removed by the presence loop, unless a viewer of the
+        show arrives first."""
         live = self.shows.pop(show_id, None)
         if live is None:
             return
-        for task in live.tasks:
-            task.cancel()
-        for task in live.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        with contextlib.suppress(RedisError):
-            await self.redis.hdel(keys.show_tag(show_id) + "viewers", self.node_id)
+        self.tails.unwatch(show_keys(show_id).events)
+        for drop_id in live.drops:
+            self.tails.unwatch(keys.drop_keys(drop_id).ledger)
+        self._left.add(show_id)
 
     async def aclose(self) -> None:
         for show_id in list(self.shows):
             await self.unsubscribe(show_id)
+        await self.tails.aclose()
+        tasks = [*self._loops, *self._background]
+        self._loops = []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for show_id in list(self._left):  # leave the show's count to the nodes still serving it
+            with contextlib.suppress(RedisError, OSError):
+                await self.presence.leave(show_id, self.node_id)
+        self._left.clear()
+
+    def _start_loops(self) -> None:
+        """The node-wide ticker and viewer count, from the first subscription to ``aclose``."""
+        if self._loops:
+            return
+        self._loops = [
+            asyncio.create_task(
+                repeat(self._tick_stock, name="stock ticker", interval=self.stock_interval, log=logger),
+                name="live:stock",
+            ),
+            asyncio.create_task(
+                repeat(
+                    self._count_viewers,
+                    name="viewer count",
+                    interval=self.viewers_interval,
+                    on_error=self._count_error,
+                    log=logger,
+                ),
+                name="live:viewers",
+            ),
+        ]
+
+    def _count_error(self, exc: BaseException) -> None:
+        self.redis_errors += isinstance(exc, RedisError)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run ``coro`` in the background, tracked so that ``aclose`` stops it; its failure is
+        logged, never lost."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                logger.error("%s failed", name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    def _watch_ledger(self, show_id: str, d: DropLive) -> None:
+        key = keys.drop_keys(d.info.drop_id).ledger
+        self.tails.watch(key, d.ledger_after, partial(self._on_ledger, show_id, d.info.drop_id))
 
     async def _snapshot(self, show_id: str) -> ShowLive:
         show = await self.catalog.get_show(show_id)
@@ -175,7 +254,7 @@ class Live:
                     state=live.show.state.value,
                     seq=live.seq,
                     epoch=live.epoch,
-                    server_time=now_ms(),
+                    server_time=self.clock.now_ms(),
                     viewers=live.viewers,
                     drops=[drop_body(d) for d in live.drops.values()],
                     can_reserve=can_reserve,
@@ -204,7 +283,7 @@ class Live:
     def _stock_message(self, d: DropLive) -> Message:
         c = d.counters
         body = p.StockFrame(
-            drop=d.info.drop_id, available=c.available, held=c.held, sold=c.sold, total=c.total, ts=now_ms()
+            drop=d.info.drop_id, available=c.available, held=c.held, sold=c.sold, total=c.total, ts=self.clock.now_ms()
         )
         return Message(p.encode(body), key=f"stock:{d.info.drop_id}")
 
@@ -226,45 +305,30 @@ class Live:
 
     async def end_show(self, show_id: str) -> int:
         await self.catalog.set_show_state(show_id, ShowState.ENDED)
-        return (await self.feed.publish(show_id, "show_ended", b"{}", dedupe="show_ended")).seq
+        # Once per run of the show (whichever nodes end it), and again after a restart.
+        return (await self.feed.publish(show_id, "show_ended", b"{}", dedupe="show_ended", per_run=True)).seq
 
     async def start_show(self, show_id: str) -> int:
         show = await self.catalog.set_show_state(show_id, ShowState.LIVE)
         if show is None:
             raise UnknownShow(show_id)
         body = msgspec.json.encode({"show": show_id, "title": show.title, "state": show.state.value})
-        return (await self.feed.publish(show_id, "show", body)).seq
+        return (await self.feed.publish(show_id, "show", body, starts_run=True)).seq
 
-    # -- background loops per subscribed show ------------------------------------------------------
+    # -- what the node's stream reader hands over --------------------------------------------------
 
-    async def _tail_feed(self, show_id: str) -> None:
-        backoff = 0.1
-        while True:
-            live = self.shows.get(show_id)
-            if live is None:
-                return
-            try:
-                # A read that outlives its BLOCK by far is on a dead (half-open) connection:
-                # give up on it rather than stall this show's feed forever.
-                async with asyncio.timeout(self.block_ms / 1000 + READ_GRACE):
-                    events = await self.feed.read(show_id, live.seq, self.block_ms)
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                raise_if_cancelled()  # redis-py's wait_for can swallow a cancel (server/webhooks/consumer.py)
-                # Never let the tail die: a viewer would silently stop getting events.
-                self.redis_errors += isinstance(exc, RedisError)
-                log = logger.warning if isinstance(exc, RedisError | OSError) else logger.exception
-                log("feed of show %s failed (%s), retrying in %.1fs", show_id, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(READ_GRACE):
-                        await self._recover(show_id)
-                continue
-            for event in events:
+    def _on_feed(self, show_id: str, entries: Entries) -> None:
+        live = self.shows.get(show_id)
+        if live is None:
+            return
+        for event in Feed.decode(entries):
+            if event.seq > live.seq:
                 self._apply_event(live, event)
+
+    def _recover_all(self) -> None:
+        """The reader read again after a Redis error: check every show's epoch."""
+        for show_id in list(self.shows):
+            self._spawn(self._recover(show_id), f"recover:{show_id}")
 
     async def _recover(self, show_id: str) -> None:
         """After a Redis error: if the stream's epoch changed (Redis lost it), every local
@@ -279,8 +343,13 @@ class Live:
             fresh = await self._snapshot(show_id)
         except (RedisError, OSError, UnknownShow):
             return
+        if self.shows.get(show_id) is not live:
+            return  # unsubscribed meanwhile
         live.seq, live.epoch, live.drops, live.show = fresh.seq, fresh.epoch, fresh.drops, fresh.show
         live.ring.clear()
+        self.tails.watch(show_keys(show_id).events, f"{live.seq}-0", partial(self._on_feed, show_id))
+        for d in live.drops.values():
+            self._watch_ledger(show_id, d)
         channel = self.hub.channels.get(show_id)
         for viewer in list(channel.viewers) if channel else []:
             self.hub.deliver(viewer, self.welcome(show_id, viewer.customer is not None, reset=True))
@@ -300,8 +369,6 @@ class Live:
             self._fold(live, event)
         except (msgspec.DecodeError, KeyError):
             logger.exception("event %d of show %s not folded into the snapshot", event.seq, show_id)
-        if self.on_event is not None:
-            self.on_event(show_id, event)
 
     def _fold(self, live: ShowLive, event: FeedEvent) -> None:
         show_id = live.show.show_id
@@ -319,53 +386,39 @@ class Live:
                 prices=body.prices,
                 per_customer_limit=body.per_customer_limit,
             )
-            live.drops[body.id] = DropLive(
+            d = live.drops[body.id] = DropLive(
                 info,
                 body.state,
                 body.ends_at,
                 known.counters if known else Counters(stock.total, stock.available, stock.held, stock.sold),
                 ledger_after=known.ledger_after if known else "0-0",
+                dirty=known.dirty if known else False,
             )
             if known is None:
-                live.tasks.append(asyncio.create_task(self._tail_ledger(show_id, body.id), name=f"ledger:{body.id}"))
+                self._watch_ledger(show_id, d)
         elif event.kind == "drop_ended":
             ended = msgspec.json.decode(event.body, type=dict[str, str])
-            d = live.drops.get(ended["drop"])
-            if d is not None:
-                d.state = DropState.CLOSED.value
+            gone = live.drops.get(ended["drop"])
+            if gone is not None:
+                gone.state = DropState.CLOSED.value
         elif event.kind in ("show_ended", "show"):
             state = ShowState.ENDED if event.kind == "show_ended" else ShowState.LIVE
             live.show = msgspec.structs.replace(live.show, state=state)
 
-    async def _tail_ledger(self, show_id: str, drop_id: str) -> None:
-        key = keys.drop_keys(drop_id).ledger
-        backoff = 0.1
-        while True:
-            live = self.shows.get(show_id)
-            d = live.drops.get(drop_id) if live else None
-            if live is None or d is None:
-                return
+    def _on_ledger(self, show_id: str, drop_id: str, entries: Entries) -> None:
+        live = self.shows.get(show_id)
+        d = live.drops.get(drop_id) if live else None
+        if d is None:
+            return
+        for entry_id, fields in entries:
+            d.ledger_after = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
-                async with asyncio.timeout(self.block_ms / 1000 + READ_GRACE):
-                    reply = await self.blocking_redis.xread({key: d.ledger_after}, count=1000, block=self.block_ms)
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                raise_if_cancelled()  # redis-py's wait_for can swallow a cancel (server/webhooks/consumer.py)
-                self.redis_errors += isinstance(exc, RedisError)
-                if not isinstance(exc, RedisError | OSError):
-                    logger.exception("ledger tail of drop %s failed", drop_id)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            for _, entries in reply or []:
-                for entry_id, fields in entries:
-                    entry = decode_entry(entry_id, fields)
-                    d.ledger_after = entry.entry_id
-                    await self._apply_ledger(show_id, d, entry)
+                self._apply_ledger(show_id, d, decode_entry(entry_id, fields))
+            except (KeyError, ValueError):
+                # A malformed entry costs its own frame, not the ones after it.
+                logger.exception("ledger entry %s of drop %s not applied", d.ledger_after, drop_id)
 
-    async def _apply_ledger(self, show_id: str, d: DropLive, entry: LedgerEntry) -> None:
+    def _apply_ledger(self, show_id: str, d: DropLive, entry: LedgerEntry) -> None:
         if entry.after != d.counters:
             d.counters = entry.after
             d.dirty = True
@@ -392,7 +445,8 @@ class Live:
             d.ends_at = int(f.get("ends_at", "0"))
         elif entry.op == "close":
             d.state = DropState.CLOSED.value
-            await self._announce_end(show_id, drop_id, f.get("reason", "host"), entry.at_ms)
+            reason = f.get("reason", "host")
+            self._spawn(self._announce_end(show_id, drop_id, reason, entry.at_ms), f"announce-end:{drop_id}")
         if message is not None and customer:
             self.hub.send_private(customer, Message(p.server_encoder.encode(message)))
 
@@ -411,39 +465,26 @@ class Live:
                     return
                 await asyncio.sleep(delay)
 
-    async def _tick_stock(self, show_id: str) -> None:
-        while True:
-            await asyncio.sleep(self.stock_interval)
-            live = self.shows.get(show_id)
-            if live is None:
-                return
+    async def _tick_stock(self) -> None:
+        """One tick of the node's stock ticker: each changed drop's latest counters, once."""
+        for show_id, live in list(self.shows.items()):
             for d in live.drops.values():
                 if d.dirty:
                     d.dirty = False
                     self.hub.publish(show_id, self._stock_message(d))
 
-    async def _count_viewers(self, show_id: str) -> None:
-        counts_key = keys.show_tag(show_id) + "viewers"
-        seen_key = keys.show_tag(show_id) + "viewers_seen"
-        while True:
+    async def _count_viewers(self) -> None:
+        """One round of the node's viewer count: report this node's count of every show it
+        serves (and remove the entries of shows it left), publish each show's total when it
+        changed. The presence script answers with Redis' clock, which keeps ``clock`` synced."""
+        for show_id in list(self._left):
+            if show_id not in self.shows:
+                await self.presence.leave(show_id, self.node_id)
+            self._left.discard(show_id)
+        await self.clock.sync(self.redis)
+        for show_id in list(self.shows):
+            audience = await self.presence.report(show_id, self.node_id, self.hub.viewer_count(show_id))
             live = self.shows.get(show_id)
-            if live is None:
-                return
-            try:
-                now = now_ms()
-                await self.redis.hset(counts_key, self.node_id, self.hub.viewer_count(show_id))
-                await self.redis.hset(seen_key, self.node_id, now)
-                counts = await self.redis.hgetall(counts_key)
-                seen = await self.redis.hgetall(seen_key)
-                total = sum(int(v) for k, v in counts.items() if now - int(seen.get(k, b"0")) <= VIEWER_COUNT_TTL_MS)
-                if total != live.viewers:
-                    live.viewers = total
-                    self.hub.publish(show_id, Message(p.encode(p.Viewers(count=total)), key="viewers"))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                raise_if_cancelled()  # redis-py's wait_for can swallow a cancel (server/webhooks/consumer.py)
-                self.redis_errors += isinstance(exc, RedisError)
-                if not isinstance(exc, RedisError | OSError):
-                    logger.exception("viewer count of show %s failed", show_id)
-            await asyncio.sleep(self.viewers_interval)
+            if live is not None and audience.total != live.viewers:
+                live.viewers = audience.total
+                self.hub.publish(show_id, Message(p.encode(p.Viewers(count=audience.total)), key="viewers"))

@@ -471,7 +471,7 @@ async def host_endpoint(websocket: WebSocket) -> None:
                 continue
             match frame:
                 case p.Ping(ref=ref):
-                    hub.deliver(viewer, Message(p.encode(p.Pong(server_time=now_ms(), ref=ref))))
+                    hub.deliver(viewer, Message(p.encode(p.Pong(server_time=live.clock.now_ms(), ref=ref))))
                 case Auth():
                     pass  # a repeated auth on an open channel changes nothing
     except WebSocketDisconnect:

@@ -24,13 +24,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # past its limit (DESIGN §9); the batcher keeps one call per drop in flight, so the pool
     # only needs to cover drops in flight + reads + the bus.
     redis_pool_size: int = 64
-    # Connections for blocking stream reads (XREAD BLOCK): one per show this process has
-    # viewers for, plus one per drop of those shows.
+    # Connections for blocking stream reads (XREAD BLOCK, server.tails). On one Redis a process
+    # reads every stream it follows in one XREAD: one connection. On a Cluster a read names
+    # keys of one slot only, and each show and drop has its own: one read per followed slot,
+    # up to this many per cluster node.
     redis_blocking_pool_size: int = 256
     # How often each node looks for due holds. Reserve expires lazily too, so this bounds how
     # long units stay held after their deadline when nobody is reserving.
     sweep_interval: float = 0.25
-    # How often each node re-lists the drops it sweeps (new drops appear without a restart).
+    # How often each node re-lists every drop to find those it must sweep. A launch enlists
+    # its drop on every node at once (server.sweeper), so this is the backstop, not the delay
+    # of a new drop. Keep it under LAUNCHED_KEEP_MS (10 min).
     drop_scan_interval: float = 5.0
     # Make full garbage collections rare (see server.app.tune_gc); off for embedding.
     gc_tuning: bool = True

@@ -52,11 +52,10 @@ def launch_key(drop_id: str) -> str:
 
 async def viewers_now(host: Host, show_id: str) -> int:
     """The show's audience across nodes, now: what the other nodes last reported (each node
-    writes its own count every second, DESIGN §4) plus this node's own count at this instant."""
-    counts = await host.engine.redis.hgetall(keys.show_tag(show_id) + "viewers")
-    own = host.live.node_id.encode()
-    others = sum(int(v) for k, v in counts.items() if k != own)
-    return others + host.live.hub.viewer_count(show_id)
+    writes its own count every second, DESIGN §4; a node silent for longer than the presence
+    TTL, by Redis' clock, is dead and not counted) plus this node's own count at this instant."""
+    others = await host.live.presence.others(show_id, host.live.node_id)
+    return others.total + host.live.hub.viewer_count(show_id)
 
 
 async def drop_stats(host: Host, drop_id: str) -> DropStats:

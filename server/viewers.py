@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from broadcast.hub import Hub, Viewer
 from broadcast.transport import Message, SansIOSocket, socket_for
 from server import protocol as p
-from server.live import Live, UnknownShow, now_ms
+from server.live import Live, UnknownShow
 from server.tokens import BadToken, verify
 from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
 from stock.types import WaitlistOutcome
@@ -139,7 +139,7 @@ async def _handle(state: Any, viewer: Viewer, frame: p.ClientFrame, limiter: Rat
     live: Live = state.live
     match frame:
         case p.Ping(ref=ref):
-            _send(hub, viewer, p.Pong(server_time=now_ms(), ref=ref))
+            _send(hub, viewer, p.Pong(server_time=live.clock.now_ms(), ref=ref))
         case p.Hello(resume_from=after, epoch=epoch):
             if after is None:
                 hub.deliver(viewer, live.welcome(viewer.show_id, viewer.customer is not None))

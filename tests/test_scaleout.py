@@ -226,3 +226,32 @@ async def test_node_lost_mid_show_viewers_resume_on_the_other_node(
         await v.close()
     for drop in ("d1", "d2", "d3", "d4"):
         await assert_drop_invariants(engine, drop)
+
+
+async def test_a_node_on_the_cluster_follows_a_show_with_many_drops(
+    cluster_nodes: ClusterNodes, engine: StockEngine
+) -> None:
+    """Each drop's ledger lives on its own slot: the node reads them slot by slot (a multi-key
+    XREAD cannot cross slots), every drop's stock still reaches the viewer, and the show's only
+    viewer coming back gets its welcome without waiting for those reads."""
+    node = cluster_nodes.start()
+    drops = {f"m{i}": 3 for i in range(12)}
+    await create_show(node, drops)
+    viewer = await Viewer.connect(node.ws("s1"))
+    await welcomed(viewer)
+    for drop_id in drops:
+        await api(node, "POST", f"/api/drops/{drop_id}/launch", {})
+        await engine.reserve(drop_id, "c1", 1, f"r-{drop_id}")
+    pending = set(drops)
+    async with asyncio.timeout(scaled(20)):
+        while pending:
+            frame = await viewer.until("stock", timeout=20)
+            if frame["held"] == 1:
+                pending.discard(frame["drop"])
+    await viewer.close()
+    for _ in range(10):
+        started = asyncio.get_running_loop().time()
+        again = await Viewer.connect(node.ws("s1"))
+        assert (await welcomed(again))["drops"]
+        assert asyncio.get_running_loop().time() - started < scaled(1.0)
+        await again.close()

@@ -15,7 +15,9 @@ local expired = expire_due(tonumber(ARGV[1]))
 local closed = 0
 if D.state == 'live' and D.ends_at > 0 and NOW >= D.ends_at then
   D.state = 'closed'
-  redis.call('HSET', K_META, 'state', 'closed', 'end_reason', 'time')
+  -- closed_at is when sales stopped (the end time, not this sweep's NOW, which may be late):
+  -- the reconciler keeps a drop in its window from then, as it does for a host's close.
+  redis.call('HSET', K_META, 'state', 'closed', 'end_reason', 'time', 'closed_at', D.ends_at)
   ledger('close', 0, 0, 0, 0, 0, {'reason', 'time'})
   closed = 1
 end
