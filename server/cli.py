@@ -95,6 +95,8 @@ def _serve(args: argparse.Namespace) -> int:
     _raise_fd_limit()
     with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url, metrics_dir(args.workers):
         os.environ["REDIS_URL"] = url  # worker processes read their settings from the environment
+        # The default webhook consumer name is built from these (stable across restarts).
+        os.environ["LIVEDROP_PORT"], os.environ["LIVEDROP_WORKERS"] = str(args.port), str(args.workers)
         if not os.environ.get("LIVEDROP_VIEWER_SECRET"):
             # Workers must share it; tokens minted by this run stop working at the next one.
             os.environ["LIVEDROP_VIEWER_SECRET"] = secrets.token_urlsafe(32)

@@ -62,8 +62,15 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 2 * 1024 * 1024
     # False makes this node ingest-only: it records deliveries but another node applies them.
     apply: bool = True
-    # Name of this process in the stream's consumer group; must differ between live processes.
+    # Name of this process in the stream's consumer group. It must differ between live processes
+    # and stay the same when the same node restarts: a restarted consumer re-reads its *own*
+    # pending deliveries at once, while those of a name nobody uses any more wait
+    # ``claim_idle_seconds`` for a take-over (stock stale meanwhile). Empty: see ``node_name``.
     consumer_name: str = ""
+    # Where this node listens and how many worker processes it runs (the CLI exports both):
+    # with the host name they make the default consumer name, stable across restarts.
+    listen_port: int = 0
+    workers: int = 1
     # A delivery read by a consumer that has not acknowledged it for this long is taken over by
     # another one: the first is presumed dead. Applying is idempotent, so a slow-but-alive first
     # consumer costs a duplicate call, never a duplicate effect.
@@ -119,9 +126,18 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
             case Platform.STANDARD:
                 return self.standard
 
-    def node_name(self) -> str:
-        """This process's consumer name: configured, else host and pid (unique per process)."""
-        return self.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
+    def node_name(self, slot: int | None = None) -> str:
+        """This process's consumer name: the configured one; else ``<host>:<port>``, and with
+        several workers ``<host>:<port>/w<slot>`` (``slot`` is the worker's claimed index, see
+        ``service.claim_worker_slot``), the same after a restart of the node; else (no port
+        known, as when the app is embedded) host and pid, unique per process but not stable."""
+        if self.consumer_name:
+            return self.consumer_name
+        if self.listen_port and self.workers <= 1:
+            return f"{socket.gethostname()}:{self.listen_port}"
+        if self.listen_port and slot is not None:
+            return f"{socket.gethostname()}:{self.listen_port}/w{slot}"
+        return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def _shop_name(value: str) -> str:
@@ -183,6 +199,8 @@ def webhook_settings_from_env(env: Mapping[str, str]) -> WebhookSettings:
         max_body_bytes=int(_number(env, "LIVEDROP_WEBHOOK_MAX_BODY", default.max_body_bytes)),
         apply=env.get("LIVEDROP_WEBHOOK_APPLY", "1").strip().lower() not in ("0", "false", "no"),
         consumer_name=env.get("LIVEDROP_WEBHOOK_CONSUMER", "").strip(),
+        listen_port=int(_number(env, "LIVEDROP_PORT", 0)),
+        workers=max(1, int(_number(env, "LIVEDROP_WORKERS", 1))),
         claim_idle_seconds=_number(env, "LIVEDROP_WEBHOOK_CLAIM_IDLE", default.claim_idle_seconds),
         consumer_batch=int(_number(env, "LIVEDROP_WEBHOOK_BATCH", default.consumer_batch)),
         reconcile_interval=_number(env, "LIVEDROP_RECONCILE_INTERVAL", default.reconcile_interval),
