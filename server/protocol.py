@@ -8,6 +8,8 @@ from typing import Annotated, Final
 
 import msgspec
 
+from server.limits import TooDeep, check_depth
+
 # -- close codes ----------------------------------------------------------------------------
 CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
@@ -66,7 +68,27 @@ class Ping(msgspec.Struct, tag="ping", forbid_unknown_fields=True):
 
 
 ClientFrame = Hello | Reserve | Release | Waitlist | Ping
-client_decoder: Final = msgspec.json.Decoder(ClientFrame)
+MAX_FRAME_DEPTH: Final = 8
+"""Nesting allowed in a client frame (ours are 1 deep); deeper gets a ``bad_json`` error frame."""
+
+
+class ClientDecoder:
+    """The typed decoder of client frames, within ``MAX_FRAME_DEPTH``: a frame nested deeper (a
+    4 KiB frame can nest 2,000 levels, past msgspec's recursion limit) raises ``DecodeError``
+    like any other bad JSON, so it gets an error frame and never a traceback."""
+
+    def __init__(self) -> None:
+        self._decoder = msgspec.json.Decoder(ClientFrame)
+
+    def decode(self, raw: bytes) -> ClientFrame:
+        try:
+            check_depth(raw, MAX_FRAME_DEPTH)
+            return self._decoder.decode(raw)
+        except (TooDeep, RecursionError):
+            raise msgspec.DecodeError(f"JSON nested deeper than {MAX_FRAME_DEPTH} levels") from None
+
+
+client_decoder: Final = ClientDecoder()
 
 
 # -- server -> viewer ---------------------------------------------------------------------------

@@ -60,6 +60,9 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Platforms send orders of a few KiB; Shopify's largest (hundreds of lines) stay well under
     # this. A bigger body is refused (413) before any work is done on it.
     max_body_bytes: int = 2 * 1024 * 1024
+    # Nesting of a body's JSON: platform orders are under 10 levels deep. Deeper is refused
+    # (400 too_deep) before any decoding, so no body reaches the decoder's recursion limit.
+    max_depth: int = 64
     # False makes this node ingest-only: it records deliveries but another node applies them.
     apply: bool = True
     # Name of this process in the stream's consumer group. It must differ between live processes
@@ -197,6 +200,7 @@ def webhook_settings_from_env(env: Mapping[str, str]) -> WebhookSettings:
         dedupe_ttl_seconds=int(_number(env, "LIVEDROP_WEBHOOK_DEDUPE_TTL", default.dedupe_ttl_seconds)),
         retention_seconds=int(_number(env, "LIVEDROP_WEBHOOK_RETENTION", default.retention_seconds)),
         max_body_bytes=int(_number(env, "LIVEDROP_WEBHOOK_MAX_BODY", default.max_body_bytes)),
+        max_depth=int(_number(env, "LIVEDROP_WEBHOOK_MAX_DEPTH", default.max_depth)),
         apply=env.get("LIVEDROP_WEBHOOK_APPLY", "1").strip().lower() not in ("0", "false", "no"),
         consumer_name=env.get("LIVEDROP_WEBHOOK_CONSUMER", "").strip(),
         listen_port=int(_number(env, "LIVEDROP_PORT", 0)),

@@ -56,6 +56,10 @@ def _decode(body: bytes, kind: type[T], platform: Platform) -> T:
         return msgspec.json.decode(body, type=kind)
     except msgspec.DecodeError as exc:
         raise MalformedPayload(f"{platform.value} body: {exc}") from None
+    except RecursionError:
+        # The receiver refuses deep bodies first (server.limits); this is the backstop for
+        # callers that did not, such as a replay tool.
+        raise MalformedPayload(f"{platform.value} body is nested too deeply", code="too_deep") from None
 
 
 def _hold_value(value: object) -> str | None:
@@ -68,7 +72,11 @@ def _hold_value(value: object) -> str | None:
 def _unix_to_iso(seconds: int | None) -> str | None:
     if seconds is None:
         return None
-    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+    try:
+        moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None  # a signed but absurd time (year 300000) is no reason to refuse the order
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 # --- Shopify ----------------------------------------------------------------------------------------
@@ -301,6 +309,8 @@ def normalize_meta(body: bytes, headers: Mapping[str, str]) -> list[PlatformOrde
                 value = msgspec.json.decode(change.value, type=MetaOrderValue)
             except msgspec.DecodeError:
                 continue  # some other field's change (not an object of this shape): not an order
+            except RecursionError:
+                raise MalformedPayload("meta change value is nested too deeply", code="too_deep") from None
             if value.order_id in (None, ""):
                 continue
             label = value.event or ""
