@@ -139,17 +139,20 @@ def _watch(args: argparse.Namespace) -> int:
 
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
+    from websockets.typing import Subprotocol
+
+    from server.viewer_auth import subprotocols
 
     async def run() -> int:
         last: tuple[int, str] | None = None
         printed = 0
         while True:
-            query = f"token={args.token}" if args.token else ""
-            if last is not None:
-                query += ("&" if query else "") + f"resume_from={last[0]}&epoch={last[1]}"
+            query = f"resume_from={last[0]}&epoch={last[1]}" if last is not None else ""
             url = f"{args.url.rstrip('/')}/ws/shows/{args.show}" + (f"?{query}" if query else "")
+            # The token goes in Sec-WebSocket-Protocol, out of the URL that servers log.
+            offered = [Subprotocol(p) for p in subprotocols(args.token)]
             try:
-                async with connect(url, compression=None, max_size=2**20) as ws:
+                async with connect(url, compression=None, max_size=2**20, subprotocols=offered) as ws:
                     async for raw in ws:
                         print(raw, flush=True)
                         frame = json.loads(raw)
