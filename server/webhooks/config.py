@@ -55,8 +55,12 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
     # dashboard; the stock engine's own (platform, order, line) records catch anything later.
     dedupe_ttl_seconds: int = 7 * DAY
     # How long applied deliveries stay in the stream, for audit and replay. Entries not yet
-    # applied are never trimmed, whatever their age.
+    # applied are never trimmed, whatever their age. Bodies hold the platforms' customer data
+    # (names, addresses), so they are not kept longer than an audit needs.
     retention_seconds: int = 7 * DAY
+    # How long a dead-lettered delivery is kept for an operator to look at (and replay) before it
+    # is trimmed: an alert is raised when it dies, and two weeks is time enough to act on it.
+    dead_retention_seconds: int = 14 * DAY
     # Platforms send orders of a few KiB; Shopify's largest (hundreds of lines) stay well under
     # this. A bigger body is refused (413) before any work is done on it.
     max_body_bytes: int = 2 * 1024 * 1024
@@ -199,6 +203,7 @@ def webhook_settings_from_env(env: Mapping[str, str]) -> WebhookSettings:
         standard=parse_secrets(env.get("LIVEDROP_STANDARD_SECRETS")),
         dedupe_ttl_seconds=int(_number(env, "LIVEDROP_WEBHOOK_DEDUPE_TTL", default.dedupe_ttl_seconds)),
         retention_seconds=int(_number(env, "LIVEDROP_WEBHOOK_RETENTION", default.retention_seconds)),
+        dead_retention_seconds=int(_number(env, "LIVEDROP_WEBHOOK_DEAD_RETENTION", default.dead_retention_seconds)),
         max_body_bytes=int(_number(env, "LIVEDROP_WEBHOOK_MAX_BODY", default.max_body_bytes)),
         max_depth=int(_number(env, "LIVEDROP_WEBHOOK_MAX_DEPTH", default.max_depth)),
         apply=env.get("LIVEDROP_WEBHOOK_APPLY", "1").strip().lower() not in ("0", "false", "no"),

@@ -78,6 +78,7 @@ class WebhookConsumer:
         batch: int = 32,
         block_seconds: float = 1.0,
         retention_seconds: int = 7 * 24 * 3600,
+        dead_retention_seconds: int = 14 * 24 * 3600,
     ) -> None:
         self.redis = redis
         self.applier = applier
@@ -88,6 +89,7 @@ class WebhookConsumer:
         self.batch = batch
         self.block_ms = max(1, round(block_seconds * 1000))
         self.retention_ms = retention_seconds * 1000
+        self.dead_retention_ms = dead_retention_seconds * 1000
         self.healthy = True
         self.applied = 0
         self._failures: dict[str, int] = {}
@@ -180,12 +182,16 @@ class WebhookConsumer:
                 return done
 
     async def housekeeping(self) -> None:
-        """Take over idle entries, trim applied ones past retention, forget dead consumers."""
+        """Take over idle entries, trim applied ones and dead letters past their retention, forget
+        dead consumers."""
         self._last_housekeeping = time.monotonic()
         await self.claim()
         pending = await self.redis.xpending(keys.STREAM, keys.GROUP)
         seconds, micros = await self.redis.time()
-        floor = (max(0, seconds * 1000 + micros // 1000 - self.retention_ms), 0)
+        now_ms = seconds * 1000 + micros // 1000
+        # A dead letter's id is the time it died (XADD *), so its age is its id.
+        await self.redis.xtrim(keys.DEAD, minid=f"{max(0, now_ms - self.dead_retention_ms)}-0", approximate=False)
+        floor = (max(0, now_ms - self.retention_ms), 0)
         # Never trim what is not applied yet: entries pending with a consumer, and entries not
         # yet handed to any (after the group's last-delivered id). Whole ids, not milliseconds:
         # several deliveries recorded within one millisecond must not keep each other.

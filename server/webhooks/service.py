@@ -71,6 +71,7 @@ class WebhookService:
             claim_idle_seconds=settings.claim_idle_seconds,
             batch=settings.consumer_batch,
             retention_seconds=settings.retention_seconds,
+            dead_retention_seconds=settings.dead_retention_seconds,
         )
         self._task: asyncio.Task[None] | None = None
 
