@@ -129,6 +129,17 @@ def test_a_deep_viewer_frame_gets_an_error_frame_and_the_connection_stays(node: 
         assert_alive(ws)
 
 
+def test_a_deep_first_frame_on_the_host_channel_gets_an_error_frame(node: Node) -> None:
+    url = node.ws("s1").replace("/ws/shows/", "/ws/host/shows/")
+    with connect(url, compression=None, open_timeout=scaled(10)) as ws:
+        ws.send(b'{"x": ' + b"[" * 2000 + b"]" * 2000 + b', "type": "auth"}')
+        frame = json.loads(ws.recv(timeout=scaled(5)))
+        assert frame["type"] == "error" and frame["code"] == "bad_json", frame
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=scaled(5))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008  # no token: refused as before
+
+
 # -- property tests: generated bodies and frames ----------------------------------------------------
 
 KEYS = [

@@ -275,6 +275,19 @@ async def test_a_captured_order_replayed_as_a_cancellation_is_refused(app: LiveA
     assert await assert_drop_invariants(app.state["engine"], "d1") == Counters(10, 10, 0, 0, 0)
 
 
+async def test_a_shopify_order_edit_is_acknowledged_and_changes_nothing(app: LiveApp, redis: Redis) -> None:
+    # orders/edited carries an order_edit, not an order: refusing it as unreadable made Shopify
+    # retry it (and eventually drop the subscription).
+    await define_drop(app.state, "d1", "GLOW", 10)
+    edit = {"order_edit": {"id": 78, "order_id": 7001, "line_items": {"additions": [], "removals": []}}}
+    body = json.dumps(edit).encode()
+    assert (await app.post(Platform.SHOPIFY, body, shopify_headers(body, "orders/edited"))).json() == {
+        "status": "accepted"
+    }
+    await drain(app.state)
+    assert await assert_drop_invariants(app.state["engine"], "d1") == Counters(10, 10, 0, 0, 0)
+
+
 async def test_a_woocommerce_order_topic_needs_an_order_body(app: LiveApp, redis: Redis) -> None:
     product = json.dumps({"id": 799, "name": "Glow serum", "status": "publish", "sku": "GLOW"}).encode()
     problem_of((await app.post(Platform.WOOCOMMERCE, product, woo_headers(product))).json(), 400, "topic_mismatch")

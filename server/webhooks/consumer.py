@@ -234,6 +234,13 @@ class WebhookConsumer:
                 # so only a foreign entry or a changed normaliser gets here.)
                 dead.append((entry_id, type(exc).__name__))
                 continue
+            except Exception as exc:
+                # A normaliser bug on a body it accepted before: retrying cannot help, and letting
+                # it out would stop the group on this entry forever. Dead-lettered with an alert;
+                # the log names the error's type only (the body holds a buyer's data).
+                logger.warning("webhook entry %s cannot be read: %s", entry_id, type(exc).__name__)
+                dead.append((entry_id, type(exc).__name__))
+                continue
             order = f"{delivery.platform.value}|{events[0].order_id}" if events else entry_id
             groups.setdefault(order, []).append((entry_id, events))
         skus = await self.applier.resolve_skus([e for items in groups.values() for _, events in items for e in events])

@@ -85,10 +85,10 @@ _SHOPIFY_ORDER_TOPICS: dict[str, OrderStatus] = {
     "orders/create": OrderStatus.CREATED,
     "orders/paid": OrderStatus.PAID,
     "orders/cancelled": OrderStatus.CANCELLED,
-    # Updated/edited/fulfilled orders change no stock unless the order was cancelled (checked below);
+    # Updated/fulfilled orders change no stock unless the order was cancelled (checked below);
     # deleting an order's record is bookkeeping, not a cancellation, so it is not a restock.
+    # (orders/edited is not here: its body is an ``order_edit``, not an order, so it yields nothing.)
     "orders/updated": OrderStatus.OTHER,
-    "orders/edited": OrderStatus.OTHER,
     "orders/fulfilled": OrderStatus.OTHER,
     "orders/partially_fulfilled": OrderStatus.OTHER,
     "orders/delete": OrderStatus.OTHER,
