@@ -74,7 +74,7 @@ async def post(node: Node, body: bytes) -> None:
 async def until(check: Callable[[], Any]) -> None:
     deadline = time.monotonic() + scaled(10)
     while not await check():
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "not reached in time"
         await asyncio.sleep(0.05)
 
 
@@ -135,3 +135,38 @@ async def redis_has(redis: Redis, name: str, count: int) -> bool:
 
 async def sold(engine: StockEngine, count: int) -> bool:
     return (await engine.counters("d1")).sold >= count
+
+
+async def test_a_shopify_customers_redact_erases_the_customers_deliveries(
+    nodes: Callable[..., Node], redis: Redis
+) -> None:
+    # Shopify's mandatory compliance webhook: the consumer carries it out as an erasure, then
+    # deletes the request itself (it names the customer too).
+    node = nodes(env=ENV)
+    await api(node, "/api/shows", {"show_id": "s1", "title": "Redact"})
+    await api(node, "/api/shows/s1/drops", {"drop_id": "d1", "sku": "GLOW", "title": "Glow", "total": 10})
+    await api(node, "/api/drops/d1/launch", {})
+    engine = StockEngine(redis)
+    jane, other = order_body(9101, JANE, 7351101), order_body(9102, "sam@example.com", 7351102)
+    await post(node, jane)
+    await post(node, other)
+    await until(lambda: sold(engine, 2))
+    redact = json.dumps(
+        {
+            "shop_id": 954889,
+            "shop_domain": "livedrop-demo.myshopify.com",
+            "customer": {"id": 7351101, "email": JANE, "phone": "555-625-1199"},
+            "orders_to_redact": [9101],
+        }
+    ).encode()
+    async with httpx.AsyncClient(base_url=node.http) as client:
+        response = await client.post(
+            "/webhooks/shopify", content=redact, headers=shopify_headers(redact, "customers/redact")
+        )
+    assert response.json() == {"status": "accepted"}
+
+    async def only_other_left() -> bool:
+        return await bodies(redis, keys.STREAM) == [other]
+
+    await until(only_other_left)
+    assert (await engine.counters("d1")).sold == 2

@@ -29,8 +29,9 @@ from server.metrics import Metrics
 from server.webhooks import keys
 from server.webhooks.alerts import AlertKind, Alerts
 from server.webhooks.apply import OrderApplier
+from server.webhooks.erasure import SHOPIFY_REDACT_TOPIC, erase_deliveries, shopify_redact_identifiers
 from server.webhooks.errors import WebhookRejected
-from server.webhooks.events import PlatformOrderEvent
+from server.webhooks.events import Platform, PlatformOrderEvent
 from server.webhooks.ingest import decode_delivery
 from server.webhooks.normalize import normalize
 
@@ -218,6 +219,7 @@ class WebhookConsumer:
             return 0
         groups: dict[str, list[tuple[str, list[PlatformOrderEvent]]]] = {}
         fields_of: dict[str, dict[bytes, bytes]] = {}
+        redactions: dict[str, list[str]] = {}
         dead: list[tuple[str, str]] = []
         gone: list[str] = []
         for raw_id, fields in entries:
@@ -241,6 +243,11 @@ class WebhookConsumer:
                 logger.warning("webhook entry %s cannot be read: %s", entry_id, type(exc).__name__)
                 dead.append((entry_id, type(exc).__name__))
                 continue
+            if (
+                delivery.platform is Platform.SHOPIFY
+                and delivery.headers.get("x-shopify-topic") == SHOPIFY_REDACT_TOPIC
+            ):
+                redactions[entry_id] = shopify_redact_identifiers(delivery.body)
             order = f"{delivery.platform.value}|{events[0].order_id}" if events else entry_id
             groups.setdefault(order, []).append((entry_id, events))
         skus = await self.applier.resolve_skus([e for items in groups.values() for _, events in items for e in events])
@@ -252,8 +259,20 @@ class WebhookConsumer:
             self._failures[failed] = attempts
             if attempts >= MAX_ATTEMPTS:
                 dead.append((failed, "apply_failed"))
+        for entry_id in [e for e in acked if e in redactions]:
+            try:
+                result = await erase_deliveries(self.redis, redactions[entry_id])
+            except RedisError:
+                acked.remove(entry_id)  # stays pending: the erasure is retried
+                redis_failed = True
+                continue
+            logger.info("customers/redact erased %d deliveries (%d deferred)", result.erased, result.deferred)
         if acked:
             await self.redis.xack(keys.STREAM, keys.GROUP, *acked)
+            # The erasure request names the customer too: it goes once it has been carried out.
+            erased_requests = [e for e in acked if e in redactions]
+            if erased_requests:
+                await self.redis.xdel(keys.STREAM, *erased_requests)
             for entry_id in acked:
                 self._failures.pop(entry_id, None)
             self.applied += len(acked) - len(gone)

@@ -1,5 +1,8 @@
 """The right to deletion for webhook bodies: remove every recorded delivery that names a person.
 
+Two ways in: an operator runs ``livedrop erase`` (server/cli.py), and Shopify's ``customers/redact``
+compliance webhook is applied by the consumer as an erasure of the customer and orders it names.
+
 Platform bodies carry the buyer's data (e-mail, phone, name, address, the platform's customer id),
 which the stock engine's ``erase_customer`` never sees: it rewrites LiveDrop's own customer ids. So
 an erasure names the person as the platforms know them — identifiers such as an e-mail, a phone
@@ -33,6 +36,35 @@ class ErasureResult(msgspec.Struct, frozen=True):
 
     erased: int
     deferred: int
+
+
+SHOPIFY_REDACT_TOPIC = "customers/redact"
+"""Shopify's mandatory compliance webhook: erase what the shop's app holds about a customer."""
+
+
+class _RedactCustomer(msgspec.Struct):
+    id: int | str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class _ShopifyRedact(msgspec.Struct):
+    customer: _RedactCustomer | None = None
+    orders_to_redact: list[int | str] = msgspec.field(default_factory=list)
+
+
+def shopify_redact_identifiers(body: bytes) -> list[str]:
+    """The identifiers a ``customers/redact`` body names: the customer's id, e-mail and phone, and
+    the ids of the orders to redact. Empty for a body that is not one."""
+    try:
+        check_depth(body, MAX_WEBHOOK_DEPTH)
+        request = msgspec.json.decode(body, type=_ShopifyRedact)
+    except (msgspec.DecodeError, TooDeep, RecursionError):
+        return []
+    found = [str(order) for order in request.orders_to_redact]
+    if request.customer is not None:
+        found += [str(v) for v in (request.customer.id, request.customer.email, request.customer.phone) if v]
+    return [text for text in found if text.strip()]
 
 
 def _values(document: Any) -> Iterator[Any]:
