@@ -155,3 +155,25 @@ async def session(node: Node, minted_host: str) -> list[str]:
         headers = shopify_headers(forged_body, "orders/paid", secret="not-the-secret")
         assert (await client.post("/webhooks/shopify", content=forged_body, headers=headers)).status_code == 401
     return used
+
+
+async def test_livedrop_watch_sends_its_token_in_the_header(
+    redis_server: LocalRedis, redis: Redis, tmp_path: Path
+) -> None:
+    node = Node(redis_server.url, tmp_path, ENV, log_level="info").start()
+    try:
+        async with httpx.AsyncClient(base_url=node.http, headers={"Authorization": f"Bearer {HOST_TOKEN}"}) as client:
+            await client.post("/api/shows", json={"show_id": "s1", "title": "Watch"})
+        token = mint(VIEWER_SECRET.encode(), "s1", "v-watch")
+        url = f"ws://127.0.0.1:{node.port}"
+        done = subprocess.run(
+            [sys.executable, "-m", "server.cli", "watch", "s1", "--url", url, "--token", token, "--count", "1"],
+            capture_output=True,
+            timeout=scaled(30),
+        )
+    finally:
+        node.stop()
+    welcome = json.loads(done.stdout.decode().splitlines()[0])
+    assert welcome["type"] == "welcome" and welcome["can_reserve"] is True
+    log = node.log_path.read_text()
+    assert '"WebSocket /ws/shows/s1" [accepted]' in log and token not in log
