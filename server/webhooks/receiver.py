@@ -3,9 +3,11 @@ and Meta's ``GET /webhooks/meta`` subscription handshake.
 
 Per delivery, in this order: the platform must be enabled (a secret configured, else 404); the body is
 read raw, capped at ``max_body_bytes``; WooCommerce's unsigned creation ping is answered 200; the
-signature is verified over the raw bytes; the de-duplication keys are computed and the payload is
-normalised once, so an authentic but unreadable delivery is refused (400) while the platform can
-still show the merchant the error; then the delivery is recorded in Redis, and only then answered
+signature is verified over the raw bytes; the body's nesting is checked against ``max_depth``; the
+de-duplication keys are computed and the payload is normalised once (which also checks that the
+unsigned topic header agrees with the signed body) and its shape bounded, so an authentic but
+unreadable, contradictory or absurd delivery is refused (400) while the platform can still show the
+merchant the error; then the delivery is recorded in Redis, and only then answered
 200 (``accepted`` or ``duplicate``). Nothing is applied to stock here: the consumer group does that,
 so the answer stays fast whatever the stock engine is doing.
 
