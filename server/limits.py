@@ -22,8 +22,9 @@ MAX_DEPTH: Final = 32
 """Nesting (objects and arrays) allowed in viewer frames and host API bodies: ours are 3 deep."""
 MAX_WEBHOOK_DEPTH: Final = 64
 """Nesting allowed in webhook bodies: platform orders are under 10 deep (Meta's is the deepest)."""
-MAX_API_BODY: Final = 64 * 1024
-"""Bytes of a host API request body: the largest (a drop, a run-of-show of 1,000 ids) is under 40 KiB."""
+MAX_API_BODY: Final = 256 * 1024
+"""Bytes of a host API request body: the largest valid one (a run-of-show of 1,000 ids of 64
+characters) is about 67 KiB."""
 
 
 class TooDeep(ValueError):
