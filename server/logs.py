@@ -38,7 +38,10 @@ class Redact(logging.Filter):
         args = record.args
         if isinstance(record.msg, str) and record.msg.startswith(_CLIENT_FIRST) and isinstance(args, tuple) and args:
             record.args = ("-", *args[1:])
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format call: the handler reports it (handleError) when it emits
+            return True
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, ()
