@@ -6,10 +6,12 @@ its whole log is scanned for each of them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +23,12 @@ from server.tokens import mint
 from server.viewer_auth import SUBPROTOCOL
 from server.webhooks.events import Platform
 from tests.servers import VIEWER_SECRET, Node
+from tests.test_compose import (
+    Balancer,
+    balancer,  # noqa: F401 - a fixture, requested by name below
+    needs_haproxy,
+    wait_up,
+)
 from tests.util import scaled
 from tests.viewer_client import Viewer
 from tests.webhook_support import (
@@ -177,3 +185,27 @@ async def test_livedrop_watch_sends_its_token_in_the_header(
     assert welcome["type"] == "welcome" and welcome["can_reserve"] is True
     log = node.log_path.read_text()
     assert '"WebSocket /ws/shows/s1" [accepted]' in log and token not in log
+
+
+@needs_haproxy
+async def test_the_balancer_logs_no_query_string_or_client_address(
+    balancer: tuple[Balancer, list[Node]],  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+) -> None:
+    # deploy/haproxy.cfg in front of two nodes: its log must not undo what the nodes redact.
+    lb, _ = balancer
+    await wait_up(lb, 2)
+    token = mint(VIEWER_SECRET.encode(), "s1", "v-balanced")
+    async with httpx.AsyncClient(base_url=lb.http) as client:
+        params = {"hub.mode": "subscribe", "hub.verify_token": "verify-token-through-the-balancer"}
+        assert (await client.get("/webhooks/meta", params=params)).status_code == 404  # not enabled there
+    viewer = await Viewer.connect(lb.ws(f"token={token}"))  # the show is unknown: closed with 4404
+    await viewer.conn.wait_closed()
+    log = tmp_path / "haproxy.log"
+    deadline = time.monotonic() + scaled(10)
+    while log.read_text().count("/ws/shows/s1") < 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    text = log.read_text()
+    assert token not in text and "verify-token-through-the-balancer" not in text
+    assert "127.0.0.1:" not in text.replace(f"127.0.0.1:{lb.port}", "")  # no client address
+    assert '"GET /webhooks/meta HTTP/1.1"' in text and '"GET /ws/shows/s1 HTTP/1.1"' in text, text
