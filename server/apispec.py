@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server import limits
 from server.problems import Problem, problem_response
 
 Handler = Callable[..., Awaitable[Any]]
@@ -32,6 +33,23 @@ class Endpoint:
     status: int
     auth: bool
     tag: str
+
+
+async def read_body(request: Request, kind: type[Any]) -> Any:
+    """The request body decoded as ``kind``, within ``limits.MAX_API_BODY`` bytes (413) and
+    ``limits.MAX_DEPTH`` levels of nesting (400); 422 when it is not a valid ``kind``. The body is
+    read no further than the limit, whatever Content-Length claims."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limits.MAX_API_BODY:
+            raise Problem(413, "too-large", "Request body too large", f"at most {limits.MAX_API_BODY} bytes")
+    try:
+        return limits.decode(bytes(body) or b"{}", kind)
+    except limits.TooDeep as exc:
+        raise Problem(400, "too-deep", "Request body nested too deeply", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise Problem(422, "invalid-request", "Invalid request body", str(exc)) from exc
 
 
 class Api:
@@ -77,11 +95,7 @@ class Api:
                     await self.authenticate(request)
                 args: list[Any] = [request]
                 if endpoint.body is not None:
-                    raw = await request.body()
-                    try:
-                        args.append(msgspec.json.decode(raw or b"{}", type=endpoint.body))
-                    except msgspec.DecodeError as exc:
-                        raise Problem(422, "invalid-request", "Invalid request body", str(exc)) from exc
+                    args.append(await read_body(request, endpoint.body))
                 result = await endpoint.handler(*args)
             except Problem as problem:
                 return problem_response(problem)

@@ -95,6 +95,8 @@ def _serve(args: argparse.Namespace) -> int:
     _raise_fd_limit()
     with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url, metrics_dir(args.workers):
         os.environ["REDIS_URL"] = url  # worker processes read their settings from the environment
+        # The default webhook consumer name is built from these (stable across restarts).
+        os.environ["LIVEDROP_PORT"], os.environ["LIVEDROP_WORKERS"] = str(args.port), str(args.workers)
         if not os.environ.get("LIVEDROP_VIEWER_SECRET"):
             # Workers must share it; tokens minted by this run stop working at the next one.
             os.environ["LIVEDROP_VIEWER_SECRET"] = secrets.token_urlsafe(32)
@@ -130,6 +132,40 @@ def _reconcile(args: argparse.Namespace) -> int:
         return asyncio.run(print_report(url, args.show, grace))
 
 
+def _erase(args: argparse.Namespace) -> int:
+    """Right to deletion: the customer id in every stock record (a tombstone, counters unchanged),
+    then every applied or dead-lettered webhook body that names the person. Prints what was done;
+    exits 3 while deliveries naming the person wait to be applied (run it again then)."""
+    import asyncio
+    import json
+
+    from redis.asyncio import Redis
+
+    from server.webhooks.erasure import erase_deliveries
+    from stock import StockEngine
+    from stock.errors import InvalidArgument
+
+    if not args.customer and not args.identifier:
+        print("livedrop: name a --customer and/or an --identifier", file=sys.stderr)
+        return 2
+
+    async def run(url: str) -> int:
+        client = Redis.from_url(url)
+        try:
+            places = await StockEngine(client).erase_customer(args.customer) if args.customer else 0
+            result = await erase_deliveries(client, [*args.identifier, *([args.customer] if args.customer else [])])
+        except InvalidArgument as exc:
+            print(f"livedrop: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await client.aclose()
+        print(json.dumps({"stock_places": places, "webhooks_erased": result.erased, "deferred": result.deferred}))
+        return 3 if result.deferred else 0
+
+    with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url:
+        return asyncio.run(run(url))
+
+
 def _watch(args: argparse.Namespace) -> int:
     """Print a show's frames, one JSON object a line, resuming after a dropped connection."""
     import asyncio
@@ -137,17 +173,20 @@ def _watch(args: argparse.Namespace) -> int:
 
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
+    from websockets.typing import Subprotocol
+
+    from server.viewer_auth import subprotocols
 
     async def run() -> int:
         last: tuple[int, str] | None = None
         printed = 0
         while True:
-            query = f"token={args.token}" if args.token else ""
-            if last is not None:
-                query += ("&" if query else "") + f"resume_from={last[0]}&epoch={last[1]}"
+            query = f"resume_from={last[0]}&epoch={last[1]}" if last is not None else ""
             url = f"{args.url.rstrip('/')}/ws/shows/{args.show}" + (f"?{query}" if query else "")
+            # The token goes in Sec-WebSocket-Protocol, out of the URL that servers log.
+            offered = [Subprotocol(p) for p in subprotocols(args.token)]
             try:
-                async with connect(url, compression=None, max_size=2**20) as ws:
+                async with connect(url, compression=None, max_size=2**20, subprotocols=offered) as ws:
                     async for raw in ws:
                         print(raw, flush=True)
                         frame = json.loads(raw)
@@ -280,6 +319,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=None, help="seconds before a confirmed hold counts as unmatched"
     )
     reconcile.set_defaults(func=_reconcile)
+
+    erase = commands.add_parser(
+        "erase", help="right to deletion: a customer id in stock records, and webhook bodies naming the person"
+    )
+    erase.add_argument("--customer", default=None, help="LiveDrop customer (viewer) id to replace by a tombstone")
+    erase.add_argument(
+        "--identifier",
+        action="append",
+        default=[],
+        help="e-mail, phone, platform customer id or order id to look for in webhook bodies (repeatable)",
+    )
+    erase.add_argument("--redis-url", default=None, help="Redis URL (default: $REDIS_URL, else the local Redis)")
+    erase.set_defaults(func=_erase)
 
     watch = commands.add_parser("watch", help="print a show's frames as JSON lines (resumes after a drop)")
     watch.add_argument("show")

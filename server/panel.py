@@ -73,7 +73,7 @@ class Auth(msgspec.Struct, tag="auth", forbid_unknown_fields=True):
 
 
 HostClientFrame = Auth | p.Ping
-host_decoder: Final = msgspec.json.Decoder(HostClientFrame)
+host_decoder: Final[p.FrameDecoder[HostClientFrame]] = p.FrameDecoder(HostClientFrame)  # depth-limited
 
 
 class DropFigures(msgspec.Struct):

@@ -4,9 +4,13 @@ encoded once per node and written to every socket of the show."""
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final, Generic, TypeVar
 
 import msgspec
+
+from server.limits import TooDeep, check_depth
+
+T = TypeVar("T")
 
 # -- close codes ----------------------------------------------------------------------------
 CLOSE_NORMAL: Final = 1000
@@ -66,7 +70,27 @@ class Ping(msgspec.Struct, tag="ping", forbid_unknown_fields=True):
 
 
 ClientFrame = Hello | Reserve | Release | Waitlist | Ping
-client_decoder: Final = msgspec.json.Decoder(ClientFrame)
+MAX_FRAME_DEPTH: Final = 8
+"""Nesting allowed in a client frame (ours are 1 deep); deeper gets a ``bad_json`` error frame."""
+
+
+class FrameDecoder(Generic[T]):
+    """A typed decoder of client frames within ``MAX_FRAME_DEPTH``: a frame nested deeper (a
+    4 KiB frame can nest 2,000 levels, past msgspec's recursion limit) raises ``DecodeError``
+    like any other bad JSON, so it gets an error frame and never a traceback."""
+
+    def __init__(self, kind: Any) -> None:  # a union of Structs is no ``type[T]`` to mypy
+        self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(kind)
+
+    def decode(self, raw: bytes) -> T:
+        try:
+            check_depth(raw, MAX_FRAME_DEPTH)
+            return self._decoder.decode(raw)
+        except (TooDeep, RecursionError):
+            raise msgspec.DecodeError(f"JSON nested deeper than {MAX_FRAME_DEPTH} levels") from None
+
+
+client_decoder: Final[FrameDecoder[ClientFrame]] = FrameDecoder(ClientFrame)
 
 
 # -- server -> viewer ---------------------------------------------------------------------------

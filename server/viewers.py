@@ -22,6 +22,7 @@ from broadcast.transport import Message, SansIOSocket, socket_for
 from server import protocol as p
 from server.live import Live, UnknownShow
 from server.tokens import BadToken, verify
+from server.viewer_auth import credentials
 from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
 from stock.types import WaitlistOutcome
 
@@ -64,8 +65,9 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
     secret: bytes = state.viewer_secret
     show_id = websocket.path_params["show_id"]
     customer: str | None = None
-    token = websocket.query_params.get("token")
-    await websocket.accept()
+    # The Sec-WebSocket-Protocol header, else ?token= (old clients): see server.viewer_auth.
+    token, subprotocol = credentials(websocket.query_params.get("token"), websocket.scope.get("subprotocols", ()))
+    await websocket.accept(subprotocol=subprotocol)
     if token:
         try:
             customer = verify(secret, token, show_id).viewer

@@ -19,8 +19,11 @@ VIEWER_SECRET = "test-viewer-secret"
 
 
 class Node:
-    def __init__(self, redis_url: str, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, redis_url: str, log_dir: Path, env: Mapping[str, str] | None = None, log_level: str = "warning"
+    ) -> None:
         self.redis_url = redis_url
+        self.log_level = log_level
         self.port = free_port()
         self.log_path = log_dir / f"node-{self.port}.log"
         self.extra_env = dict(env or {})
@@ -39,12 +42,12 @@ class Node:
             "REDIS_URL": self.redis_url,
             "LIVEDROP_VIEWER_SECRET": VIEWER_SECRET,
             "LIVEDROP_SWEEP_INTERVAL": "0.05",
-            "LIVEDROP_LOG_LEVEL": "warning",
+            "LIVEDROP_LOG_LEVEL": self.log_level,
             **self.extra_env,
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--log-level", self.log_level],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -242,6 +242,58 @@ async def test_two_secrets_are_valid_during_rotation_and_shops_are_told_apart(ap
     assert await stream_length(redis) == 2
 
 
+# -- unsigned headers must agree with the signed body ------------------------------------------------
+
+
+async def test_a_captured_order_replayed_as_a_cancellation_is_refused(app: LiveApp, redis: Redis) -> None:
+    # Shopify signs the body only: the same body and HMAC under X-Shopify-Topic orders/cancelled,
+    # with fresh (unsigned) delivery ids, must not restock the units the order bought.
+    await define_drop(app.state, "d1", "GLOW", 10)
+    body = shopify_order(7001, [(1, "GLOW", 2)])
+    sale = shopify_headers(body, "orders/paid")
+    assert (await app.post(Platform.SHOPIFY, body, sale)).json() == {"status": "accepted"}
+    await drain(app.state)
+    replay = {**sale, "X-Shopify-Topic": "orders/cancelled", "X-Shopify-Webhook-Id": "fresh-1"}
+    replay["X-Shopify-Event-Id"] = "fresh-2"
+    problem_of((await app.post(Platform.SHOPIFY, body, replay)).json(), 400, "topic_mismatch")
+    # A refund body under a sale topic, an order body under refunds/create: refused too.
+    refund = (DATA / "shopify_refunds_create.json").read_bytes()
+    as_sale = shopify_headers(refund, "orders/paid")
+    problem_of((await app.post(Platform.SHOPIFY, refund, as_sale)).json(), 400, "topic_mismatch")
+    as_refund = shopify_headers(body, "refunds/create")
+    problem_of((await app.post(Platform.SHOPIFY, body, as_refund)).json(), 400, "topic_mismatch")
+    assert await stream_length(redis) == 1
+    await drain(app.state)
+    assert await assert_drop_invariants(app.state["engine"], "d1") == Counters(10, 8, 0, 2, 0)
+    scrape = (await app.client.get("/metrics")).text
+    assert 'livedrop_webhooks_total{outcome="topic_mismatch",platform="shopify"} 3.0' in scrape
+    # The genuine cancellation (the order with cancelled_at) still restocks.
+    cancelled = json.dumps({**json.loads(body), "cancelled_at": "2026-03-15T08:00:00-04:00"}).encode()
+    ok = await app.post(Platform.SHOPIFY, cancelled, shopify_headers(cancelled, "orders/cancelled"))
+    assert ok.json() == {"status": "accepted"}
+    await drain(app.state)
+    assert await assert_drop_invariants(app.state["engine"], "d1") == Counters(10, 10, 0, 0, 0)
+
+
+async def test_a_shopify_order_edit_is_acknowledged_and_changes_nothing(app: LiveApp, redis: Redis) -> None:
+    # orders/edited carries an order_edit, not an order: refusing it as unreadable made Shopify
+    # retry it (and eventually drop the subscription).
+    await define_drop(app.state, "d1", "GLOW", 10)
+    edit = {"order_edit": {"id": 78, "order_id": 7001, "line_items": {"additions": [], "removals": []}}}
+    body = json.dumps(edit).encode()
+    assert (await app.post(Platform.SHOPIFY, body, shopify_headers(body, "orders/edited"))).json() == {
+        "status": "accepted"
+    }
+    await drain(app.state)
+    assert await assert_drop_invariants(app.state["engine"], "d1") == Counters(10, 10, 0, 0, 0)
+
+
+async def test_a_woocommerce_order_topic_needs_an_order_body(app: LiveApp, redis: Redis) -> None:
+    product = json.dumps({"id": 799, "name": "Glow serum", "status": "publish", "sku": "GLOW"}).encode()
+    problem_of((await app.post(Platform.WOOCOMMERCE, product, woo_headers(product))).json(), 400, "topic_mismatch")
+    assert await stream_length(redis) == 0
+
+
 # -- Meta and WooCommerce specifics -----------------------------------------------------------------
 
 

@@ -7,7 +7,9 @@ import json
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
+from server.viewer_auth import subprotocols
 from tests.util import scaled
 
 Frame = dict[str, Any]
@@ -20,8 +22,11 @@ class Viewer:
         self._seen = 0
 
     @classmethod
-    async def connect(cls, url: str) -> Viewer:
-        conn = await connect(url, compression=None, open_timeout=scaled(10), max_size=2**20)
+    async def connect(cls, url: str, token: str | None = None) -> Viewer:
+        """Connect to ``url``; ``token`` goes in the Sec-WebSocket-Protocol header (a token in
+        ``url``'s query, the old form, works too)."""
+        offered = [Subprotocol(p) for p in subprotocols(token)] if token else None
+        conn = await connect(url, compression=None, open_timeout=scaled(10), max_size=2**20, subprotocols=offered)
         return cls(conn)
 
     async def send(self, frame: Frame | str) -> None:

@@ -55,15 +55,29 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
     # dashboard; the stock engine's own (platform, order, line) records catch anything later.
     dedupe_ttl_seconds: int = 7 * DAY
     # How long applied deliveries stay in the stream, for audit and replay. Entries not yet
-    # applied are never trimmed, whatever their age.
+    # applied are never trimmed, whatever their age. Bodies hold the platforms' customer data
+    # (names, addresses), so they are not kept longer than an audit needs.
     retention_seconds: int = 7 * DAY
+    # How long a dead-lettered delivery is kept for an operator to look at (and replay) before it
+    # is trimmed: an alert is raised when it dies, and two weeks is time enough to act on it.
+    dead_retention_seconds: int = 14 * DAY
     # Platforms send orders of a few KiB; Shopify's largest (hundreds of lines) stay well under
     # this. A bigger body is refused (413) before any work is done on it.
     max_body_bytes: int = 2 * 1024 * 1024
+    # Nesting of a body's JSON: platform orders are under 10 levels deep. Deeper is refused
+    # (400 too_deep) before any decoding, so no body reaches the decoder's recursion limit.
+    max_depth: int = 64
     # False makes this node ingest-only: it records deliveries but another node applies them.
     apply: bool = True
-    # Name of this process in the stream's consumer group; must differ between live processes.
+    # Name of this process in the stream's consumer group. It must differ between live processes
+    # and stay the same when the same node restarts: a restarted consumer re-reads its *own*
+    # pending deliveries at once, while those of a name nobody uses any more wait
+    # ``claim_idle_seconds`` for a take-over (stock stale meanwhile). Empty: see ``node_name``.
     consumer_name: str = ""
+    # Where this node listens and how many worker processes it runs (the CLI exports both):
+    # with the host name they make the default consumer name, stable across restarts.
+    listen_port: int = 0
+    workers: int = 1
     # A delivery read by a consumer that has not acknowledged it for this long is taken over by
     # another one: the first is presumed dead. Applying is idempotent, so a slow-but-alive first
     # consumer costs a duplicate call, never a duplicate effect.
@@ -119,9 +133,18 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
             case Platform.STANDARD:
                 return self.standard
 
-    def node_name(self) -> str:
-        """This process's consumer name: configured, else host and pid (unique per process)."""
-        return self.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
+    def node_name(self, slot: int | None = None) -> str:
+        """This process's consumer name: the configured one; else ``<host>:<port>``, and with
+        several workers ``<host>:<port>/w<slot>`` (``slot`` is the worker's claimed index, see
+        ``service.claim_worker_slot``), the same after a restart of the node; else (no port
+        known, as when the app is embedded) host and pid, unique per process but not stable."""
+        if self.consumer_name:
+            return self.consumer_name
+        if self.listen_port and self.workers <= 1:
+            return f"{socket.gethostname()}:{self.listen_port}"
+        if self.listen_port and slot is not None:
+            return f"{socket.gethostname()}:{self.listen_port}/w{slot}"
+        return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def _shop_name(value: str) -> str:
@@ -180,9 +203,13 @@ def webhook_settings_from_env(env: Mapping[str, str]) -> WebhookSettings:
         standard=parse_secrets(env.get("LIVEDROP_STANDARD_SECRETS")),
         dedupe_ttl_seconds=int(_number(env, "LIVEDROP_WEBHOOK_DEDUPE_TTL", default.dedupe_ttl_seconds)),
         retention_seconds=int(_number(env, "LIVEDROP_WEBHOOK_RETENTION", default.retention_seconds)),
+        dead_retention_seconds=int(_number(env, "LIVEDROP_WEBHOOK_DEAD_RETENTION", default.dead_retention_seconds)),
         max_body_bytes=int(_number(env, "LIVEDROP_WEBHOOK_MAX_BODY", default.max_body_bytes)),
+        max_depth=int(_number(env, "LIVEDROP_WEBHOOK_MAX_DEPTH", default.max_depth)),
         apply=env.get("LIVEDROP_WEBHOOK_APPLY", "1").strip().lower() not in ("0", "false", "no"),
         consumer_name=env.get("LIVEDROP_WEBHOOK_CONSUMER", "").strip(),
+        listen_port=int(_number(env, "LIVEDROP_PORT", 0)),
+        workers=max(1, int(_number(env, "LIVEDROP_WORKERS", 1))),
         claim_idle_seconds=_number(env, "LIVEDROP_WEBHOOK_CLAIM_IDLE", default.claim_idle_seconds),
         consumer_batch=int(_number(env, "LIVEDROP_WEBHOOK_BATCH", default.consumer_batch)),
         reconcile_interval=_number(env, "LIVEDROP_RECONCILE_INTERVAL", default.reconcile_interval),

@@ -29,8 +29,9 @@ from server.metrics import Metrics
 from server.webhooks import keys
 from server.webhooks.alerts import AlertKind, Alerts
 from server.webhooks.apply import OrderApplier
+from server.webhooks.erasure import SHOPIFY_REDACT_TOPIC, erase_deliveries, shopify_redact_identifiers
 from server.webhooks.errors import WebhookRejected
-from server.webhooks.events import PlatformOrderEvent
+from server.webhooks.events import Platform, PlatformOrderEvent
 from server.webhooks.ingest import decode_delivery
 from server.webhooks.normalize import normalize
 
@@ -78,6 +79,7 @@ class WebhookConsumer:
         batch: int = 32,
         block_seconds: float = 1.0,
         retention_seconds: int = 7 * 24 * 3600,
+        dead_retention_seconds: int = 14 * 24 * 3600,
     ) -> None:
         self.redis = redis
         self.applier = applier
@@ -88,6 +90,7 @@ class WebhookConsumer:
         self.batch = batch
         self.block_ms = max(1, round(block_seconds * 1000))
         self.retention_ms = retention_seconds * 1000
+        self.dead_retention_ms = dead_retention_seconds * 1000
         self.healthy = True
         self.applied = 0
         self._failures: dict[str, int] = {}
@@ -180,12 +183,16 @@ class WebhookConsumer:
                 return done
 
     async def housekeeping(self) -> None:
-        """Take over idle entries, trim applied ones past retention, forget dead consumers."""
+        """Take over idle entries, trim applied ones and dead letters past their retention, forget
+        dead consumers."""
         self._last_housekeeping = time.monotonic()
         await self.claim()
         pending = await self.redis.xpending(keys.STREAM, keys.GROUP)
         seconds, micros = await self.redis.time()
-        floor = (max(0, seconds * 1000 + micros // 1000 - self.retention_ms), 0)
+        now_ms = seconds * 1000 + micros // 1000
+        # A dead letter's id is the time it died (XADD *), so its age is its id.
+        await self.redis.xtrim(keys.DEAD, minid=f"{max(0, now_ms - self.dead_retention_ms)}-0", approximate=False)
+        floor = (max(0, now_ms - self.retention_ms), 0)
         # Never trim what is not applied yet: entries pending with a consumer, and entries not
         # yet handed to any (after the group's last-delivered id). Whole ids, not milliseconds:
         # several deliveries recorded within one millisecond must not keep each other.
@@ -212,6 +219,7 @@ class WebhookConsumer:
             return 0
         groups: dict[str, list[tuple[str, list[PlatformOrderEvent]]]] = {}
         fields_of: dict[str, dict[bytes, bytes]] = {}
+        redactions: dict[str, list[str]] = {}
         dead: list[tuple[str, str]] = []
         gone: list[str] = []
         for raw_id, fields in entries:
@@ -228,6 +236,18 @@ class WebhookConsumer:
                 # so only a foreign entry or a changed normaliser gets here.)
                 dead.append((entry_id, type(exc).__name__))
                 continue
+            except Exception as exc:
+                # A normaliser bug on a body it accepted before: retrying cannot help, and letting
+                # it out would stop the group on this entry forever. Dead-lettered with an alert;
+                # the log names the error's type only (the body holds a buyer's data).
+                logger.warning("webhook entry %s cannot be read: %s", entry_id, type(exc).__name__)
+                dead.append((entry_id, type(exc).__name__))
+                continue
+            if (
+                delivery.platform is Platform.SHOPIFY
+                and delivery.headers.get("x-shopify-topic") == SHOPIFY_REDACT_TOPIC
+            ):
+                redactions[entry_id] = shopify_redact_identifiers(delivery.body)
             order = f"{delivery.platform.value}|{events[0].order_id}" if events else entry_id
             groups.setdefault(order, []).append((entry_id, events))
         skus = await self.applier.resolve_skus([e for items in groups.values() for _, events in items for e in events])
@@ -239,8 +259,20 @@ class WebhookConsumer:
             self._failures[failed] = attempts
             if attempts >= MAX_ATTEMPTS:
                 dead.append((failed, "apply_failed"))
+        for entry_id in [e for e in acked if e in redactions]:
+            try:
+                result = await erase_deliveries(self.redis, redactions[entry_id])
+            except RedisError:
+                acked.remove(entry_id)  # stays pending: the erasure is retried
+                redis_failed = True
+                continue
+            logger.info("customers/redact erased %d deliveries (%d deferred)", result.erased, result.deferred)
         if acked:
             await self.redis.xack(keys.STREAM, keys.GROUP, *acked)
+            # The erasure request names the customer too: it goes once it has been carried out.
+            erased_requests = [e for e in acked if e in redactions]
+            if erased_requests:
+                await self.redis.xdel(keys.STREAM, *erased_requests)
             for entry_id in acked:
                 self._failures.pop(entry_id, None)
             self.applied += len(acked) - len(gone)

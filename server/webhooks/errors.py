@@ -53,3 +53,11 @@ class MalformedPayload(WebhookRejected):
     """The delivery is authentic but cannot be read (bad JSON, wrong types, unparsable header value)."""
 
     code = "malformed_payload"
+
+
+class TopicMismatch(MalformedPayload):
+    """What an unsigned header claims (a Shopify topic, a WooCommerce topic) disagrees with the signed
+    body: a genuine body replayed under another topic, so it is refused rather than applied as that
+    topic (DESIGN §13)."""
+
+    code = "topic_mismatch"

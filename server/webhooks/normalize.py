@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import msgspec
 
-from server.webhooks.errors import MalformedPayload
+from server.webhooks.errors import MalformedPayload, TopicMismatch
 from server.webhooks.events import OrderLine, OrderStatus, Platform, PlatformOrderEvent, RefundLine
 from server.webhooks.headers import header
 from server.webhooks.payloads import (
@@ -28,6 +28,7 @@ from server.webhooks.payloads import (
     ShopifyNameValue,
     ShopifyOrder,
     ShopifyRefund,
+    ShopifyShape,
     StandardEnvelope,
     StandardPayload,
     TikTokNotification,
@@ -56,6 +57,10 @@ def _decode(body: bytes, kind: type[T], platform: Platform) -> T:
         return msgspec.json.decode(body, type=kind)
     except msgspec.DecodeError as exc:
         raise MalformedPayload(f"{platform.value} body: {exc}") from None
+    except RecursionError:
+        # The receiver refuses deep bodies first (server.limits); this is the backstop for
+        # callers that did not, such as a replay tool.
+        raise MalformedPayload(f"{platform.value} body is nested too deeply", code="too_deep") from None
 
 
 def _hold_value(value: object) -> str | None:
@@ -68,7 +73,11 @@ def _hold_value(value: object) -> str | None:
 def _unix_to_iso(seconds: int | None) -> str | None:
     if seconds is None:
         return None
-    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+    try:
+        moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None  # a signed but absurd time (year 300000) is no reason to refuse the order
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 # --- Shopify ----------------------------------------------------------------------------------------
@@ -77,14 +86,39 @@ _SHOPIFY_ORDER_TOPICS: dict[str, OrderStatus] = {
     "orders/create": OrderStatus.CREATED,
     "orders/paid": OrderStatus.PAID,
     "orders/cancelled": OrderStatus.CANCELLED,
-    # Updated/edited/fulfilled orders change no stock unless the order was cancelled (checked below);
+    # Updated/fulfilled orders change no stock unless the order was cancelled (checked below);
     # deleting an order's record is bookkeeping, not a cancellation, so it is not a restock.
+    # (orders/edited is not here: its body is an ``order_edit``, not an order, so it yields nothing.)
     "orders/updated": OrderStatus.OTHER,
-    "orders/edited": OrderStatus.OTHER,
     "orders/fulfilled": OrderStatus.OTHER,
     "orders/partially_fulfilled": OrderStatus.OTHER,
     "orders/delete": OrderStatus.OTHER,
 }
+
+
+def check_shopify_topic(topic: str, body: bytes) -> None:
+    """Refuse a body that is not what ``X-Shopify-Topic`` says it is (``TopicMismatch``).
+
+    Shopify signs the body only; the topic header is not signed. Without this check a captured
+    ``orders/create`` sent again under ``orders/cancelled`` (with fresh delivery ids, which are
+    unsigned too) would restock units that were sold. So the body has to prove the topic: a
+    cancellation carries ``cancelled_at``, a refund is a refund object (``order_id`` and
+    ``refund_line_items``), a sale is an order (``line_items``, none of a refund's fields).
+    Topics that change no stock need no proof: whatever they claim, nothing is applied.
+    """
+    status = _SHOPIFY_ORDER_TOPICS.get(topic)
+    if status is None and topic != "refunds/create":
+        return
+    shape = _decode(body, ShopifyShape, Platform.SHOPIFY)
+    is_refund = len(shape.order_id) > 0 and len(shape.refund_line_items) > 0
+    is_order = len(shape.line_items) > 0 and not is_refund
+    if topic == "refunds/create":
+        if not is_refund:
+            raise TopicMismatch("refunds/create needs a refund body (order_id and refund_line_items)")
+    elif status is OrderStatus.CANCELLED and not (is_order and shape.cancelled_at):
+        raise TopicMismatch("orders/cancelled needs an order body with cancelled_at set")
+    elif status is not None and status.is_sale and not is_order:
+        raise TopicMismatch(f"{topic} needs an order body (line_items, not a refund)")
 
 
 def _shopify_hold(entries: list[ShopifyNameValue] | None) -> str | None:
@@ -119,6 +153,7 @@ def normalize_shopify(body: bytes, headers: Mapping[str, str]) -> list[PlatformO
     status = _SHOPIFY_ORDER_TOPICS.get(topic)
     if status is None and topic != "refunds/create":
         return []
+    check_shopify_topic(topic, body)
     delivery_id = delivery_keys(Platform.SHOPIFY, body, headers)[0]
     shop = header(headers, SHOPIFY_SHOP)
     if status is None:
@@ -276,6 +311,8 @@ def normalize_meta(body: bytes, headers: Mapping[str, str]) -> list[PlatformOrde
                 value = msgspec.json.decode(change.value, type=MetaOrderValue)
             except msgspec.DecodeError:
                 continue  # some other field's change (not an object of this shape): not an order
+            except RecursionError:
+                raise MalformedPayload("meta change value is nested too deeply", code="too_deep") from None
             if value.order_id in (None, ""):
                 continue
             label = value.event or ""
@@ -341,6 +378,9 @@ def normalize_woocommerce(body: bytes, headers: Mapping[str, str]) -> list[Platf
     if not topic.startswith("order."):
         return []
     order = _decode(body, WooOrder, Platform.WOOCOMMERCE)
+    if topic != "order.deleted" and (not order.status or order.line_items is None):
+        # The topic header is unsigned; only an order resource may be applied as an order.
+        raise TopicMismatch(f"{topic} needs an order body (status and line_items)")
     status = OrderStatus.OTHER if topic == "order.deleted" else _WOO_STATUS.get(order.status or "")
     lines = _woo_lines(order.line_items, _woo_hold(order.meta_data))
     refund_lines: list[RefundLine] = []

@@ -45,6 +45,17 @@ class ShopifyOrder(msgspec.Struct):
     line_items: list[ShopifyLineItem] | None = None
 
 
+class ShopifyShape(msgspec.Struct):
+    """Which kind of resource a Shopify body is, read before trusting the unsigned topic header:
+    orders carry ``line_items`` and no ``order_id``; refunds carry ``order_id`` and
+    ``refund_line_items``. Values are not decoded (``Raw``): an empty ``Raw`` means the key is absent."""
+
+    line_items: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    order_id: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    refund_line_items: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    cancelled_at: str | None = None
+
+
 class ShopifyRefundLineItem(msgspec.Struct):
     line_item_id: Id
     quantity: int = 0

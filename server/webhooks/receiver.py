@@ -3,9 +3,11 @@ and Meta's ``GET /webhooks/meta`` subscription handshake.
 
 Per delivery, in this order: the platform must be enabled (a secret configured, else 404); the body is
 read raw, capped at ``max_body_bytes``; WooCommerce's unsigned creation ping is answered 200; the
-signature is verified over the raw bytes; the de-duplication keys are computed and the payload is
-normalised once, so an authentic but unreadable delivery is refused (400) while the platform can
-still show the merchant the error; then the delivery is recorded in Redis, and only then answered
+signature is verified over the raw bytes; the body's nesting is checked against ``max_depth``; the
+de-duplication keys are computed and the payload is normalised once (which also checks that the
+unsigned topic header agrees with the signed body) and its shape bounded, so an authentic but
+unreadable, contradictory or absurd delivery is refused (400) while the platform can still show the
+merchant the error; then the delivery is recorded in Redis, and only then answered
 200 (``accepted`` or ``duplicate``). Nothing is applied to stock here: the consumer group does that,
 so the answer stays fast whatever the stock engine is doing.
 
@@ -26,9 +28,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from server.limits import TooDeep, check_depth
 from server.metrics import Metrics
-from server.webhooks.errors import BadSignature, MissingHeader, WebhookRejected
-from server.webhooks.events import Platform
+from server.webhooks.errors import BadSignature, MalformedPayload, MissingHeader, WebhookRejected
+from server.webhooks.events import Platform, PlatformOrderEvent
 from server.webhooks.normalize import normalize
 from server.webhooks.service import WebhookService
 from server.webhooks.signatures import (
@@ -152,8 +155,12 @@ async def _receive(request: Request, platform: Platform, service: WebhookService
             # 500 and let the platform retry once the configuration is fixed.
             logger.error("webhook secret of %s is misconfigured", platform.value)
             return "misconfigured", problem(500, "misconfigured", "the server's webhook configuration is invalid")
+        try:
+            check_depth(body, service.settings.max_depth)
+        except TooDeep as exc:
+            raise MalformedPayload(str(exc), code="too_deep") from None
         keys = delivery_keys(platform, body, headers)
-        normalize(platform, body, headers)  # refuse now what could never be applied
+        check_shape(normalize(platform, body, headers))  # refuse now what could never be applied
     except WebhookRejected as exc:
         return _rejected(platform, rejection_status(exc), exc.code, exc.detail)
     try:
@@ -165,6 +172,29 @@ async def _receive(request: Request, platform: Platform, service: WebhookService
     if duplicate:
         return "duplicate", Response(_DUPLICATE, 200, media_type="application/json")
     return "accepted", Response(_ACCEPTED, 200, media_type="application/json")
+
+
+MAX_EVENTS = 1000
+"""Orders one delivery may change (Meta batches several; platforms send a handful at most)."""
+MAX_LINES = 2000
+"""Lines of one order or refund (Shopify's checkout stops well below)."""
+MAX_ID = 256
+"""Characters of an order, line, refund id or SKU: they become Redis keys and ledger fields."""
+
+
+def check_shape(events: list[PlatformOrderEvent]) -> None:
+    """Refuse (``MalformedPayload``, code ``bad_shape``) a signed body whose orders could never be
+    applied sensibly: more orders or lines than any platform sends, ids or SKUs of kilobytes."""
+    if len(events) > MAX_EVENTS:
+        raise MalformedPayload(f"more than {MAX_EVENTS} orders in one delivery", code="bad_shape")
+    for event in events:
+        if len(event.lines) + len(event.refund_lines) > MAX_LINES:
+            raise MalformedPayload(f"order has more than {MAX_LINES} lines", code="bad_shape")
+        ids = [event.order_id, event.refund_id or ""]
+        ids += [text for line in event.lines for text in (line.sku, line.line_id, line.hold_ref or "")]
+        ids += [text for line in event.refund_lines for text in (line.sku, line.line_id)]
+        if any(len(text) > MAX_ID for text in ids):
+            raise MalformedPayload(f"an id or SKU is longer than {MAX_ID} characters", code="bad_shape")
 
 
 def _rejected(platform: Platform, status: int, code: str, detail: str) -> tuple[str, Response]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import os
+import tempfile
+from typing import IO, Any
 
 from server.catalog import Catalog
 from server.metrics import Metrics
@@ -21,6 +23,30 @@ from server.webhooks.consumer import WebhookConsumer
 from server.webhooks.ingest import AppendOnce, WebhookLog
 from server.webhooks.scripts import BatchingClient
 from stock import HoldRefs, StockEngine
+
+
+def claim_worker_slot(settings: WebhookSettings) -> tuple[int | None, IO[bytes] | None]:
+    """The lowest worker index (0 .. workers-1) no other live worker of this node holds, and the
+    open lock file that holds it for as long as this process lives (the OS releases it when the
+    process dies, so a restarted worker takes the same index back, and its consumer name).
+    (None, None) when the node runs one process or no index is free."""
+    if settings.workers <= 1 or not settings.listen_port or settings.consumer_name:
+        return None, None
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; names fall back to host and pid
+        return None, None
+    directory = os.path.join(tempfile.gettempdir(), "livedrop-consumers")
+    os.makedirs(directory, exist_ok=True)
+    for slot in range(settings.workers):
+        handle = open(os.path.join(directory, f"{settings.listen_port}.{slot}.lock"), "ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return slot, handle
+    return None, None
 
 
 class WebhookService:
@@ -38,6 +64,7 @@ class WebhookService:
         self.settings = settings
         self.metrics = metrics
         self.log = WebhookLog(redis, settings.dedupe_ttl_seconds)
+        slot, self._slot_lock = claim_worker_slot(settings)
         self.alerts = Alerts(AppendOnce(redis), metrics)
         # The applier's own engine: the same scripts and keys, but its calls from concurrent
         # deliveries share round trips (scripts.BatchingClient).
@@ -48,10 +75,11 @@ class WebhookService:
             self.applier,
             self.alerts,
             metrics,
-            name=settings.node_name(),
+            name=settings.node_name(slot),
             claim_idle_seconds=settings.claim_idle_seconds,
             batch=settings.consumer_batch,
             retention_seconds=settings.retention_seconds,
+            dead_retention_seconds=settings.dead_retention_seconds,
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -73,6 +101,9 @@ class WebhookService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.log.aclose()
+        if self._slot_lock is not None:
+            self._slot_lock.close()
+            self._slot_lock = None
         await self.applier.aclose()
         await self.engine_client.aclose()
         await self.alerts.aclose()

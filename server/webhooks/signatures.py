@@ -271,6 +271,8 @@ def _tiktok_notification_key(body: bytes) -> str:
         note = msgspec.json.decode(body, type=TikTokNotification)
     except msgspec.DecodeError as exc:
         raise MalformedPayload(f"TikTok Shop body: {exc}") from None
+    except RecursionError:
+        raise MalformedPayload("TikTok Shop body is nested too deeply", code="too_deep") from None
     if note.tts_notification_id in (None, ""):
         # The overview page's body table omits the field although every example carries it.
         return f"tiktok:body:{_body_digest(body)}"

@@ -58,13 +58,14 @@ function boot() {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const params = new URLSearchParams();
-  if (state.token) params.set("token", state.token);
   if (state.seq !== null && state.epoch) {
     params.set("resume_from", String(state.seq));
     params.set("epoch", state.epoch);
   }
   const query = params.toString();
-  const socket = new WebSocket(`${scheme}//${location.host}/ws/shows/${encodeURIComponent(showId)}${query ? `?${query}` : ""}`);
+  // The token rides in Sec-WebSocket-Protocol, never in the URL (URLs end up in logs).
+  const protocols = state.token ? ["livedrop.v1", `livedrop.token.${state.token}`] : ["livedrop.v1"];
+  const socket = new WebSocket(`${scheme}//${location.host}/ws/shows/${encodeURIComponent(showId)}${query ? `?${query}` : ""}`, protocols);
   state.socket = socket;
   socket.addEventListener("open", () => document.body.classList.remove("offline"));
   socket.addEventListener("message", (event) => {
