@@ -38,6 +38,14 @@ that forgets to time out does not keep the server's shutdown waiting for ever.""
 class ControlError(Exception):
     """A bad control request: answered 400 with ``{"error": message}``."""
 
+    status = 400
+
+
+class Conflict(ControlError):
+    """A control request the platform itself would refuse (selling beyond stock): 409."""
+
+    status = 409
+
 
 @dataclass
 class Call:
@@ -93,7 +101,13 @@ class Fault:
         return cls("delay" if mode == "slow" else mode, status, float(seconds), count, path)
 
     def as_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "status": self.status, "seconds": self.seconds, "count": self.count, "path": self.path}
+        return {
+            "mode": self.mode,
+            "status": self.status,
+            "seconds": self.seconds,
+            "count": self.count,
+            "path": self.path,
+        }
 
 
 class Faults:
@@ -288,7 +302,7 @@ class StandIn:
                     body = json_body(await request.body()) if request.method != "GET" else None
                     return JSONResponse(await handler(body))
                 except ControlError as exc:
-                    return JSONResponse({"error": str(exc)}, 400)
+                    return JSONResponse({"error": str(exc)}, exc.status)
 
             return endpoint
 
@@ -409,4 +423,3 @@ class StandIn:
             await inner(scope, replay, recording_send)
 
         return app
-

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from standins.base import ControlError, LeakyBucket, StandIn, compact
+from standins.base import Conflict, ControlError, LeakyBucket, StandIn, compact
 from standins.shopify_schema import query_cost, schema_for
 from standins.signing import same, shopify_webhook_hmac
 
@@ -191,17 +191,17 @@ class ShopifyStandIn(StandIn):
 
     # -- resolvers (graphql-core's default resolver calls these root methods) ---------------------
 
-    def inventoryItem(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:  # noqa: N802, A002
+    def inventoryItem(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
         item = next((key[0] for key in self.levels if key[0] == id), None)
         return None if item is None else self._item(item)
 
-    def location(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:  # noqa: A002
+    def location(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
         return {"id": id, "name": id.rsplit("/", 1)[-1]} if id in self.locations else None
 
     def _item(self, item: str) -> dict[str, Any]:
         sku = next(level.sku for key, level in self.levels.items() if key[0] == item)
 
-        def level(info: GraphQLResolveInfo, locationId: str) -> dict[str, Any] | None:  # noqa: N803
+        def level(info: GraphQLResolveInfo, locationId: str) -> dict[str, Any] | None:
             found = self.levels.get((item, locationId))
             return None if found is None else self._level(item, locationId, found)
 
@@ -209,10 +209,19 @@ class ShopifyStandIn(StandIn):
 
     def _level(self, item: str, location: str, level: Level) -> dict[str, Any]:
         def quantities(info: GraphQLResolveInfo, names: list[str]) -> list[dict[str, Any]]:
-            values = {"available": level.available, "committed": level.committed, "on_hand": level.available + level.committed}
+            values = {
+                "available": level.available,
+                "committed": level.committed,
+                "on_hand": level.available + level.committed,
+            }
             stamp = datetime.fromtimestamp(level.updated_at, UTC).isoformat().replace("+00:00", "Z")
             return [
-                {"id": f"{item}?location={location}&name={n}", "name": n, "quantity": values.get(n, 0), "updatedAt": stamp}
+                {
+                    "id": f"{item}?location={location}&name={n}",
+                    "name": n,
+                    "quantity": values.get(n, 0),
+                    "updatedAt": stamp,
+                }
                 for n in names
             ]
 
@@ -226,7 +235,7 @@ class ShopifyStandIn(StandIn):
     def _item_ref(self, item: str) -> dict[str, Any]:
         return {"id": item, "sku": self.levels[next(k for k in self.levels if k[0] == item)].sku, "tracked": True}
 
-    def inventorySetQuantities(self, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str, Any]:  # noqa: N802, A002
+    def inventorySetQuantities(self, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str, Any]:
         version: str = info.context["version"]
         cas_only = version >= CAS_MANDATORY_FROM
         directive = info.schema.get_directive("idempotent")
@@ -263,40 +272,76 @@ class ShopifyStandIn(StandIn):
             self.idempotency[key] = (fingerprint, result)
         return result
 
-    def _set(self, input: dict[str, Any], cas_only: bool) -> dict[str, Any]:  # noqa: A002
+    def _set(self, input: dict[str, Any], cas_only: bool) -> dict[str, Any]:
         """Check every quantity first, then apply all of them or none."""
         name, reason = input["name"], input["reason"]
         errors: list[dict[str, Any]] = []
         if name not in ("available", "on_hand"):
-            errors.append(_user_error("INVALID_NAME", "The quantity name must be either 'available' or 'on_hand'.", ["input", "name"]))
+            errors.append(
+                _user_error(
+                    "INVALID_NAME", "The quantity name must be either 'available' or 'on_hand'.", ["input", "name"]
+                )
+            )
         if reason not in REASONS:
             errors.append(_user_error("INVALID_REASON", "The specified reason is invalid.", ["input", "reason"]))
         uri = input.get("referenceDocumentUri")
         if uri is not None and (not uri.startswith("gid://") or uri.startswith("gid://shopify/")):
             errors.append(
-                _user_error("INVALID_REFERENCE_DOCUMENT", "The specified reference document is invalid.", ["input", "referenceDocumentUri"])
+                _user_error(
+                    "INVALID_REFERENCE_DOCUMENT",
+                    "The specified reference document is invalid.",
+                    ["input", "referenceDocumentUri"],
+                )
             )
         seen: set[tuple[str, str]] = set()
         for i, q in enumerate(input["quantities"]):
             where = ["input", "quantities", str(i)]
             pair = (q["inventoryItemId"], q["locationId"])
             level = self.levels.get(pair)
-            current = None if level is None else (level.available if name == "available" else level.available + level.committed)
+            current = (
+                None
+                if level is None
+                else (level.available if name == "available" else level.available + level.committed)
+            )
             if pair in seen:
-                errors.append(_user_error("NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR", "Duplicate item and location.", where))
+                errors.append(
+                    _user_error("NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR", "Duplicate item and location.", where)
+                )
             seen.add(pair)
             if not any(k[0] == pair[0] for k in self.levels):
-                errors.append(_user_error("INVALID_INVENTORY_ITEM", "The specified inventory item could not be found.", [*where, "inventoryItemId"]))
+                errors.append(
+                    _user_error(
+                        "INVALID_INVENTORY_ITEM",
+                        "The specified inventory item could not be found.",
+                        [*where, "inventoryItemId"],
+                    )
+                )
             elif pair[1] not in self.locations:
-                errors.append(_user_error("INVALID_LOCATION", "The specified location could not be found.", [*where, "locationId"]))
+                errors.append(
+                    _user_error(
+                        "INVALID_LOCATION", "The specified location could not be found.", [*where, "locationId"]
+                    )
+                )
             elif level is None:
                 errors.append(
-                    _user_error("ITEM_NOT_STOCKED_AT_LOCATION", "The specified inventory item is not stocked at the location.", where)
+                    _user_error(
+                        "ITEM_NOT_STOCKED_AT_LOCATION",
+                        "The specified inventory item is not stocked at the location.",
+                        where,
+                    )
                 )
             if q["quantity"] < 0:
-                errors.append(_user_error("INVALID_QUANTITY_NEGATIVE", "The quantity can't be negative.", [*where, "quantity"]))
+                errors.append(
+                    _user_error("INVALID_QUANTITY_NEGATIVE", "The quantity can't be negative.", [*where, "quantity"])
+                )
             if q["quantity"] > MAX_QUANTITY:
-                errors.append(_user_error("INVALID_QUANTITY_TOO_HIGH", "The total quantity can't be higher than 1,000,000,000.", [*where, "quantity"]))
+                errors.append(
+                    _user_error(
+                        "INVALID_QUANTITY_TOO_HIGH",
+                        "The total quantity can't be higher than 1,000,000,000.",
+                        [*where, "quantity"],
+                    )
+                )
             if current is None:
                 continue
             if "changeFromQuantity" in q:
@@ -334,7 +379,9 @@ class ShopifyStandIn(StandIn):
             "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "reason": reason,
             "referenceDocumentUri": uri,
-            "changes": lambda info, quantityNames=None: [c for c in changes if quantityNames is None or c["name"] in quantityNames],
+            "changes": lambda info, quantityNames=None: [
+                c for c in changes if quantityNames is None or c["name"] in quantityNames
+            ],
         }
         return {"inventoryAdjustmentGroup": group, "userErrors": []}
 
@@ -391,7 +438,7 @@ class ShopifyStandIn(StandIn):
         oversell = bool(body.get("oversell", False))
         for key, level, qty, _ in picked:
             if level.available < qty and not oversell:
-                raise ControlError(f"not enough stock of {key[0]} at {key[1]}: {level.available} < {qty}")
+                raise Conflict(f"not enough stock of {key[0]} at {key[1]}: {level.available} < {qty}")
         order = ShopifyOrder(next(self._order_ids), [], [])
         if body.get("hold"):
             order.note_attributes.append({"name": "livedrop_hold", "value": str(body["hold"])})
@@ -400,7 +447,13 @@ class ShopifyStandIn(StandIn):
             level.committed += qty
             properties = [{"name": "livedrop_hold", "value": hold}] if hold else []
             order.lines.append(
-                {"id": next(self._line_ids), "sku": level.sku, "quantity": qty, "properties": properties, "_key": list(key)}
+                {
+                    "id": next(self._line_ids),
+                    "sku": level.sku,
+                    "quantity": qty,
+                    "properties": properties,
+                    "_key": list(key),
+                }
             )
         self.orders[order.id] = order
         topic = str(body.get("topic", "orders/create"))
@@ -432,7 +485,11 @@ class ShopifyStandIn(StandIn):
     def _find(self, line: dict[str, Any]) -> tuple[str, str]:
         if "inventory_item_id" in line:
             item = gid("InventoryItem", line["inventory_item_id"])
-            found = [k for k in self.levels if k[0] == item and ("location_id" not in line or k[1] == gid("Location", line["location_id"]))]
+            found = [
+                k
+                for k in self.levels
+                if k[0] == item and ("location_id" not in line or k[1] == gid("Location", line["location_id"]))
+            ]
         else:
             found = [k for k, level in self.levels.items() if level.sku == line.get("sku")]
         if not found:
