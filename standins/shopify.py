@@ -25,7 +25,7 @@ from typing import Any
 from graphql import (
     GraphQLError,
     GraphQLResolveInfo,
-    execute,
+    execute_sync,
     get_directive_values,
     parse,
     validate,
@@ -67,6 +67,7 @@ REASONS = frozenset(
 )
 """Reasons documented for inventory changes; anything else is ``INVALID_REASON``."""
 _VERSION = re.compile(r"\d{4}-(01|04|07|10)")
+Info = GraphQLResolveInfo[Any]
 
 
 def gid(kind: str, value: str | int) -> str:
@@ -173,7 +174,7 @@ class ShopifyStandIn(StandIn):
             throttled = {"message": "Throttled", "extensions": {"code": "THROTTLED"}}
             return JSONResponse({"errors": [throttled], "extensions": self._cost(cost, None)}, self.throttled_status)
         context = {"version": version}
-        result = execute(schema, document, root_value=self, variable_values=variables, context_value=context)
+        result = execute_sync(schema, document, root_value=self, variable_values=variables, context_value=context)
         body: dict[str, Any] = {}
         if result.errors:
             body["errors"] = [e.formatted for e in result.errors]
@@ -191,24 +192,24 @@ class ShopifyStandIn(StandIn):
 
     # -- resolvers (graphql-core's default resolver calls these root methods) ---------------------
 
-    def inventoryItem(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
+    def inventoryItem(self, info: Info, id: str) -> dict[str, Any] | None:
         item = next((key[0] for key in self.levels if key[0] == id), None)
         return None if item is None else self._item(item)
 
-    def location(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
+    def location(self, info: Info, id: str) -> dict[str, Any] | None:
         return {"id": id, "name": id.rsplit("/", 1)[-1]} if id in self.locations else None
 
     def _item(self, item: str) -> dict[str, Any]:
         sku = next(level.sku for key, level in self.levels.items() if key[0] == item)
 
-        def level(info: GraphQLResolveInfo, locationId: str) -> dict[str, Any] | None:
+        def level(info: Info, locationId: str) -> dict[str, Any] | None:
             found = self.levels.get((item, locationId))
             return None if found is None else self._level(item, locationId, found)
 
         return {"id": item, "sku": sku, "tracked": True, "inventoryLevel": level}
 
     def _level(self, item: str, location: str, level: Level) -> dict[str, Any]:
-        def quantities(info: GraphQLResolveInfo, names: list[str]) -> list[dict[str, Any]]:
+        def quantities(info: Info, names: list[str]) -> list[dict[str, Any]]:
             values = {
                 "available": level.available,
                 "committed": level.committed,
@@ -235,7 +236,7 @@ class ShopifyStandIn(StandIn):
     def _item_ref(self, item: str) -> dict[str, Any]:
         return {"id": item, "sku": self.levels[next(k for k in self.levels if k[0] == item)].sku, "tracked": True}
 
-    def inventorySetQuantities(self, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str, Any]:
+    def inventorySetQuantities(self, info: Info, input: dict[str, Any]) -> dict[str, Any]:
         version: str = info.context["version"]
         cas_only = version >= CAS_MANDATORY_FROM
         directive = info.schema.get_directive("idempotent")
@@ -352,7 +353,10 @@ class ShopifyStandIn(StandIn):
             elif not cas_only and not input.get("ignoreCompareQuantity"):
                 compare = q.get("compareQuantity")
                 if compare is None:
-                    message = "The compareQuantity argument must be given to each quantity or ignored using ignoreCompareQuantity."
+                    message = (
+                        "The compareQuantity argument must be given to each quantity "
+                        "or ignored using ignoreCompareQuantity."
+                    )
                     errors.append(_user_error("COMPARE_QUANTITY_REQUIRED", message, [*where, "compareQuantity"]))
                 elif compare != current:
                     message = "The compareQuantity value does not match persisted value."
