@@ -225,6 +225,12 @@ def _demo(args: argparse.Namespace) -> int:
         return demo.main(args, url, loop_factory)
 
 
+def _stand_in(args: argparse.Namespace) -> int:
+    from standins.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livedrop", description="LiveDrop live-shopping real-time server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -265,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="a demo show with bot viewers; prints the panel and viewer URLs")
     demo_arguments(demo)
     demo.set_defaults(func=_demo)
+
+    stand_in = commands.add_parser("stand-in", help="run stand-in platforms (tests, demos; docs/standins.md)")
+    from standins.args import add_arguments as stand_in_arguments
+
+    stand_in_arguments(stand_in)
+    stand_in.set_defaults(func=_stand_in)
 
     token = commands.add_parser("token", help="mint tokens").add_subparsers(dest="kind", required=True)
     viewer = token.add_parser("viewer", help="print a viewer token (needs the deployment's viewer secret)")
