@@ -178,7 +178,8 @@ class ShopifyStandIn(StandIn):
         body: dict[str, Any] = {}
         if result.errors:
             body["errors"] = [e.formatted for e in result.errors]
-        body["data"] = result.data
+        if result.data is not None:  # None: refused before execution (variables), so no "data" (GraphQL spec)
+            body["data"] = result.data
         body["extensions"] = self._cost(cost, cost)
         return JSONResponse(body)
 
