@@ -68,9 +68,10 @@ async def until_counters(api: httpx.AsyncClient, **expected: int) -> dict[str, A
 async def until_issue(redis: Redis, platform: str, order_id: str) -> dict[bytes, bytes]:
     async with asyncio.timeout(scaled(15)):
         while True:
-            for _, fields in await redis.xrange(keys.ISSUES, "-", "+"):
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(keys.ISSUES, "-", "+")  # type: ignore[assignment]
+            for _, fields in entries:
                 if fields.get(b"platform") == platform.encode() and fields.get(b"order") == order_id.encode():
-                    return dict(fields)
+                    return fields
             await asyncio.sleep(0.05)
 
 
