@@ -137,10 +137,15 @@ class MetaStandIn(StandIn):
             params.update(dict(parse_qsl(raw.decode("utf-8", "replace"))))
         return params
 
-    def _authorised(self, request: Request, params: dict[str, Any]) -> bool:
+    def _refusal(self, request: Request, params: dict[str, Any]) -> Response | None:
+        """The Graph API's answer to an unversioned path or a wrong token, or None."""
+        if not _VERSION.fullmatch(request.path_params["version"]):
+            return _error(400, BAD_PARAMETER, "Unknown path components: unsupported API version", "OAuthException")
         bearer = request.headers.get("authorization", "")
         token = bearer[7:] if bearer.lower().startswith("bearer ") else str(params.get("access_token", ""))
-        return same(token, self.access_token) and bool(_VERSION.fullmatch(request.path_params["version"]))
+        if not same(token, self.access_token):
+            return _error(400, INVALID_TOKEN, "Invalid OAuth access token - Cannot parse access token")
+        return None
 
     def _usage(self) -> dict[str, str]:
         used = 100 * (1 - self.budget.available() / self.budget.capacity) if self.budget.capacity else 100
@@ -158,8 +163,8 @@ class MetaStandIn(StandIn):
 
     async def items_batch(self, request: Request) -> Response:
         params = await self._params(request)
-        if not self._authorised(request, params):
-            return _bad_token()
+        if refused := self._refusal(request, params):
+            return refused
         if request.path_params["node"] != self.catalog_id:
             return _error(400, BAD_PARAMETER, "Unsupported post request: unknown catalog", "GraphMethodException")
         requests = params.get("requests")
@@ -203,8 +208,8 @@ class MetaStandIn(StandIn):
 
     async def batch_status(self, request: Request) -> Response:
         params = await self._params(request)
-        if not self._authorised(request, params):
-            return _bad_token()
+        if refused := self._refusal(request, params):
+            return refused
         batch = self.batches.get(str(params.get("handle", "")))
         if batch is None:
             return _error(400, BAD_PARAMETER, "(#100) Invalid handle")
@@ -224,8 +229,8 @@ class MetaStandIn(StandIn):
 
     async def products(self, request: Request) -> Response:
         params = await self._params(request)
-        if not self._authorised(request, params):
-            return _bad_token()
+        if refused := self._refusal(request, params):
+            return refused
         data = [{"retailer_id": r, "quantity_to_sell_on_facebook": q} for r, q in self.items.items()]
         return JSONResponse({"data": data}, headers=self._usage())
 
@@ -234,8 +239,8 @@ class MetaStandIn(StandIn):
     async def commerce_orders(self, request: Request) -> Response:
         """``state`` (comma-separated, default ``CREATED``) and ``updated_after`` (Unix seconds)."""
         params = await self._params(request)
-        if not self._authorised(request, params):
-            return _bad_token()
+        if refused := self._refusal(request, params):
+            return refused
         if request.path_params["node"] != self.cms_id:
             return _error(
                 400, BAD_PARAMETER, "Unsupported get request: unknown commerce account", "GraphMethodException"
@@ -255,8 +260,8 @@ class MetaStandIn(StandIn):
     async def acknowledge(self, request: Request) -> Response:
         """``CREATED`` → ``IN_PROGRESS``; ``idempotency_key`` is required and a repeat is a no-op."""
         params = await self._params(request)
-        if not self._authorised(request, params):
-            return _bad_token()
+        if refused := self._refusal(request, params):
+            return refused
         order = self.orders.get(request.path_params["node"])
         key = str(params.get("idempotency_key", ""))
         if order is None:
@@ -362,6 +367,3 @@ def _error(
     body = {"error": {"message": message, "type": kind, "code": code, "fbtrace_id": uuid.uuid4().hex[:11]}}
     return JSONResponse(body, status, headers=headers)
 
-
-def _bad_token() -> JSONResponse:
-    return _error(400, INVALID_TOKEN, "Invalid OAuth access token - Cannot parse access token")
