@@ -366,4 +366,3 @@ def _error(
 ) -> JSONResponse:
     body = {"error": {"message": message, "type": kind, "code": code, "fbtrace_id": uuid.uuid4().hex[:11]}}
     return JSONResponse(body, status, headers=headers)
-

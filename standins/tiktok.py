@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from standins.base import Conflict, ControlError, StandIn, compact
+from standins.base import Conflict, ControlError, LeakyBucket, StandIn, compact
 from standins.signing import same, tiktok_request_sign, tiktok_webhook_signature
 
 TIMESTAMP_TOLERANCE = 300
@@ -115,8 +115,11 @@ class TikTokStandIn(StandIn):
         shop_cipher: str = "ROW_standin",
         shop_id: str = "7494049642642441621",
         clock: Callable[[], float] = time.time,
+        requests_per_second: float | None = None,
     ) -> None:
         self.app_key = app_key
+        # TikTok does not publish its limits (contracts §1.2 [U]): off unless a test asks for one.
+        self.bucket = None if requests_per_second is None else LeakyBucket(requests_per_second, requests_per_second)
         self.app_secret = app_secret
         self.access_token = access_token
         self.shop_cipher = shop_cipher
@@ -176,6 +179,8 @@ class TikTokStandIn(StandIn):
             raise Refusal(401, BAD_TOKEN, "Invalid access token")
         if shop and not same(params.get("shop_cipher", ""), self.shop_cipher):
             raise Refusal(400, BAD_SHOP_CIPHER, "Invalid shop_cipher")
+        if self.bucket is not None and not self.bucket.take(1):
+            raise Refusal(429, TOO_MANY, "Too many requests")
         return body
 
     async def _answer(self, request: Request, handler: Callable[[bytes], Any]) -> Response:
@@ -414,6 +419,8 @@ class TikTokStandIn(StandIn):
     def reset_state(self) -> None:
         self.skus.clear()
         self.orders.clear()
+        if self.bucket is not None:
+            self.bucket.reset()
 
     def _find(self, line: Any) -> str:
         if not isinstance(line, dict):

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from standins.base import LeakyBucket
 from standins.signing import tiktok_request_sign
 from standins.tiktok import TikTokStandIn
 from tests.standin_support import Running, serving
@@ -258,3 +259,15 @@ def test_any_signed_body_gets_an_envelope_and_bad_ones_change_nothing(api: Runni
     assert set(envelope) == {"code", "message", "request_id", "data"}
     if envelope["code"] != 0:
         assert api.control("GET", "stock") == before
+
+
+def test_an_optional_request_rate_is_enforced_with_429() -> None:
+    standin = TikTokStandIn(
+        app_key=APP_KEY, app_secret=SECRET, access_token=TOKEN, shop_cipher=CIPHER, requests_per_second=2
+    )
+    standin.bucket = LeakyBucket(2, 0)  # no refill, so the test cannot depend on speed
+    with serving(standin) as shop:
+        shop.control("POST", "seed", {"skus": [{"product_id": PRODUCT, "sku_id": SKU, "stock": {WAREHOUSE: 1}}]})
+        statuses = [update(shop, {"id": SKU, "inventory": [{"quantity": 2}]}).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert update(shop, {"id": SKU, "inventory": [{"quantity": 2}]}, secret="forged").status_code == 401
