@@ -246,6 +246,21 @@ def json_body(raw: bytes) -> Any:
         raise ControlError(f"body is not JSON: {exc}") from None
 
 
+def order_id_of(body: Any) -> str:
+    """The ``order_id`` of a cancel request, as text (platform ids are numbers or strings)."""
+    value = body.get("order_id") if isinstance(body, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        raise ControlError('expected {"order_id": <an order id>}')
+    return str(value)
+
+
+def positive_int(value: Any, what: str = "quantity") -> int:
+    """``value`` if it is a positive integer (not a bool), else ``ControlError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ControlError(f"{what} must be a positive integer")
+    return value
+
+
 def compact(value: Any) -> bytes:
     """JSON the way platforms send it: no spaces, UTF-8 kept."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from standins.base import Conflict, ControlError, LeakyBucket, StandIn
+from standins.base import Conflict, ControlError, LeakyBucket, StandIn, order_id_of, positive_int
 from standins.signing import meta_signature, same
 
 MAX_BATCH_ITEMS = 5000
@@ -302,9 +302,10 @@ class MetaStandIn(StandIn):
             raise ControlError('expected {"lines": [{"retailer_id", "quantity"}]}')
         wanted: dict[str, int] = {}
         for line in lines:
-            rid, qty = line.get("retailer_id"), line.get("quantity")
-            if rid not in self.items or not isinstance(qty, int) or qty < 1:
-                raise ControlError(f"bad line {line!r}")
+            rid = line.get("retailer_id")
+            if not isinstance(rid, str) or rid not in self.items:
+                raise ControlError(f"no seeded item for line {line!r}")
+            qty = positive_int(line.get("quantity"))
             wanted[rid] = wanted.get(rid, 0) + qty
         for rid, qty in wanted.items():
             if self.items[rid] < qty:
@@ -323,7 +324,7 @@ class MetaStandIn(StandIn):
 
     async def cancel(self, body: Any) -> Any:
         """A buyer's cancellation: Meta puts the units back on ``quantity_to_sell_on_facebook``."""
-        order = self.orders.get(str(body.get("order_id"))) if isinstance(body, dict) else None
+        order = self.orders.get(order_id_of(body))
         if order is None or order.state == "CANCELLED":
             raise ControlError("unknown or already cancelled order_id")
         for item in order.items:

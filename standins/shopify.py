@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from standins.base import Conflict, ControlError, LeakyBucket, StandIn, compact
+from standins.base import Conflict, ControlError, LeakyBucket, StandIn, compact, order_id_of, positive_int
 from standins.shopify_schema import query_cost, schema_for
 from standins.signing import same, shopify_webhook_hmac
 
@@ -402,7 +402,7 @@ class ShopifyStandIn(StandIn):
                 sku, available = str(item["sku"]), item["available"]
             except (KeyError, TypeError):
                 raise ControlError("each item needs inventory_item_id, location_id, sku and available") from None
-            if not isinstance(available, int):
+            if not isinstance(available, int) or isinstance(available, bool):
                 raise ControlError("available must be an integer")
             parsed.append((key, sku, available))
         for key, sku, available in parsed:
@@ -436,10 +436,9 @@ class ShopifyStandIn(StandIn):
         picked: list[tuple[tuple[str, str], Level, int, str | None]] = []
         for line in lines:
             key = self._find(line)
-            qty = line.get("quantity")
-            if not isinstance(qty, int) or qty < 1:
-                raise ControlError("quantity must be a positive integer")
-            picked.append((key, self.levels[key], qty, line.get("hold")))
+            qty = positive_int(line.get("quantity"))
+            hold = line.get("hold")
+            picked.append((key, self.levels[key], qty, None if hold is None else str(hold)))
         oversell = bool(body.get("oversell", False))
         for key, level, qty, _ in picked:
             if level.available < qty and not oversell:
@@ -467,7 +466,8 @@ class ShopifyStandIn(StandIn):
 
     async def cancel(self, body: Any) -> Any:
         """Cancel an order with restock (``{"order_id"}``): units go back to available."""
-        order = self.orders.get(body.get("order_id") if isinstance(body, dict) else None)  # type: ignore[arg-type]
+        wanted = order_id_of(body)
+        order = next((o for o in self.orders.values() if str(o.id) == wanted), None)
         if order is None:
             raise ControlError("unknown order_id")
         if order.cancelled:

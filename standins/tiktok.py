@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from standins.base import Conflict, ControlError, LeakyBucket, StandIn, compact
+from standins.base import Conflict, ControlError, LeakyBucket, StandIn, compact, order_id_of, positive_int
 from standins.signing import same, tiktok_request_sign, tiktok_webhook_signature
 
 TIMESTAMP_TOLERANCE = 300
@@ -372,12 +372,14 @@ class TikTokStandIn(StandIn):
         takes: list[tuple[str, str, int]] = []
         rows: list[dict[str, Any]] = []
         for line in lines:
-            qty = line.get("quantity") if isinstance(line, dict) else None
-            if not isinstance(qty, int) or qty < 1:
-                raise ControlError("quantity must be a positive integer")
             listing = self._find(line)
+            qty = positive_int(line.get("quantity"))
             components = line.get("combined") or []
-            parts = [(self._find(c), int(c.get("sku_count", 1))) for c in components] if components else [(listing, 1)]
+            if not isinstance(components, list):
+                raise ControlError("combined must be a list of {sku_id, sku_count}")
+            parts = [(self._find(c), positive_int(c.get("sku_count", 1), "sku_count")) for c in components] or [
+                (listing, 1)
+            ]
             for sku_id, count in parts:
                 takes.append((sku_id, str(line.get("warehouse_id") or ""), count * qty))
             for _ in range(qty):
@@ -406,7 +408,7 @@ class TikTokStandIn(StandIn):
     async def cancel(self, body: Any) -> Any:
         """Cancel an order (``{"order_id"}``): its units go back to stock and a ``CANCEL`` status
         notification is sent (the webhook page's name; the order API says ``CANCELLED``)."""
-        order = self.orders.get(str(body.get("order_id"))) if isinstance(body, dict) else None
+        order = self.orders.get(order_id_of(body))
         if order is None or order.status == "CANCELLED":
             raise ControlError("unknown or already cancelled order_id")
         for sku_id, warehouse, qty in order.taken:
@@ -425,7 +427,7 @@ class TikTokStandIn(StandIn):
     def _find(self, line: Any) -> str:
         if not isinstance(line, dict):
             raise ControlError("a line is an object")
-        if "sku_id" in line and str(line["sku_id"]) in self.skus:
+        if isinstance(line.get("sku_id"), int | str) and str(line["sku_id"]) in self.skus:
             return str(line["sku_id"])
         for sku_id, sku in self.skus.items():
             if "seller_sku" in line and sku.seller_sku == line["seller_sku"]:

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from standins.base import Conflict, ControlError, StandIn
+from standins.base import Conflict, ControlError, StandIn, order_id_of, positive_int
 from standins.signing import same, woocommerce_signature
 
 BATCH_LIMIT = 100
@@ -210,6 +210,8 @@ class WooCommerceStandIn(StandIn):
             if not (isinstance(e, dict) and isinstance(e.get("id"), int) and isinstance(e.get("stock_quantity"), int)):
                 raise ControlError("each product needs an integer id and stock_quantity")
             parent = e.get("parent_id") or None
+            if parent is not None and (not isinstance(parent, int) or isinstance(parent, bool)):
+                raise ControlError("parent_id must be the integer id of the variable product")
             parsed.append(
                 Product(
                     e["id"], str(e.get("sku", "")), e["stock_quantity"], parent, True, str(e.get("backorders", "no"))
@@ -233,10 +235,9 @@ class WooCommerceStandIn(StandIn):
         picked = []
         for line in lines:
             product = self._find(line)
-            qty = line.get("quantity")
-            if not isinstance(qty, int) or qty < 1:
-                raise ControlError("quantity must be a positive integer")
-            picked.append((product, qty, line.get("hold")))
+            qty = positive_int(line.get("quantity"))
+            hold = line.get("hold")
+            picked.append((product, qty, None if hold is None else str(hold)))
         for product, qty, _ in picked:
             if product.manage_stock and product.backorders == "no" and (product.stock_quantity or 0) < qty:
                 raise Conflict(f"not enough stock of product {product.id}")
@@ -260,7 +261,8 @@ class WooCommerceStandIn(StandIn):
 
     async def cancel(self, body: Any) -> Any:
         """Set an order ``cancelled``: WooCommerce restocks its lines; ``order.updated`` is sent."""
-        order = self.orders.get(body.get("order_id")) if isinstance(body, dict) else None  # type: ignore[arg-type]
+        wanted = order_id_of(body)
+        order = next((o for o in self.orders.values() if str(o.id) == wanted), None)
         if order is None or order.status == "cancelled":
             raise ControlError("unknown or already cancelled order_id")
         order.status = "cancelled"

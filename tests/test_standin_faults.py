@@ -1,5 +1,6 @@
 """What every stand-in shares: injected faults (fail, delay, hang, slow) on platform routes only,
-the call log, the control API's own refusals, and the leaky bucket on an injected clock."""
+the call log, the control API's own refusals (fuzzed on all four), and the leaky bucket on an
+injected clock."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from server.redis_local import free_port
 from standins.base import LeakyBucket
+from standins.meta import MetaStandIn
+from standins.shopify import ShopifyStandIn
+from standins.tiktok import TikTokStandIn
 from standins.woocommerce import WooCommerceStandIn
 from tests.standin_support import Running, serving
 from tests.util import scaled
@@ -138,3 +144,39 @@ def test_the_leaky_bucket_refills_at_its_rate() -> None:
     assert bucket.available() == 10
     frozen = LeakyBucket(capacity=1, rate=0, clock=lambda: now[0])
     assert frozen.take(1) and frozen.seconds_until(1) == float("inf")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 30) | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["lines", "items", "skus", "products", "sku", "sku_id", "quantity", "id", "order_id", "combined"]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.fixture(scope="module")
+def everyone() -> Iterator[list[Running]]:
+    with (
+        serving(ShopifyStandIn()) as shopify,
+        serving(TikTokStandIn()) as tiktok,
+        serving(MetaStandIn()) as meta,
+        serving(WooCommerceStandIn()) as woo,
+    ):
+        yield [shopify, tiktok, meta, woo]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(verb=st.sampled_from(["seed", "sell", "cancel"]), body=_json)
+def test_any_control_body_gets_an_answer_never_a_crash(everyone: list[Running], verb: str, body: object) -> None:
+    for running in everyone:
+        response = httpx.post(f"{running.url}/_standin/{verb}", json=body)
+        assert response.status_code in (200, 400, 409), (running.standin.name, response.text)
+        assert httpx.get(f"{running.url}/_standin/stock").status_code == 200
