@@ -41,17 +41,26 @@ class Running:
 
 @contextlib.contextmanager
 def serving(standin: StandIn, timeout: float = 10.0) -> Iterator[Running]:
-    """Serve ``standin`` for the duration of the block."""
-    port = free_port()
-    config = uvicorn.Config(standin.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"standin-{standin.name}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + scaled(timeout)
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"stand-in {standin.name} did not start")
-        time.sleep(0.01)
+    """Serve ``standin`` for the duration of the block.
+
+    The port is free when chosen but another process may bind it first (several test runs share
+    the machine); uvicorn then exits at start-up, and a new port is tried.
+    """
+    for _ in range(5):
+        port = free_port()
+        config = uvicorn.Config(standin.app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name=f"standin-{standin.name}", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + scaled(timeout)
+        while not server.started and thread.is_alive():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"stand-in {standin.name} did not start")
+            time.sleep(0.01)
+        if server.started:
+            break
+    else:
+        raise RuntimeError(f"stand-in {standin.name} found no free port")
     try:
         yield Running(standin, port)
     finally:

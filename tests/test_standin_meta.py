@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from standins.meta import MetaStandIn
 from tests.standin_support import Running, serving
@@ -135,3 +137,58 @@ def test_notifications_are_escaped_and_signed_as_meta_signs_them(api: Running) -
         [change] = json.loads(body)["entry"][0]["changes"]
         assert change == {"field": "commerce_orders", "value": {"order_id": sold["order_id"], "event": event}}
         assert body.isascii()
+
+
+_values = st.none() | st.booleans() | st.integers(-3, 10**6) | st.text(max_size=5) | st.floats(allow_nan=False)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    requests=st.lists(
+        st.fixed_dictionaries(
+            {"method": st.sampled_from(["UPDATE", "CREATE", "update"]) | _values},
+            optional={
+                "data": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "id": st.sampled_from(["GLOW", "TINT", "X"]) | _values,
+                        "quantity_to_sell_on_facebook": _values,
+                    },
+                )
+            },
+        )
+        | _values,
+        max_size=4,
+    )
+)
+def test_any_batch_is_answered_and_only_valid_quantities_land(graph: Running, requests: list[Any]) -> None:
+    graph.control("POST", "reset")
+    graph.control(
+        "POST", "seed", {"items": [{"retailer_id": "GLOW", "quantity": 10}, {"retailer_id": "TINT", "quantity": 2}]}
+    )
+    response = items_batch(graph, requests)
+    if not requests:
+        assert response.status_code == 400
+        return
+    assert response.status_code == 200, response.text
+    handle = response.json()["handles"][0]
+    status(graph, handle)
+    done = status(graph, handle)
+    assert done["status"] == "finished"
+    assert all(isinstance(q, int) and not isinstance(q, bool) and q >= 0 for q in quantities(graph).values())
+    valid = sum(
+        1
+        for r in requests
+        if isinstance(r, dict)
+        and r.get("method") == "UPDATE"
+        and isinstance(r.get("data"), dict)
+        and r["data"].get("id") in ("GLOW", "TINT")
+        and (
+            r["data"].get("quantity_to_sell_on_facebook") is None
+            or (
+                type(r["data"]["quantity_to_sell_on_facebook"]) is int
+                and r["data"]["quantity_to_sell_on_facebook"] >= 0
+            )
+        )
+    )
+    assert done["errors_total_count"] == len(requests) - valid
