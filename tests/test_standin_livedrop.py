@@ -151,3 +151,24 @@ async def test_a_stand_in_with_the_wrong_secret_is_refused_by_livedrop(
         shopify.control("PUT", "webhook", {"secret": original})
     assert sold["delivery"]["status"] == 401
     assert (await api.get("/api/drops/d1")).json()["stock"]["counters"]["sold"] == 0
+
+
+async def test_a_multi_channel_sale_beyond_livedrop_stock_is_counted_oversold(
+    node: tuple[Node, httpx.AsyncClient], platforms: dict[str, Running], redis: Redis
+) -> None:
+    """Each platform sells from its own stock (nobody has pushed LiveDrop's numbers to them yet),
+    so together they sell more than the 10 units LiveDrop has: what cannot be covered is oversold."""
+    _, api = node
+    shopify, woo, tiktok = platforms["shopify"], platforms["woocommerce"], platforms["tiktok"]
+    shopify.control(
+        "POST", "seed", {"items": [{"inventory_item_id": 1, "location_id": 1, "sku": "GLOW", "available": 8}]}
+    )
+    woo.control("POST", "seed", {"products": [{"id": 10, "sku": "GLOW", "stock_quantity": 8}]})
+    tiktok.control(
+        "POST", "seed", {"skus": [{"product_id": "p1", "sku_id": "s1", "seller_sku": "GLOW", "stock": {"w1": 8}}]}
+    )
+    assert shopify.control("POST", "sell", {"lines": [{"sku": "GLOW", "quantity": 8}]})["delivery"]["status"] == 200
+    assert woo.control("POST", "sell", {"lines": [{"sku": "GLOW", "quantity": 4}]})["delivery"]["status"] == 200
+    on_tiktok = tiktok.control("POST", "sell", {"lines": [{"seller_sku": "GLOW", "quantity": 1}]})
+    await until_counters(api, sold=10, available=0, oversold=2)
+    await until_issue(redis, "tiktok", on_tiktok["order_id"])
