@@ -2,7 +2,8 @@
 them over real HTTP (as LiveDrop's connectors will).
 
 The server runs in a thread with its own event loop, so a test that blocks its own loop (or a
-stand-in told to hang) never stalls the other side.
+stand-in told to hang) never stalls the other side. The loop is plain asyncio: uvloop is chosen
+by entry points, never by tests (STYLE).
 """
 
 from __future__ import annotations
