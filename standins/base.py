@@ -254,10 +254,15 @@ def order_id_of(body: Any) -> str:
     return str(value)
 
 
+MAX_CONTROL_QUANTITY = 100_000
+"""The largest quantity a control request may sell: more than any platform lets one order take, and
+small enough that a TikTok order (one row per unit) stays small."""
+
+
 def positive_int(value: Any, what: str = "quantity") -> int:
-    """``value`` if it is a positive integer (not a bool), else ``ControlError``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ControlError(f"{what} must be a positive integer")
+    """``value`` if it is an integer from 1 to ``MAX_CONTROL_QUANTITY`` (not a bool), else ``ControlError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONTROL_QUANTITY:
+        raise ControlError(f"{what} must be an integer from 1 to {MAX_CONTROL_QUANTITY}")
     return value
 
 

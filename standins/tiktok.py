@@ -367,7 +367,12 @@ class TikTokStandIn(StandIn):
         """
         lines = body.get("lines") if isinstance(body, dict) else None
         status = body.get("status", "AWAITING_SHIPMENT") if isinstance(body, dict) else None
-        if not isinstance(lines, list) or not lines or status not in ORDER_STATUSES - {"CANCELLED"}:
+        if (
+            not isinstance(lines, list)
+            or not lines
+            or not isinstance(status, str)
+            or status not in ORDER_STATUSES - {"CANCELLED"}
+        ):
             raise ControlError('expected {"lines": [...], "status"?: an open order status}')
         takes: list[tuple[str, str, int]] = []
         rows: list[dict[str, Any]] = []

@@ -152,7 +152,21 @@ _json = st.recursive(
         st.lists(inner, max_size=3)
         | st.dictionaries(
             st.sampled_from(
-                ["lines", "items", "skus", "products", "sku", "sku_id", "quantity", "id", "order_id", "combined"]
+                [
+                    "lines",
+                    "items",
+                    "skus",
+                    "products",
+                    "sku",
+                    "sku_id",
+                    "quantity",
+                    "id",
+                    "order_id",
+                    "combined",
+                    "status",
+                    "topic",
+                    "hold",
+                ]
             ),
             inner,
             max_size=4,

@@ -271,3 +271,16 @@ def test_an_optional_request_rate_is_enforced_with_429() -> None:
         statuses = [update(shop, {"id": SKU, "inventory": [{"quantity": 2}]}).status_code for _ in range(3)]
         assert statuses == [200, 200, 429]
         assert update(shop, {"id": SKU, "inventory": [{"quantity": 2}]}, secret="forged").status_code == 401
+
+
+def test_bad_sales_are_400_and_take_nothing(api: Running) -> None:
+    for body in (
+        {"lines": [{"sku_id": SKU, "quantity": 1}], "status": ["AWAITING_SHIPMENT"]},
+        {"lines": [{"sku_id": SKU, "quantity": 1}], "status": "CANCELLED"},
+        {"lines": [{"sku_id": SKU, "quantity": 10**12}]},
+        {"lines": [{"sku_id": SKU, "quantity": 1, "combined": [{"sku_id": "s2", "sku_count": "2"}]}]},
+        {"lines": [{"sku_id": SKU, "quantity": 1, "warehouse_id": "elsewhere"}]},
+    ):
+        response = httpx.post(f"{api.url}/_standin/sell", json=body)
+        assert response.status_code == 400, (body, response.text)
+    assert stock_of(api, SKU) == {WAREHOUSE: 20} and api.control("GET", "deliveries") == {"deliveries": []}
