@@ -14,6 +14,7 @@ COPY pyproject.toml README.md ./
 COPY stock ./stock
 COPY broadcast ./broadcast
 COPY server ./server
+COPY standins ./standins
 RUN pip install ".[load]"
 
 # The Locust scenario runs from the source tree (`python -m locust -f loadtest/locustfile.py`

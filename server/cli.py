@@ -292,6 +292,12 @@ def _redis(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stand_in(args: argparse.Namespace) -> int:
+    from standins.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livedrop", description="LiveDrop live-shopping real-time server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -351,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     local_redis.add_argument("--cluster", type=int, default=0, metavar="N", help="a Redis Cluster of N masters")
     local_redis.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it to answer")
     local_redis.set_defaults(func=_redis)
+
+    stand_in = commands.add_parser("stand-in", help="run stand-in platforms (tests, demos; docs/standins.md)")
+    from standins.args import add_arguments as stand_in_arguments
+
+    stand_in_arguments(stand_in)
+    stand_in.set_defaults(func=_stand_in)
 
     token = commands.add_parser("token", help="mint tokens").add_subparsers(dest="kind", required=True)
     viewer = token.add_parser("viewer", help="print a viewer token (needs the deployment's viewer secret)")
