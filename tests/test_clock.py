@@ -45,6 +45,24 @@ def skewed(tmp_path: Path, seconds: float) -> dict[str, str]:
     return {"PYTHONPATH": path, "LIVEDROP_TEST_CLOCK_SKEW": str(seconds), "LIVEDROP_HOST_TOKENS": HOST_TOKEN}
 
 
+def _last_count(viewer: Viewer) -> int | None:
+    """The newest viewer count this viewer was told: a ``viewers`` frame, or its welcome's."""
+    for frame in reversed(viewer.frames):
+        if frame["type"] == "viewers":
+            return int(frame["count"])
+        if frame["type"] == "welcome":
+            return int(frame["viewers"])
+    return None
+
+
+async def count_reaches(viewer: Viewer, count: int, timeout: float) -> None:
+    """Wait until ``viewer`` has been told ``count``. The count may already be right in its
+    welcome, and then no ``viewers`` frame follows (they are sent on change only)."""
+    async with asyncio.timeout(scaled(timeout)):
+        while _last_count(viewer) != count:
+            await viewer.next(timeout=timeout)
+
+
 async def test_countdowns_use_redis_time_not_the_node_clock(nodes: NodeFactory, redis: Redis, tmp_path: Path) -> None:
     host = await make_host(redis)
     node = nodes(env=skewed(tmp_path, 60))  # a minute fast
@@ -71,9 +89,7 @@ async def test_viewer_counts_add_up_across_nodes_whose_clocks_disagree(
     on_behind = await Viewer.connect(behind.ws("s1"))
     on_honest = await Viewer.connect(honest.ws("s1"))
     for v in (on_behind, on_honest):
-        async with asyncio.timeout(scaled(10)):
-            while (await v.until("viewers", timeout=10))["count"] != 2:
-                pass
+        await count_reaches(v, 2, timeout=10)
         await v.close()
 
 
@@ -85,13 +101,9 @@ async def test_a_dead_node_leaves_the_count_and_its_entries_are_deleted(
     doomed, survivor = nodes(env=env), nodes(env=env)
     gone = await Viewer.connect(doomed.ws("s1"))
     staying = await Viewer.connect(survivor.ws("s1"))
-    async with asyncio.timeout(scaled(10)):
-        while (await staying.until("viewers", timeout=10))["count"] != 2:
-            pass
+    await count_reaches(staying, 2, timeout=10)
     doomed.kill()  # SIGKILL: it never removes its own entry
-    async with asyncio.timeout(scaled(20)):
-        while (await staying.until("viewers", timeout=20))["count"] != 1:
-            pass
+    await count_reaches(staying, 1, timeout=20)
     # The dead node's report is gone from Redis, and the audience a host sees (the denominator
     # of "viewers at launch") counts the living only.
     assert len(await redis.hgetall("ld:{show:s1}:viewers")) == 1
