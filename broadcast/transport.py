@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import struct
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, Final, Protocol
 
 import uvicorn
@@ -32,12 +32,20 @@ from websockets.protocol import State
 EXTENSION: Final = "livedrop.transport"
 # uvicorn releases whose WebSocketsSansIOProtocol was read for the fast path: ``send`` awaits
 # ``writable``, ``pause_writing``/``resume_writing`` clear/set it, ``conn`` is a websockets
-# ServerProtocol. 0.52.4 is the first with write backpressure. Re-read before widening.
-UVICORN_CHECKED: Final = ((0, 52, 4), (0, 55, 0))
+# ServerProtocol, ``disconnected`` turns True in ``connection_lost``. 0.52.4 is the first with
+# write backpressure; 0.55.0 only added a handshake-error path and ``initial_response`` checks,
+# and sets ``writable`` in ``connection_lost`` (harmless: ``disconnected`` is checked first).
+# The upper bound is exclusive and matches pyproject.toml's, so a fresh install always gets a
+# release that was read. Re-read the protocol before widening both.
+UVICORN_CHECKED: Final = ((0, 52, 4), (0, 56, 0))
 
 
 class SendResult(enum.Enum):
     SENT = "sent"
+    # Written, and the write filled the transport past its high-water mark (it paused): the
+    # next write would wait. The hub starts the slow-viewer clock now, not at the next frame,
+    # or a viewer that stalls after the last frame of a burst is never closed.
+    SENT_PAUSED = "sent_paused"
     WOULD_WAIT = "would_wait"  # transport paused: nothing written, the viewer is set aside
     GONE = "gone"  # closing or closed
 
@@ -45,11 +53,16 @@ class SendResult(enum.Enum):
 class Message:
     """One server frame, serialised once per node and shared by every viewer's write."""
 
-    __slots__ = ("_framed", "_text", "key", "payload")
+    __slots__ = ("_framed", "_text", "floor", "key", "payload", "seq")
 
-    def __init__(self, payload: bytes, key: str | None = None) -> None:
+    def __init__(self, payload: bytes, key: str | None = None, seq: int | None = None, floor: bool = False) -> None:
         self.payload = payload
         self.key = key  # conflation key: a later message with the same key replaces this one
+        # The show's seq this frame carries. A viewer is never sent a seq'd frame at or below
+        # the last seq it has (the hub skips it): a welcome or a replay already covered it.
+        self.seq = seq
+        # A welcome: its ``seq`` *sets* the viewer's position (it may go back after a reset).
+        self.floor = floor
         self._framed: bytes | None = None
         self._text: str | None = None
 
@@ -91,12 +104,17 @@ class ViewerSocket(Protocol):
 
 
 class AsgiSocket:
-    """Portable path: steps Starlette's ``WebSocket.send`` once, never suspends the caller."""
+    """Portable path: steps Starlette's ``WebSocket.send`` once, never suspends the caller.
 
-    __slots__ = ("websocket",)
+    ``abort`` drops the TCP connection when the server's transport could be reached (any
+    uvicorn protocol): a close frame cannot pass a stalled viewer's full buffer, and without
+    the abort the connection would stay open, and counted, for as long as the peer lives."""
 
-    def __init__(self, websocket: WebSocket) -> None:
+    __slots__ = ("abort", "websocket")
+
+    def __init__(self, websocket: WebSocket, abort: Callable[[], None] | None = None) -> None:
         self.websocket = websocket
+        self.abort = abort
 
     def try_write(self, message: Message) -> SendResult:
         if self.websocket.application_state is not WebSocketState.CONNECTED:
@@ -127,8 +145,11 @@ class AsgiSocket:
                     await self.websocket.close(code, "slow")
             except (TimeoutError, RuntimeError, OSError):
                 pass
+            if self.abort is not None:
+                # Unconditionally: aborting a transport that is already gone does nothing.
+                self.abort()
 
-        asyncio.get_running_loop().create_task(close())
+        _background(asyncio.get_running_loop().create_task(close()))
 
 
 class SansIOSocket:
@@ -152,7 +173,7 @@ class SansIOSocket:
             self._transport.write(b"".join(self._conn.data_to_send()))
         else:
             self._transport.write(message.framed)
-        return SendResult.SENT
+        return SendResult.SENT if self._writable.is_set() else SendResult.SENT_PAUSED
 
     async def wait_writable(self) -> None:
         await self._writable.wait()
@@ -163,17 +184,17 @@ class SansIOSocket:
 
     def close_slow(self, code: int, grace: float) -> None:
         """Queue a close frame past the paused transport's buffer, and drop the TCP connection
-        after ``grace`` seconds if the viewer has not read it: a stalled viewer never will, and
-        a plain close would wait for a buffer that never drains. uvicorn then delivers
-        ``websocket.disconnect`` to the endpoint as usual."""
+        after ``grace`` seconds whatever happened meanwhile: a stalled viewer never reads the
+        close, and a graceful ``transport.close()`` (uvicorn's, after a keepalive timeout or
+        when the endpoint returns) waits for a buffer that never drains. The abort used to be
+        skipped when ``proto.disconnected`` was set, and a transport that was closing but not
+        yet lost was reported ``GONE`` and never aborted: the socket stayed ESTABLISHED.
+        ``abort()`` on a transport that is already gone does nothing, so it always runs; uvicorn
+        then delivers ``websocket.disconnect`` to the endpoint, which leaves the hub."""
         if self._conn.state is State.OPEN and not self._transport.is_closing():
             self._conn.send_close(code, "slow")
             self._transport.write(b"".join(self._conn.data_to_send()))
-        asyncio.get_running_loop().call_later(grace, self._abort_if_open)
-
-    def _abort_if_open(self) -> None:
-        if not self._proto.disconnected:
-            self._transport.abort()
+        asyncio.get_running_loop().call_later(grace, self._transport.abort)
 
 
 def _uvicorn_checked() -> bool:
@@ -197,6 +218,23 @@ def sansio_protocol(send: Send) -> Any | None:
     return proto
 
 
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _background(task: asyncio.Task[None]) -> None:
+    """Keep a fire-and-forget task referenced until it finishes (the loop holds weak refs)."""
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+def _abort_handle(send: Send) -> Callable[[], None] | None:
+    """``transport.abort`` of the server protocol behind ``send``, when it exposes one (every
+    uvicorn WebSocket protocol does): the portable path's last resort for a stalled viewer."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    abort = getattr(transport, "abort", None)
+    return abort if callable(abort) else None
+
+
 class CaptureTransport:
     """Outermost ASGI middleware: records the server's protocol object for each WebSocket in
     ``scope["extensions"]["livedrop.transport"]`` so the endpoint can write without awaiting.
@@ -208,17 +246,16 @@ class CaptureTransport:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            proto = sansio_protocol(send)
-            if proto is not None:
-                extensions: MutableMapping[str, Any] = scope.get("extensions") or {}
-                extensions[EXTENSION] = {"protocol": proto}
-                scope["extensions"] = extensions
+            extensions: MutableMapping[str, Any] = scope.get("extensions") or {}
+            extensions[EXTENSION] = {"protocol": sansio_protocol(send), "abort": _abort_handle(send)}
+            scope["extensions"] = extensions
         await self.app(scope, receive, send)
 
 
 def socket_for(websocket: WebSocket) -> AsgiSocket | SansIOSocket:
     """The fastest socket writer available for this (accepted) WebSocket."""
-    found = (websocket.scope.get("extensions") or {}).get(EXTENSION, {}).get("protocol")
+    captured = (websocket.scope.get("extensions") or {}).get(EXTENSION, {})
+    found = captured.get("protocol")
     if found is not None:
         return SansIOSocket(found)
-    return AsgiSocket(websocket)
+    return AsgiSocket(websocket, captured.get("abort"))
