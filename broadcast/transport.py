@@ -19,9 +19,11 @@ hub. Two implementations:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import socket
 import struct
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any, Final, Protocol
 
 import uvicorn
@@ -106,15 +108,15 @@ class ViewerSocket(Protocol):
 class AsgiSocket:
     """Portable path: steps Starlette's ``WebSocket.send`` once, never suspends the caller.
 
-    ``abort`` drops the TCP connection when the server's transport could be reached (any
-    uvicorn protocol): a close frame cannot pass a stalled viewer's full buffer, and without
-    the abort the connection would stay open, and counted, for as long as the peer lives."""
+    ``transport`` is the server's asyncio transport when it could be reached (every uvicorn
+    protocol has one): a close frame cannot pass a stalled viewer's full buffer, and without
+    an abort the connection would stay open, and counted, for as long as the peer lives."""
 
-    __slots__ = ("abort", "websocket")
+    __slots__ = ("transport", "websocket")
 
-    def __init__(self, websocket: WebSocket, abort: Callable[[], None] | None = None) -> None:
+    def __init__(self, websocket: WebSocket, transport: Any = None) -> None:
         self.websocket = websocket
-        self.abort = abort
+        self.transport = transport
 
     def try_write(self, message: Message) -> SendResult:
         if self.websocket.application_state is not WebSocketState.CONNECTED:
@@ -139,15 +141,18 @@ class AsgiSocket:
         return 0
 
     def close_slow(self, code: int, grace: float) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            reset_on_close(transport)
+
         async def close() -> None:
             try:
                 async with asyncio.timeout(grace):
                     await self.websocket.close(code, "slow")
             except (TimeoutError, RuntimeError, OSError):
                 pass
-            if self.abort is not None:
-                # Unconditionally: aborting a transport that is already gone does nothing.
-                self.abort()
+            if transport is not None:
+                transport.abort()  # unconditionally: aborting a transport that is gone does nothing
 
         _background(asyncio.get_running_loop().create_task(close()))
 
@@ -191,10 +196,23 @@ class SansIOSocket:
         yet lost was reported ``GONE`` and never aborted: the socket stayed ESTABLISHED.
         ``abort()`` on a transport that is already gone does nothing, so it always runs; uvicorn
         then delivers ``websocket.disconnect`` to the endpoint, which leaves the hub."""
+        if not self._proto.disconnected:  # else the socket is closed already (its fd may be reused)
+            reset_on_close(self._transport)
         if self._conn.state is State.OPEN and not self._transport.is_closing():
             self._conn.send_close(code, "slow")
             self._transport.write(b"".join(self._conn.data_to_send()))
         asyncio.get_running_loop().call_later(grace, self._transport.abort)
+
+
+def reset_on_close(transport: Any) -> None:
+    """Make closing this socket drop what the kernel still queues for the peer (SO_LINGER 0:
+    a reset). ``abort()`` only discards the transport's own buffer: the kernel went on trying
+    to deliver a stalled viewer's ~3 MB for minutes, the server's end of the connection an
+    orphan in FIN_WAIT1 holding that memory."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def _uvicorn_checked() -> bool:
@@ -227,12 +245,13 @@ def _background(task: asyncio.Task[None]) -> None:
     task.add_done_callback(_tasks.discard)
 
 
-def _abort_handle(send: Send) -> Callable[[], None] | None:
-    """``transport.abort`` of the server protocol behind ``send``, when it exposes one (every
+def _server_transport(send: Send) -> Any:
+    """The asyncio transport of the server protocol behind ``send``, when it exposes one (every
     uvicorn WebSocket protocol does): the portable path's last resort for a stalled viewer."""
     transport = getattr(getattr(send, "__self__", None), "transport", None)
-    abort = getattr(transport, "abort", None)
-    return abort if callable(abort) else None
+    # Duck-typed: uvloop's TCPTransport is not an asyncio.Transport subclass.
+    needed = ("abort", "is_closing", "get_extra_info")
+    return transport if all(callable(getattr(transport, name, None)) for name in needed) else None
 
 
 class CaptureTransport:
@@ -247,7 +266,7 @@ class CaptureTransport:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             extensions: MutableMapping[str, Any] = scope.get("extensions") or {}
-            extensions[EXTENSION] = {"protocol": sansio_protocol(send), "abort": _abort_handle(send)}
+            extensions[EXTENSION] = {"protocol": sansio_protocol(send), "transport": _server_transport(send)}
             scope["extensions"] = extensions
         await self.app(scope, receive, send)
 
@@ -258,4 +277,4 @@ def socket_for(websocket: WebSocket) -> AsgiSocket | SansIOSocket:
     found = captured.get("protocol")
     if found is not None:
         return SansIOSocket(found)
-    return AsgiSocket(websocket, captured.get("abort"))
+    return AsgiSocket(websocket, captured.get("transport"))
