@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 import socket
 import struct
 from collections.abc import MutableMapping
@@ -254,6 +255,29 @@ def _server_transport(send: Send) -> Any:
     return transport if all(callable(getattr(transport, name, None)) for name in needed) else None
 
 
+# What uvicorn's sansio protocol logs, with a traceback at ERROR, for every text frame that is
+# not UTF-8. It answers the client with 1007 itself; one client could flood the log with it.
+_INVALID_UTF8 = "Invalid UTF-8 sequence received from client."
+
+
+class QuietClientErrors(logging.Filter):
+    """Turns uvicorn's log of a client's bad UTF-8 into an INFO line without a traceback: a
+    client's bad input is not a server error (it still shows when the log level is INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != _INVALID_UTF8:
+            return True
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+def quiet_client_errors(logger: logging.Logger) -> None:
+    """Install ``QuietClientErrors`` on ``logger`` once."""
+    if not any(isinstance(f, QuietClientErrors) for f in logger.filters):
+        logger.addFilter(QuietClientErrors())
+
+
 class CaptureTransport:
     """Outermost ASGI middleware: records the server's protocol object for each WebSocket in
     ``scope["extensions"]["livedrop.transport"]`` so the endpoint can write without awaiting.
@@ -262,6 +286,7 @@ class CaptureTransport:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        quiet_client_errors(logging.getLogger("uvicorn.error"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
