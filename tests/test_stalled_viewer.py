@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from redis.asyncio import Redis
 
 from broadcast.feed import Feed
 from server.catalog import Catalog, Show
+from server.protocol import MAX_FRAME_BYTES
+from server.redis_local import LocalRedis
 from stock import StockEngine
 from tests.metrics_scrape import scrape
 from tests.servers import Node
@@ -31,6 +34,9 @@ NodeFactory = Callable[..., Node]
 ROUNDS = int(os.environ.get("LIVEDROP_STALL_ROUNDS", "1"))
 STALLED_PER_ROUND = 5
 PAD = "x" * 50_000
+
+
+linux_only = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the kernel's TCP table (Linux)")
 
 
 def _established(server_port: int, client_port: int) -> bool:
@@ -68,11 +74,40 @@ async def _connections(node: Node) -> float:
     return (await scrape(node.http))["livedrop_viewer_connections"]
 
 
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the kernel's TCP table (Linux)")
+class PortableNode(Node):
+    """A node on uvicorn's wsproto protocol: the fast path does not apply, every viewer goes
+    through the portable ASGI path (what a uvicorn outside the checked range used to get)."""
+
+    def argv(self) -> list[str]:
+        return [
+            *(sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--port", str(self.port)),
+            *("--loop", "uvloop", "--ws", "wsproto", "--ws-max-size", str(MAX_FRAME_BYTES), "--log-level", "warning"),
+        ]
+
+
+NODE_ENV = {"LIVEDROP_SLOW_AFTER": "0.5", "LIVEDROP_OUTBOX_LIMIT": str(64 << 20)}
+
+
+@linux_only
 async def test_stalled_viewers_lose_their_tcp_connection(nodes: NodeFactory, redis: Redis) -> None:
+    node = nodes(env=NODE_ENV)
+    await _stalls(node, redis, "sansio")
+
+
+@linux_only
+async def test_stalled_viewers_lose_their_tcp_connection_on_the_portable_path(
+    redis: Redis, redis_server: LocalRedis, tmp_path: Path
+) -> None:
+    node = PortableNode(redis_server.url, tmp_path, NODE_ENV).start()
+    try:
+        await _stalls(node, redis, "asgi")
+    finally:
+        node.stop()
+
+
+async def _stalls(node: Node, redis: Redis, path: str) -> None:
     await Catalog(redis, StockEngine(redis)).put_show(Show(show_id="s1", title="Stalls"))
     feed = Feed(redis)
-    node = nodes(env={"LIVEDROP_SLOW_AFTER": "0.5", "LIVEDROP_OUTBOX_LIMIT": str(64 << 20)})
     # A healthy viewer that reads throughout: it must get every frame, in order.
     healthy = await Viewer.connect(node.ws("s1"))
     await healthy.next()
@@ -89,6 +124,7 @@ async def test_stalled_viewers_lose_their_tcp_connection(nodes: NodeFactory, red
         closed = samples["livedrop_slow_closed_total"]
         assert closed >= closed_before + STALLED_PER_ROUND
         closed_before = closed
+    assert samples[f'livedrop_viewer_send_path_total{{path="{path}"}}'] == 1 + ROUNDS * STALLED_PER_ROUND
     await healthy.close()
 
 
