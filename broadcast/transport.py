@@ -192,11 +192,11 @@ class SansIOSocket:
         """Queue a close frame past the paused transport's buffer, and drop the TCP connection
         after ``grace`` seconds whatever happened meanwhile: a stalled viewer never reads the
         close, and a graceful ``transport.close()`` (uvicorn's, after a keepalive timeout or
-        when the endpoint returns) waits for a buffer that never drains. The abort used to be
-        skipped when ``proto.disconnected`` was set, and a transport that was closing but not
-        yet lost was reported ``GONE`` and never aborted: the socket stayed ESTABLISHED.
-        ``abort()`` on a transport that is already gone does nothing, so it always runs; uvicorn
-        then delivers ``websocket.disconnect`` to the endpoint, which leaves the hub."""
+        when the endpoint returns) waits for a buffer that never drains; a transport found
+        closing that way is reported ``GONE`` and comes here too. The connection is reset, not
+        closed (``reset_on_close``). ``abort()`` on a transport that is already gone does
+        nothing, so it always runs; uvicorn then delivers ``websocket.disconnect`` to the
+        endpoint, which leaves the hub and the connection gauge."""
         if not self._proto.disconnected:  # else the socket is closed already (its fd may be reused)
             reset_on_close(self._transport)
         if self._conn.state is State.OPEN and not self._transport.is_closing():
