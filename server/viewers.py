@@ -130,7 +130,9 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Viewer) -> None
     limiter = RateLimit(rate=state.settings.reserve_rate, burst=state.settings.reserve_burst)
     # Never tighter than the reserve budget an operator configured (a load test raises it).
     settings = state.settings
-    frames = RateLimit(rate=max(FRAME_RATE, 2 * settings.reserve_rate), burst=max(FRAME_BURST, 2 * settings.reserve_burst))
+    frames = RateLimit(
+        rate=max(FRAME_RATE, 2 * settings.reserve_rate), burst=max(FRAME_BURST, 2 * settings.reserve_burst)
+    )
     hellos = RateLimit(rate=HELLO_RATE, burst=HELLO_BURST)
     while not viewer.closed:
         message = await websocket.receive()
