@@ -285,11 +285,9 @@ class Hub:
             self._gone(viewer)
 
     def _gone(self, viewer: Viewer) -> None:
-        """The socket is closing or closed. A closing transport with a full buffer (a graceful
-        close behind a stalled viewer) would never finish: drop it after the grace period."""
+        """The socket is closing or closed (the socket itself sees to one that stays closing)."""
         self.stats.gone += 1
         viewer.closed = True
-        viewer.socket.close_slow(CLOSE_SLOW, self.close_grace)
 
     def _park(self, viewer: Viewer, message: Message) -> None:
         self.stats.frames_parked += 1

@@ -43,6 +43,11 @@ EXTENSION: Final = "livedrop.transport"
 UVICORN_CHECKED: Final = ((0, 52, 4), (0, 56, 0))
 
 
+# Seconds a connection found closing may take to finish its close before it is reset: uvicorn's
+# own closing handshake timeout (``close_timeout``), after which it only closes gracefully.
+CLOSING_GRACE: Final = 10.0
+
+
 class SendResult(enum.Enum):
     SENT = "sent"
     # Written, and the write filled the transport past its high-water mark (it paused): the
@@ -161,16 +166,18 @@ class AsgiSocket:
 class SansIOSocket:
     """Fast path: writes ``Message.framed`` straight to uvicorn's transport."""
 
-    __slots__ = ("_conn", "_proto", "_transport", "_writable")
+    __slots__ = ("_conn", "_proto", "_transport", "_watched", "_writable")
 
     def __init__(self, proto: Any) -> None:
         self._proto = proto
         self._conn = proto.conn
         self._transport = proto.transport
         self._writable: asyncio.Event = proto.writable
+        self._watched = False
 
     def try_write(self, message: Message) -> SendResult:
         if self._proto.disconnected or self._conn.state is not State.OPEN or self._transport.is_closing():
+            self._watch_closing()
             return SendResult.GONE
         if not self._writable.is_set():
             return SendResult.WOULD_WAIT
@@ -191,18 +198,31 @@ class SansIOSocket:
     def close_slow(self, code: int, grace: float) -> None:
         """Queue a close frame past the paused transport's buffer, and drop the TCP connection
         after ``grace`` seconds whatever happened meanwhile: a stalled viewer never reads the
-        close, and a graceful ``transport.close()`` (uvicorn's, after a keepalive timeout or
-        when the endpoint returns) waits for a buffer that never drains; a transport found
-        closing that way is reported ``GONE`` and comes here too. The connection is reset, not
-        closed (``reset_on_close``). ``abort()`` on a transport that is already gone does
-        nothing, so it always runs; uvicorn then delivers ``websocket.disconnect`` to the
-        endpoint, which leaves the hub and the connection gauge."""
+        close. The connection is reset, not closed (``reset_on_close``): the viewer is being
+        dropped for being slow. ``abort()`` on a transport that is already gone does nothing,
+        so it always runs; uvicorn then delivers ``websocket.disconnect`` to the endpoint,
+        which leaves the hub and the connection gauge. (A transport found closing on its own,
+        reported ``GONE``, is seen to by ``_watch_closing``.)"""
         if not self._proto.disconnected:  # else the socket is closed already (its fd may be reused)
             reset_on_close(self._transport)
         if self._conn.state is State.OPEN and not self._transport.is_closing():
             self._conn.send_close(code, "slow")
             self._transport.write(b"".join(self._conn.data_to_send()))
         asyncio.get_running_loop().call_later(grace, self._transport.abort)
+
+    def _watch_closing(self) -> None:
+        """A connection found closing (a keepalive timeout, a close handshake) behind a buffer
+        its peer no longer reads would stay open for as long as the peer lives: reset it if it
+        is still there after CLOSING_GRACE. Not at once: a normal close must not lose its
+        close frame to a reset."""
+        if not self._watched and not self._proto.disconnected:
+            self._watched = True
+            asyncio.get_running_loop().call_later(CLOSING_GRACE, self._reset_if_stuck)
+
+    def _reset_if_stuck(self) -> None:
+        if not self._proto.disconnected:  # else the fd is closed already (and may be reused)
+            reset_on_close(self._transport)
+            self._transport.abort()
 
 
 def reset_on_close(transport: Any) -> None:
