@@ -112,17 +112,15 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
 async def _resume(live: Live, hub: Hub, viewer: Viewer, after: int, epoch: str) -> None:
     """Missed events, in order, before any live frame: what the hub would send meanwhile is
     held (``begin_resume``) and follows them, less the seqs the replay already carried."""
-    hub.begin_resume(viewer)
-    messages: list[Message] | None = None
+    hub.begin_resume(viewer)  # a cancel below leaves it held: the viewer is leaving anyway
     try:
         messages = await live.resume(viewer.show_id, after, epoch)
-    except (RedisError, KeyError):  # KeyError: the node left the show meanwhile
+    except RedisError:
         messages = None
-    finally:
-        if messages is None:
-            hub.end_resume(viewer, [live.welcome(viewer.show_id, viewer.customer is not None, reset=True)])
-        else:
-            hub.end_resume(viewer, messages, after)
+    if messages is None:
+        hub.end_resume(viewer, [live.welcome(viewer.show_id, viewer.customer is not None, reset=True)])
+    else:
+        hub.end_resume(viewer, messages, after)
 
 
 async def _read_frames(websocket: WebSocket, state: Any, viewer: Viewer) -> None:
