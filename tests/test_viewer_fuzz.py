@@ -3,7 +3,9 @@
 Each example opens a connection (fresh, or resuming from a random ``resume_from`` with the
 right or a wrong ``epoch``), sends a random mix of garbage and valid frames, makes the host
 publish events in between and reconnects at random. Whatever it sends:
-* every frame that is not a valid request gets an error frame and the connection stays;
+* every frame that is not a valid request gets an error frame, every request an answer, and
+  the connection stays (the client holds a viewer token in half the examples);
+* the show's drop, still a draft, is untouched: no reserve or release can reach its stock;
 * ``seq`` only ever moves forward by one, except where the client itself asked to go back
   (a ``hello`` with ``resume_from``) or got a welcome that sets its position;
 * a bystander on the same show gets every event once, in order, and no error;
@@ -28,8 +30,9 @@ from broadcast.feed import Feed
 from server import protocol as p
 from server.catalog import Catalog, DropInfo, Show
 from server.redis_local import LocalRedis
+from server.tokens import mint
 from stock import StockEngine
-from tests.servers import Node
+from tests.servers import VIEWER_SECRET, Node
 from tests.viewer_client import Viewer
 
 NodeFactory = Callable[..., Node]
@@ -61,7 +64,8 @@ actions = st.lists(
         st.tuples(st.just("publish"), st.none()),
         st.tuples(st.just("reconnect"), st.tuples(st.none() | st.integers(0, 60), epochs)),
     ),
-    max_size=20,
+    min_size=3,
+    max_size=25,
 )
 
 
@@ -71,7 +75,8 @@ class Segment:
 
     viewer: Viewer
     resumed_from: int | None  # the resume point it connected with (right epoch), else None
-    expected_errors: int = 0
+    bad: int = 0  # frames that are no valid request: each must get an error
+    requests: int = 0  # reserve, release, waitlist: each must get an answer (an error without a token)
     rewinds: int = 0  # hellos with resume_from: each may move seq back once
     frames: list[dict[str, Any]] = field(default_factory=list)
 
@@ -114,7 +119,12 @@ def _check_seqs(frames: list[dict[str, Any]], start: int | None, rewinds: int) -
             pos = frame["seq"]
 
 
-async def _example(node: Node, redis_url: str, steps: list[Action], first: tuple[int | None, str | None]) -> None:
+ANSWERS = frozenset({"error", "rejected", "reserved", "released", "waitlisted"})
+
+
+async def _example(
+    node: Node, redis_url: str, steps: list[Action], first: tuple[int | None, str | None], token: str
+) -> None:
     redis = Redis.from_url(redis_url)
     feed = Feed(redis)
     try:
@@ -126,10 +136,12 @@ async def _example(node: Node, redis_url: str, steps: list[Action], first: tuple
 
         async def open_segment(resume: tuple[int | None, str | None]) -> Segment:
             after, which = resume
-            query = ""
+            params = [f"token={token}"] if token else []
             if after is not None:
-                query = f"resume_from={after}" + (f"&epoch={epoch if which == RIGHT else which}" if which else "")
-            viewer = await Viewer.connect(node.ws("s1", query))
+                params.append(f"resume_from={after}")
+                if which:
+                    params.append(f"epoch={epoch if which == RIGHT else which}")
+            viewer = await Viewer.connect(node.ws("s1", "&".join(params)))
             current, _ = await feed.position("s1")
             right = after is not None and which == RIGHT and after <= current
             return Segment(viewer, after if right else None)
@@ -141,12 +153,12 @@ async def _example(node: Node, redis_url: str, steps: list[Action], first: tuple
             seg = segments[-1]
             if kind == "garbage":
                 await seg.viewer.send(arg)
-                seg.expected_errors += not _is_request(arg)
+                seg.bad += not _is_request(arg)
             elif kind == "frame":
                 if arg["type"] == "hello" and "epoch" in arg:
                     arg = arg | {"epoch": epoch if arg["epoch"] == RIGHT else arg["epoch"]}
                     seg.rewinds += 1
-                seg.expected_errors += arg["type"] in ("reserve", "release", "waitlist")  # no token
+                seg.requests += arg["type"] in ("reserve", "release", "waitlist")
                 await seg.viewer.send(arg)
             elif kind == "publish":
                 last = await publish()
@@ -161,10 +173,14 @@ async def _example(node: Node, redis_url: str, steps: list[Action], first: tuple
         await _read_to(bystander, last, seen)
         for seg in segments:
             errors = sum(1 for f in seg.frames if f["type"] == "error")
-            assert errors >= seg.expected_errors, (errors, seg.expected_errors, seg.frames)
+            assert errors >= seg.bad + (0 if token else seg.requests), seg.frames
+            answers = sum(1 for f in seg.frames if f["type"] in ANSWERS)
+            assert answers >= seg.bad + seg.requests, seg.frames
             _check_seqs(seg.frames, seg.resumed_from, seg.rewinds)
         assert not any(f["type"] == "error" for f in seen)
         _check_seqs(seen, None, 0)
+        counters = await StockEngine(redis).counters("d1")
+        assert (counters.available, counters.held, counters.sold) == (5, 0, 0), counters
         await asyncio.gather(segments[-1].viewer.close(), bystander.close())
     finally:
         await redis.aclose()
@@ -182,10 +198,11 @@ def test_random_frame_sequences_and_reconnects(nodes: NodeFactory, redis_server:
     node = nodes()
     asyncio.run(setup())
 
-    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(steps=actions, first=st.tuples(st.none() | st.integers(0, 60), epochs))
-    def run(steps: list[Action], first: tuple[int | None, str | None]) -> None:
-        asyncio.run(_example(node, redis_server.url, steps, first))  # a fresh loop per example
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(steps=actions, first=st.tuples(st.none() | st.integers(0, 60), epochs), with_token=st.booleans())
+    def run(steps: list[Action], first: tuple[int | None, str | None], with_token: bool) -> None:
+        token = mint(VIEWER_SECRET.encode(), "s1", "fuzzer") if with_token else ""
+        asyncio.run(_example(node, redis_server.url, steps, first, token))  # a fresh loop per example
 
     run()
     with urllib.request.urlopen(node.http + "/readyz", timeout=5) as response:
