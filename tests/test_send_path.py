@@ -8,6 +8,7 @@ uvicorn outside the checked range, or a protocol object the fast path does not r
 from __future__ import annotations
 
 import asyncio
+import inspect
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_the_sansio_protocol_still_has_what_the_fast_path_uses() -> None:
     """What SansIOSocket relies on, checked on the installed class (not only its version)."""
     for attribute in ("pause_writing", "resume_writing", "connection_lost", "send"):
         assert callable(getattr(WebSocketsSansIOProtocol, attribute))
-    source = Path(__import__("inspect").getfile(WebSocketsSansIOProtocol)).read_text()
+    source = Path(inspect.getfile(WebSocketsSansIOProtocol)).read_text()
     for needle in (
         "self.writable = asyncio.Event()",
         "self.writable.clear()",
