@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from broadcast.outbox import Outbox
@@ -47,6 +47,14 @@ class Viewer:
     audience: bool = True  # False for a host's panel: it gets every broadcast, is not counted
     drain: asyncio.Task[None] | None = None
     close_reason: str = ""
+    # The last seq this viewer has (from its welcome, its resume point or a frame sent): a
+    # seq'd frame at or below it is skipped, so a replay and the live pump never repeat one.
+    last_seq: int = -1
+    # While a resume reads the missed events, what the hub would have sent is held here and
+    # goes out after them (``Hub.end_resume``): a live frame never overtakes a missed one.
+    held: list[Message] | None = None
+    held_bytes: int = 0
+    paused: bool = False  # the last write filled the transport (SENT_PAUSED)
 
 
 @dataclass
@@ -62,6 +70,16 @@ class HubStats:
 
     def conflated(self, hub: Hub) -> int:
         return hub.conflated_closed + sum(v.outbox.replaced for c in hub.channels.values() for v in c.viewers)
+
+
+class _ShowLock:
+    """A show's lock and how many tasks hold or wait for it: dropped when none do."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 @dataclass(eq=False)
@@ -93,15 +111,41 @@ class Hub:
         self.by_customer: defaultdict[str, set[Viewer]] = defaultdict(set)
         self.stats = HubStats()
         self.conflated_closed = 0
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Only while a join or leave runs: an entry per show name ever tried would grow
+        # without bound (one per connection attempt, unknown shows included).
+        self._locks: dict[str, _ShowLock] = {}
 
     # -- membership ---------------------------------------------------------------------------
 
-    async def join(self, show_id: str, socket: ViewerSocket, customer: str | None, audience: bool = True) -> Viewer:
+    @contextlib.asynccontextmanager
+    async def _show_lock(self, show_id: str) -> AsyncIterator[None]:
+        entry = self._locks.get(show_id)
+        if entry is None:
+            entry = self._locks[show_id] = _ShowLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[show_id]
+
+    async def join(
+        self,
+        show_id: str,
+        socket: ViewerSocket,
+        customer: str | None,
+        audience: bool = True,
+        resuming: bool = False,
+    ) -> Viewer:
         """Add a viewer. On the show's first local viewer ``on_first`` runs (under the show's
-        lock, so concurrent joins wait for it); if it fails nothing is left subscribed."""
+        lock, so concurrent joins wait for it); if it fails nothing is left subscribed.
+        ``resuming``: hold its frames from the first one until ``end_resume``."""
         viewer = Viewer(socket, show_id, customer, Outbox(self.outbox_limit), audience=audience)
-        async with self._locks[show_id]:
+        if resuming:
+            viewer.held = []
+        async with self._show_lock(show_id):
             channel = self.channels.get(show_id)
             if channel is None:
                 await self.on_first(show_id)  # raises: no channel, the caller closes the socket
@@ -123,7 +167,8 @@ class Hub:
                 peers.discard(viewer)
                 if not peers:
                     del self.by_customer[viewer.customer]
-        async with self._locks[viewer.show_id]:
+        viewer.held = None
+        async with self._show_lock(viewer.show_id):
             channel = self.channels.get(viewer.show_id)
             if channel is None:
                 return
@@ -182,22 +227,67 @@ class Hub:
             self.deliver(viewer, message)
         return len(viewers)
 
+    def begin_resume(self, viewer: Viewer) -> None:
+        """Hold what would be sent to ``viewer`` until ``end_resume``: call it before reading
+        the events it missed, so that no live frame reaches it before them."""
+        if viewer.held is None:
+            viewer.held = []
+            viewer.held_bytes = 0
+
+    def end_resume(self, viewer: Viewer, first: list[Message], after: int | None = None) -> None:
+        """Send ``first`` (the missed events then current stock, or a welcome), then what was
+        held meanwhile, skipping every seq'd frame the viewer already has. ``after``: the seq
+        the viewer said it has (none for a welcome, which sets the position itself)."""
+        held = viewer.held or []
+        viewer.held = None
+        viewer.held_bytes = 0
+        if after is not None:
+            viewer.last_seq = after
+        for message in first:
+            self.deliver(viewer, message)
+        for message in held:
+            self.deliver(viewer, message)
+
     def deliver(self, viewer: Viewer, message: Message) -> None:
         """Write now, or park behind what is already parked. Never awaits."""
         if viewer.closed:
             return
+        if viewer.held is not None:
+            viewer.held.append(message)
+            viewer.held_bytes += len(message.payload)
+            if viewer.held_bytes > self.outbox_limit:
+                self.close_slow(viewer, "over its send bound while resuming")
+            return
+        if message.seq is not None:
+            if message.floor:
+                viewer.last_seq = message.seq
+            elif message.seq <= viewer.last_seq:
+                return  # a welcome or a replay already covered it
+            else:
+                viewer.last_seq = message.seq
         if viewer.outbox:
             self._park(viewer, message)
             return
         result = viewer.socket.try_write(message)
         if result is SendResult.SENT:
             self.stats.frames_sent += 1
+        elif result is SendResult.SENT_PAUSED:
+            # The write filled the transport with nothing parked yet: the slow-viewer clock
+            # starts now, or a viewer that stalls after the last frame is never closed.
+            self.stats.frames_sent += 1
+            viewer.paused = True
+            if viewer.drain is None:
+                viewer.drain = asyncio.get_running_loop().create_task(self._drain(viewer))
         elif result is SendResult.WOULD_WAIT:
             self.stats.slow_set_aside += 1
             self._park(viewer, message)
         else:
-            self.stats.gone += 1
-            viewer.closed = True
+            self._gone(viewer)
+
+    def _gone(self, viewer: Viewer) -> None:
+        """The socket is closing or closed (the socket itself sees to one that stays closing)."""
+        self.stats.gone += 1
+        viewer.closed = True
 
     def _park(self, viewer: Viewer, message: Message) -> None:
         self.stats.frames_parked += 1
@@ -212,13 +302,14 @@ class Hub:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.slow_after
         try:
-            while viewer.outbox and not viewer.closed:
+            while (viewer.outbox or viewer.paused) and not viewer.closed:
                 try:
                     async with asyncio.timeout_at(deadline):
                         await viewer.socket.wait_writable()
                 except TimeoutError:
                     self.close_slow(viewer, f"paused over {self.slow_after}s")
                     return
+                viewer.paused = False
                 while not viewer.closed:
                     message = viewer.outbox.take()
                     if message is None:
@@ -226,12 +317,17 @@ class Hub:
                     result = viewer.socket.try_write(message)
                     if result is SendResult.SENT:
                         self.stats.frames_sent += 1
+                    elif result is SendResult.SENT_PAUSED:
+                        self.stats.frames_sent += 1
+                        viewer.paused = True
                     elif result is SendResult.WOULD_WAIT:
                         viewer.outbox.put_back(message)
                         break
                     else:
-                        viewer.closed = True
+                        self._gone(viewer)
                         return
+                if not viewer.outbox:
+                    deadline = loop.time() + self.slow_after  # caught up: a new stall starts anew
         finally:
             viewer.drain = None
 

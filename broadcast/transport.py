@@ -19,7 +19,10 @@ hub. Two implementations:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import logging
+import socket
 import struct
 from collections.abc import MutableMapping
 from typing import Any, Final, Protocol
@@ -32,12 +35,25 @@ from websockets.protocol import State
 EXTENSION: Final = "livedrop.transport"
 # uvicorn releases whose WebSocketsSansIOProtocol was read for the fast path: ``send`` awaits
 # ``writable``, ``pause_writing``/``resume_writing`` clear/set it, ``conn`` is a websockets
-# ServerProtocol. 0.52.4 is the first with write backpressure. Re-read before widening.
-UVICORN_CHECKED: Final = ((0, 52, 4), (0, 55, 0))
+# ServerProtocol, ``disconnected`` turns True in ``connection_lost``. 0.52.4 is the first with
+# write backpressure; 0.55.0 only added a handshake-error path and ``initial_response`` checks,
+# and sets ``writable`` in ``connection_lost`` (harmless: ``disconnected`` is checked first).
+# The upper bound is exclusive and matches pyproject.toml's, so a fresh install always gets a
+# release that was read. Re-read the protocol before widening both.
+UVICORN_CHECKED: Final = ((0, 52, 4), (0, 56, 0))
+
+
+# Seconds a connection found closing may take to finish its close before it is reset: uvicorn's
+# own closing handshake timeout (``close_timeout``), after which it only closes gracefully.
+CLOSING_GRACE: Final = 10.0
 
 
 class SendResult(enum.Enum):
     SENT = "sent"
+    # Written, and the write filled the transport past its high-water mark (it paused): the
+    # next write would wait. The hub starts the slow-viewer clock now, not at the next frame,
+    # or a viewer that stalls after the last frame of a burst is never closed.
+    SENT_PAUSED = "sent_paused"
     WOULD_WAIT = "would_wait"  # transport paused: nothing written, the viewer is set aside
     GONE = "gone"  # closing or closed
 
@@ -45,11 +61,16 @@ class SendResult(enum.Enum):
 class Message:
     """One server frame, serialised once per node and shared by every viewer's write."""
 
-    __slots__ = ("_framed", "_text", "key", "payload")
+    __slots__ = ("_framed", "_text", "floor", "key", "payload", "seq")
 
-    def __init__(self, payload: bytes, key: str | None = None) -> None:
+    def __init__(self, payload: bytes, key: str | None = None, seq: int | None = None, floor: bool = False) -> None:
         self.payload = payload
         self.key = key  # conflation key: a later message with the same key replaces this one
+        # The show's seq this frame carries. A viewer is never sent a seq'd frame at or below
+        # the last seq it has (the hub skips it): a welcome or a replay already covered it.
+        self.seq = seq
+        # A welcome: its ``seq`` *sets* the viewer's position (it may go back after a reset).
+        self.floor = floor
         self._framed: bytes | None = None
         self._text: str | None = None
 
@@ -91,12 +112,17 @@ class ViewerSocket(Protocol):
 
 
 class AsgiSocket:
-    """Portable path: steps Starlette's ``WebSocket.send`` once, never suspends the caller."""
+    """Portable path: steps Starlette's ``WebSocket.send`` once, never suspends the caller.
 
-    __slots__ = ("websocket",)
+    ``transport`` is the server's asyncio transport when it could be reached (every uvicorn
+    protocol has one): a close frame cannot pass a stalled viewer's full buffer, and without
+    an abort the connection would stay open, and counted, for as long as the peer lives."""
 
-    def __init__(self, websocket: WebSocket) -> None:
+    __slots__ = ("transport", "websocket")
+
+    def __init__(self, websocket: WebSocket, transport: Any = None) -> None:
         self.websocket = websocket
+        self.transport = transport
 
     def try_write(self, message: Message) -> SendResult:
         if self.websocket.application_state is not WebSocketState.CONNECTED:
@@ -121,29 +147,37 @@ class AsgiSocket:
         return 0
 
     def close_slow(self, code: int, grace: float) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            reset_on_close(transport)
+
         async def close() -> None:
             try:
                 async with asyncio.timeout(grace):
                     await self.websocket.close(code, "slow")
             except (TimeoutError, RuntimeError, OSError):
                 pass
+            if transport is not None:
+                transport.abort()  # unconditionally: aborting a transport that is gone does nothing
 
-        asyncio.get_running_loop().create_task(close())
+        _background(asyncio.get_running_loop().create_task(close()))
 
 
 class SansIOSocket:
     """Fast path: writes ``Message.framed`` straight to uvicorn's transport."""
 
-    __slots__ = ("_conn", "_proto", "_transport", "_writable")
+    __slots__ = ("_conn", "_proto", "_transport", "_watched", "_writable")
 
     def __init__(self, proto: Any) -> None:
         self._proto = proto
         self._conn = proto.conn
         self._transport = proto.transport
         self._writable: asyncio.Event = proto.writable
+        self._watched = False
 
     def try_write(self, message: Message) -> SendResult:
         if self._proto.disconnected or self._conn.state is not State.OPEN or self._transport.is_closing():
+            self._watch_closing()
             return SendResult.GONE
         if not self._writable.is_set():
             return SendResult.WOULD_WAIT
@@ -152,7 +186,7 @@ class SansIOSocket:
             self._transport.write(b"".join(self._conn.data_to_send()))
         else:
             self._transport.write(message.framed)
-        return SendResult.SENT
+        return SendResult.SENT if self._writable.is_set() else SendResult.SENT_PAUSED
 
     async def wait_writable(self) -> None:
         await self._writable.wait()
@@ -163,17 +197,43 @@ class SansIOSocket:
 
     def close_slow(self, code: int, grace: float) -> None:
         """Queue a close frame past the paused transport's buffer, and drop the TCP connection
-        after ``grace`` seconds if the viewer has not read it: a stalled viewer never will, and
-        a plain close would wait for a buffer that never drains. uvicorn then delivers
-        ``websocket.disconnect`` to the endpoint as usual."""
+        after ``grace`` seconds whatever happened meanwhile: a stalled viewer never reads the
+        close. The connection is reset, not closed (``reset_on_close``): the viewer is being
+        dropped for being slow. ``abort()`` on a transport that is already gone does nothing,
+        so it always runs; uvicorn then delivers ``websocket.disconnect`` to the endpoint,
+        which leaves the hub and the connection gauge. (A transport found closing on its own,
+        reported ``GONE``, is seen to by ``_watch_closing``.)"""
+        if not self._proto.disconnected:  # else the socket is closed already (its fd may be reused)
+            reset_on_close(self._transport)
         if self._conn.state is State.OPEN and not self._transport.is_closing():
             self._conn.send_close(code, "slow")
             self._transport.write(b"".join(self._conn.data_to_send()))
-        asyncio.get_running_loop().call_later(grace, self._abort_if_open)
+        asyncio.get_running_loop().call_later(grace, self._transport.abort)
 
-    def _abort_if_open(self) -> None:
-        if not self._proto.disconnected:
+    def _watch_closing(self) -> None:
+        """A connection found closing (a keepalive timeout, a close handshake) behind a buffer
+        its peer no longer reads would stay open for as long as the peer lives: reset it if it
+        is still there after CLOSING_GRACE. Not at once: a normal close must not lose its
+        close frame to a reset."""
+        if not self._watched and not self._proto.disconnected:
+            self._watched = True
+            asyncio.get_running_loop().call_later(CLOSING_GRACE, self._reset_if_stuck)
+
+    def _reset_if_stuck(self) -> None:
+        if not self._proto.disconnected:  # else the fd is closed already (and may be reused)
+            reset_on_close(self._transport)
             self._transport.abort()
+
+
+def reset_on_close(transport: Any) -> None:
+    """Make closing this socket drop what the kernel still queues for the peer (SO_LINGER 0:
+    a reset). ``abort()`` only discards the transport's own buffer: the kernel went on trying
+    to deliver a stalled viewer's ~3 MB for minutes, the server's end of the connection an
+    orphan in FIN_WAIT1 holding that memory."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def _uvicorn_checked() -> bool:
@@ -197,6 +257,47 @@ def sansio_protocol(send: Send) -> Any | None:
     return proto
 
 
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _background(task: asyncio.Task[None]) -> None:
+    """Keep a fire-and-forget task referenced until it finishes (the loop holds weak refs)."""
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+def _server_transport(send: Send) -> Any:
+    """The asyncio transport of the server protocol behind ``send``, when it exposes one (every
+    uvicorn WebSocket protocol does): the portable path's last resort for a stalled viewer."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    # Duck-typed: uvloop's TCPTransport is not an asyncio.Transport subclass.
+    needed = ("abort", "is_closing", "get_extra_info")
+    return transport if all(callable(getattr(transport, name, None)) for name in needed) else None
+
+
+# What uvicorn's sansio protocol logs, with a traceback at ERROR, for every text frame that is
+# not UTF-8. It answers the client with 1007 itself; one client could flood the log with it.
+_INVALID_UTF8 = "Invalid UTF-8 sequence received from client."
+
+
+class QuietClientErrors(logging.Filter):
+    """Turns uvicorn's log of a client's bad UTF-8 into an INFO line without a traceback: a
+    client's bad input is not a server error (it still shows when the log level is INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != _INVALID_UTF8:
+            return True
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+def quiet_client_errors(logger: logging.Logger) -> None:
+    """Install ``QuietClientErrors`` on ``logger`` once."""
+    if not any(isinstance(f, QuietClientErrors) for f in logger.filters):
+        logger.addFilter(QuietClientErrors())
+
+
 class CaptureTransport:
     """Outermost ASGI middleware: records the server's protocol object for each WebSocket in
     ``scope["extensions"]["livedrop.transport"]`` so the endpoint can write without awaiting.
@@ -205,20 +306,20 @@ class CaptureTransport:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        quiet_client_errors(logging.getLogger("uvicorn.error"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            proto = sansio_protocol(send)
-            if proto is not None:
-                extensions: MutableMapping[str, Any] = scope.get("extensions") or {}
-                extensions[EXTENSION] = {"protocol": proto}
-                scope["extensions"] = extensions
+            extensions: MutableMapping[str, Any] = scope.get("extensions") or {}
+            extensions[EXTENSION] = {"protocol": sansio_protocol(send), "transport": _server_transport(send)}
+            scope["extensions"] = extensions
         await self.app(scope, receive, send)
 
 
 def socket_for(websocket: WebSocket) -> AsgiSocket | SansIOSocket:
     """The fastest socket writer available for this (accepted) WebSocket."""
-    found = (websocket.scope.get("extensions") or {}).get(EXTENSION, {}).get("protocol")
+    captured = (websocket.scope.get("extensions") or {}).get(EXTENSION, {})
+    found = captured.get("protocol")
     if found is not None:
         return SansIOSocket(found)
-    return AsgiSocket(websocket)
+    return AsgiSocket(websocket, captured.get("transport"))

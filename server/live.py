@@ -260,7 +260,9 @@ class Live:
                     can_reserve=can_reserve,
                     reset=reset,
                 )
-            )
+            ),
+            seq=live.seq,
+            floor=True,  # the viewer has every event up to live.seq: queued ones are skipped
         )
 
     async def resume(self, show_id: str, after: int, epoch: str) -> list[Message] | None:
@@ -277,7 +279,7 @@ class Live:
             events = await self.feed.since(show_id, after)
             if events is None:
                 return None
-            missed = [Message(frame(e)) for e in events if e.seq <= live.seq]
+            missed = [Message(frame(e), seq=e.seq) for e in events if e.seq <= live.seq]
         return missed + [self._stock_message(d) for d in live.drops.values()]
 
     def _stock_message(self, d: DropLive) -> Message:
@@ -362,7 +364,7 @@ class Live:
         counted. A body the snapshot cannot use is logged; the frame still goes out."""
         show_id = live.show.show_id
         live.seq = event.seq
-        message = Message(frame(event))
+        message = Message(frame(event), seq=event.seq)
         live.ring.append((event.seq, message))
         self.hub.publish(show_id, message)
         try:

@@ -63,6 +63,13 @@ class Metrics:
             ["path"],
             registry=r,
         )
+        self.viewer_frames_limited = Counter(
+            "livedrop_viewer_frames_limited",
+            "Viewer frames refused by a per-connection rate limit (kind: any, hello, release), "
+            "each answered with a rate_limited error frame.",
+            ["kind"],
+            registry=r,
+        )
         self.host_connections = Gauge(
             "livedrop_host_connections",
             "Host panel WebSockets open on this node (all its processes).",

@@ -28,6 +28,14 @@ from stock.types import WaitlistOutcome
 
 logger = logging.getLogger("livedrop.viewers")
 
+# Every frame a viewer sends costs the node work, so every kind is limited per connection
+# (docs/protocol.md). Frames of any kind: a client pings every few seconds and sends a handful
+# of reservations; 20/s with bursts of 40 is far above that and bounds a flood.
+FRAME_RATE, FRAME_BURST = 20.0, 40.0
+# A ``hello`` may replay up to MAX_RECOVERY events: 500 of them in 0.5 s once made the node
+# send ~46k frames back to one socket. A client sends one per reconnect.
+HELLO_RATE, HELLO_BURST = 0.5, 3.0
+
 
 class RateLimit:
     """A token bucket per connection: ``rate`` per second, bursts up to ``burst``."""
@@ -76,8 +84,12 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
             return
     socket = socket_for(websocket)
     state.metrics.viewer_send_path.labels("sansio" if isinstance(socket, SansIOSocket) else "asgi").inc()
+    resume_from = websocket.query_params.get("resume_from")
+    resuming = resume_from is not None and resume_from.isdigit()
     try:
-        viewer = await hub.join(show_id, socket, customer)
+        # A resuming viewer's frames are held from its first one: the live pump must not reach
+        # it before the events it missed (server/viewers.py ``_resume``).
+        viewer = await hub.join(show_id, socket, customer, resuming=resuming)
     except UnknownShow:
         await websocket.close(p.CLOSE_UNKNOWN_SHOW, "unknown show")
         return
@@ -86,9 +98,8 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         return
     state.metrics.viewer_connections.inc()
     try:
-        resume_from = websocket.query_params.get("resume_from")
         epoch = websocket.query_params.get("epoch", "")
-        if resume_from is not None and resume_from.isdigit():
+        if resume_from is not None and resuming:
             await _resume(live, hub, viewer, int(resume_from), epoch)
         else:
             hub.deliver(viewer, live.welcome(show_id, customer is not None))
@@ -101,20 +112,28 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
 
 
 async def _resume(live: Live, hub: Hub, viewer: Viewer, after: int, epoch: str) -> None:
+    """Missed events, in order, before any live frame: what the hub would send meanwhile is
+    held (``begin_resume``) and follows them, less the seqs the replay already carried."""
+    hub.begin_resume(viewer)  # a cancel below leaves it held: the viewer is leaving anyway
     try:
         messages = await live.resume(viewer.show_id, after, epoch)
     except RedisError:
         messages = None
     if messages is None:
-        hub.deliver(viewer, live.welcome(viewer.show_id, viewer.customer is not None, reset=True))
-        return
-    for message in messages:
-        hub.deliver(viewer, message)
+        hub.end_resume(viewer, [live.welcome(viewer.show_id, viewer.customer is not None, reset=True)])
+    else:
+        hub.end_resume(viewer, messages, after)
 
 
 async def _read_frames(websocket: WebSocket, state: Any, viewer: Viewer) -> None:
     hub: Hub = state.hub
     limiter = RateLimit(rate=state.settings.reserve_rate, burst=state.settings.reserve_burst)
+    # Never tighter than the reserve budget an operator configured (a load test raises it).
+    settings = state.settings
+    frames = RateLimit(
+        rate=max(FRAME_RATE, 2 * settings.reserve_rate), burst=max(FRAME_BURST, 2 * settings.reserve_burst)
+    )
+    hellos = RateLimit(rate=HELLO_RATE, burst=HELLO_BURST)
     while not viewer.closed:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -127,21 +146,28 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Viewer) -> None
         if len(raw) > p.MAX_FRAME_BYTES:
             await websocket.close(p.CLOSE_TOO_BIG, "frame too big")
             return
+        if not frames.allow():
+            state.metrics.viewer_frames_limited.labels("any").inc()
+            _send(hub, viewer, p.Error(code=p.ERR_RATE_LIMITED, message="too many frames"))
+            continue
         try:
             frame = p.client_decoder.decode(raw)
         except msgspec.DecodeError as exc:
             code, text = p.describe_decode_error(exc)
             _send(hub, viewer, p.Error(code=code, message=text))
             continue
-        await _handle(state, viewer, frame, limiter)
+        await _handle(state, viewer, frame, limiter, hellos)
 
 
-async def _handle(state: Any, viewer: Viewer, frame: p.ClientFrame, limiter: RateLimit) -> None:
+async def _handle(state: Any, viewer: Viewer, frame: p.ClientFrame, limiter: RateLimit, hellos: RateLimit) -> None:
     hub: Hub = state.hub
     live: Live = state.live
     match frame:
         case p.Ping(ref=ref):
             _send(hub, viewer, p.Pong(server_time=live.clock.now_ms(), ref=ref))
+        case p.Hello() if not hellos.allow():
+            state.metrics.viewer_frames_limited.labels("hello").inc()
+            _send(hub, viewer, p.Error(code=p.ERR_RATE_LIMITED, message="too many hello frames"))
         case p.Hello(resume_from=after, epoch=epoch):
             if after is None:
                 hub.deliver(viewer, live.welcome(viewer.show_id, viewer.customer is not None))
@@ -149,6 +175,10 @@ async def _handle(state: Any, viewer: Viewer, frame: p.ClientFrame, limiter: Rat
                 await _resume(live, hub, viewer, after, epoch or "")
         case p.Reserve() | p.Release() | p.Waitlist() if viewer.customer is None:
             _send(hub, viewer, p.Error(code=p.ERR_UNAUTHENTICATED, message="a viewer token is needed", ref=frame.ref))
+        case p.Release() if not limiter.allow():
+            # Each release is a Redis script call, answered or not: it shares the reserve budget.
+            state.metrics.viewer_frames_limited.labels("release").inc()
+            _send(hub, viewer, p.Error(code=p.ERR_RATE_LIMITED, message="too many requests", ref=frame.ref))
         case p.Reserve() | p.Waitlist() if not limiter.allow():
             state.metrics.reservations.labels("rate_limited").inc()
             _send(hub, viewer, p.Error(code=p.ERR_RATE_LIMITED, message="too many requests", ref=frame.ref))

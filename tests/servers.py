@@ -47,7 +47,7 @@ class Node:
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--log-level", self.log_level],
+            self.argv(),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -64,6 +64,10 @@ class Node:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"node not ready: {self.log_path.read_text()[-2000:]}")
+
+    def argv(self) -> list[str]:
+        """The node's command line (a subclass may run it another way)."""
+        return [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--log-level", self.log_level]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         if self.proc is None:

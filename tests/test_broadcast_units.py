@@ -156,3 +156,60 @@ async def test_first_and_last_viewer_subscribe_and_roll_back() -> None:
     for v in viewers:
         await hub.leave(v)
     assert calls == ["+s", "+s", "-s"] and not hub.channels and not hub.by_customer
+
+
+async def test_show_locks_live_only_while_a_join_or_leave_needs_them() -> None:
+    """One lock per show name ever tried grew without bound (unknown shows included)."""
+
+    async def on_first(show: str) -> None:
+        await asyncio.sleep(0)
+        if show.startswith("unknown"):
+            raise LookupError(show)
+
+    hub = Hub(on_first=on_first)
+    for i in range(1000):
+        with pytest.raises(LookupError):
+            await hub.join(f"unknown-{i}", FakeSocket(1), None)
+    viewers = await asyncio.gather(*(hub.join("s", FakeSocket(1), None) for _ in range(5)))
+    assert hub._locks == {}
+    await asyncio.gather(*(hub.leave(v) for v in viewers))
+    assert hub._locks == {} and hub.channels == {}
+
+
+class PausingSocket(FakeSocket):
+    """Takes every write, but the first one fills the transport: it pauses for good."""
+
+    def try_write(self, message: Message) -> SendResult:
+        if self.closed_with is not None:
+            return SendResult.GONE
+        if self.written:
+            return SendResult.WOULD_WAIT
+        self.written.append(message.payload)
+        return SendResult.SENT_PAUSED
+
+
+async def test_a_viewer_paused_by_its_last_write_is_closed_with_nothing_parked() -> None:
+    hub = Hub(slow_after=0.05)
+    stalled = PausingSocket(capacity=0)
+    viewer = await hub.join("s", stalled, None)
+    hub.deliver(viewer, Message(b"the last frame of a burst"))
+    assert not viewer.outbox and viewer.drain is not None  # the slow-viewer clock runs
+    await asyncio.wait_for(viewer.drain, 5)
+    assert stalled.closed_with == CLOSE_SLOW and viewer.closed
+
+
+async def test_a_resuming_viewer_gets_missed_events_before_live_ones_and_none_twice() -> None:
+    hub = Hub()
+    socket = FakeSocket(capacity=1000)
+    viewer = await hub.join("s", socket, None, resuming=True)
+    for seq in (5, 6):  # the live pump, while the resume reads Redis
+        hub.deliver(viewer, Message(b"live-%d" % seq, seq=seq))
+    hub.deliver(viewer, Message(b"stock", key="stock:d1"))
+    assert socket.written == []
+    missed = [Message(b"live-%d" % seq, seq=seq) for seq in (3, 4, 5)]
+    hub.end_resume(viewer, missed, after=2)
+    assert socket.written == [b"live-3", b"live-4", b"live-5", b"live-6", b"stock"]
+    hub.deliver(viewer, Message(b"live-6", seq=6))  # queued before the replay covered it
+    hub.deliver(viewer, Message(b"welcome-reset", seq=1, floor=True))  # a new epoch starts over
+    hub.deliver(viewer, Message(b"live-2", seq=2))
+    assert socket.written[5:] == [b"welcome-reset", b"live-2"]
