@@ -138,7 +138,7 @@ def _image(value: str, field: str) -> str:
 
 
 def _candidate(line: int, group: str, product: _Product, cells: dict[str, str], options: ImportOptions) -> Candidate:
-    missing = [name for name in ("sku", "price") if not cells[name]]
+    missing = [label for name, label in (("sku", "SKU"), ("price", "Price")) if not cells[name]]
     if missing:
         raise RowProblem(RefusalCode.MISSING_FIELD, f"no {', '.join(missing)}")
     sku = check_sku("SKU", cells["sku"])
