@@ -100,7 +100,9 @@ def read_table(text: str, limits: Limits) -> Table:
                     )
                 )
                 continue
-            rows.append(SourceRow(start, {name: cell.strip() for name, cell in zip(header, cells, strict=True)}))
+            # Only spaces are trimmed: a leading tab or CR is a formula trick (OWASP), for the
+            # text checks to see.
+            rows.append(SourceRow(start, {name: cell.strip(" ") for name, cell in zip(header, cells, strict=True)}))
     except csv.Error as exc:
         code = FileErrorCode.FIELD_TOO_LONG if "field larger" in str(exc) else FileErrorCode.MALFORMED
         raise FeedError(code, f"unreadable CSV: {exc}", reader.line_num) from None
