@@ -165,11 +165,11 @@ def test_formula_in_option_value_and_sku() -> None:
 
 def test_shopify_formula_in_option_name_refuses_the_product() -> None:
     data = (
-        "Handle,Title,Option1 Name,Option1 Value,Variant SKU,Variant Price\n"
-        "tee,Tee,@SUM(A1),M,TEE-M,5.00\n"
-        ",,,L,TEE-L,5.00\n"
-        "cup,Cup,Title,Default Title,CUP-1,3.00\n"
-    ).encode()
+        b"Handle,Title,Option1 Name,Option1 Value,Variant SKU,Variant Price\n"
+        b"tee,Tee,@SUM(A1),M,TEE-M,5.00\n"
+        b",,,L,TEE-L,5.00\n"
+        b"cup,Cup,Title,Default Title,CUP-1,3.00\n"
+    )
     plan = parse_feed(data, ImportOptions(currency="EUR"))
     assert reasons(plan) == [(2, "TEE-M", RefusalCode.FORMULA), (3, "TEE-L", RefusalCode.FORMULA)]
     assert "line 2" in plan.refused[1].message
@@ -254,16 +254,16 @@ def test_too_many_variants() -> None:
 
 def test_missing_fields_bad_ids_and_availability() -> None:
     data = (
-        "id\ttitle\tprice\tavailability\tquantity_to_sell_on_facebook\n"
-        "A1\t\t5.00 EUR\tin stock\t1\n"
-        "A 2\tMug\t5.00 EUR\tin stock\t1\n"
-        "A3\tMug\t5.00 EUR\tsold out\t1\n"
-        "A4\tMug\t5.00 EUR\tdiscontinued\t1\n"
-        "A5\tMug\t5.00 EUR\tin stock\t-1\n"
-        "A6\tMug\t5.00 EUR\tin stock\t2.5\n"
-        "A7\tMug\t5.00 ZZZ\tin stock\t1\n"
-        "A8\tMug\t5.00 EUR\tin stock\t7\n"
-    ).encode()
+        b"id\ttitle\tprice\tavailability\tquantity_to_sell_on_facebook\n"
+        b"A1\t\t5.00 EUR\tin stock\t1\n"
+        b"A 2\tMug\t5.00 EUR\tin stock\t1\n"
+        b"A3\tMug\t5.00 EUR\tsold out\t1\n"
+        b"A4\tMug\t5.00 EUR\tdiscontinued\t1\n"
+        b"A5\tMug\t5.00 EUR\tin stock\t-1\n"
+        b"A6\tMug\t5.00 EUR\tin stock\t2.5\n"
+        b"A7\tMug\t5.00 ZZZ\tin stock\t1\n"
+        b"A8\tMug\t5.00 EUR\tin stock\t7\n"
+    )
     plan = parse_feed(data)
     assert reasons(plan) == [
         (2, "A1", RefusalCode.MISSING_FIELD),
@@ -294,12 +294,12 @@ def test_bad_image_urls() -> None:
 
 def test_shopify_rows_before_any_handle_and_products_without_title() -> None:
     data = (
-        "Handle,Title,Variant SKU,Variant Price\n"
-        ",,ORPHAN-1,5.00\n"
-        "mug,,MUG-1,5.00\n"
-        "mug,,MUG-2,5.00\n"
-        "cup,Cup,CUP-1,3.00\n"
-    ).encode()
+        b"Handle,Title,Variant SKU,Variant Price\n"
+        b",,ORPHAN-1,5.00\n"
+        b"mug,,MUG-1,5.00\n"
+        b"mug,,MUG-2,5.00\n"
+        b"cup,Cup,CUP-1,3.00\n"
+    )
     plan = parse_feed(data, ImportOptions(currency="EUR"))
     assert reasons(plan) == [
         (2, "ORPHAN-1", RefusalCode.MISSING_FIELD),
