@@ -33,6 +33,11 @@ QUANTITY_FIELDS = ("quantity_to_sell_on_facebook", "inventory", "quantity")
 # Columns only Meta's feeds have: a TSV or XML with one of them is Meta's, not Google's.
 META_ONLY_FIELDS = frozenset({"quantity_to_sell_on_facebook", "fb_product_category", "inventory"})
 REQUIRED_COLUMNS = ("id", "title", "price")
+# Every field this module reads (readers keep only these, so a file of many columns stays small).
+KNOWN_FIELDS = frozenset(
+    {*REQUIRED_COLUMNS, "sale_price", "sale_price_effective_date", "image_link", "availability", "item_group_id"}
+    | {*OPTION_FIELDS, *QUANTITY_FIELDS, *META_ONLY_FIELDS}
+)
 IN_STOCK, OUT_OF_STOCK, DISCONTINUED = "in stock", "out of stock", "discontinued"
 # Google: in_stock, out_of_stock, preorder, backorder. Meta: in stock, out of stock, preorder,
 # available for order, discontinued (+ older "pending", "limited availability").

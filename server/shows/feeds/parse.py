@@ -36,13 +36,13 @@ def parse_feed(data: bytes, options: ImportOptions | None = None) -> ImportPlan:
     if detect.looks_like_xml(text):
         if options.format is not None and options.format not in detect.XML_FORMATS:
             raise FeedError(FileErrorCode.UNKNOWN_FORMAT, f"the file is XML, not {options.format}")
-        rows, refused, rows_read = read_xml(data, limits)
+        rows, refused, rows_read = read_xml(data, limits, merchant.KNOWN_FIELDS)
         feed_format = options.format or detect.classify_xml(rows)
         candidates, more = merchant.build(rows, options)
     else:
         if options.format in detect.XML_FORMATS:
             raise FeedError(FileErrorCode.UNKNOWN_FORMAT, f"the file is not XML, so not {options.format}")
-        table = read_table(text, limits)
+        table = read_table(text, limits, lambda header: _columns_to_keep(header, options.format))
         feed_format = options.format or detect.classify_header(table.header, table.delimiter)
         refused, rows_read = table.refused, table.rows_read
         if feed_format is FeedFormat.SHOPIFY_CSV:
@@ -53,3 +53,11 @@ def parse_feed(data: bytes, options: ImportOptions | None = None) -> ImportPlan:
     drops, cross = assemble(candidates, limits)
     refusals = sorted([*refused, *more, *cross], key=lambda r: r.line)
     return ImportPlan(format=feed_format, drops=drops, refused=refusals, rows_read=rows_read)
+
+
+def _columns_to_keep(header: list[str], forced: FeedFormat | None) -> set[str]:
+    """The header's columns that the format's builder reads (classified from the header alone)."""
+    delimiter = "\t"  # the delimiter only tells Meta from Google, which read the same columns
+    if (forced or detect.classify_header(header, delimiter)) is FeedFormat.SHOPIFY_CSV:
+        return {name for name in header if name in shopify.KNOWN_COLUMNS}
+    return {name for name in header if merchant.merchant_key(name) in merchant.KNOWN_FIELDS}

@@ -49,6 +49,7 @@ MARKERS = frozenset(
     | {"option1 name", "option1 value", "image src", "product image url", "body (html)"}
 )
 REQUIRED = ("title", "sku", "price")
+KNOWN_COLUMNS = frozenset(spelling for spellings in COLUMNS.values() for spelling in spellings)
 
 
 @dataclasses.dataclass

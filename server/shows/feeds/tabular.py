@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Collection
 
 import msgspec
 
@@ -52,8 +53,9 @@ def sniff_delimiter(text: str) -> str:
     return ","
 
 
-def read_table(text: str, limits: Limits) -> Table:
-    """Every data row as cells keyed by normalised column name.
+def read_table(text: str, limits: Limits, keep: Callable[[list[str]], Collection[str]]) -> Table:
+    """Every data row as cells keyed by normalised column name, keeping only the columns
+    ``keep(header)`` names (a row of 500 empty cells must not cost 500 dict entries).
 
     A row whose cell count differs from the header's, or with a cell over
     ``limits.max_field_chars``, is refused on its own; more data rows than ``limits.max_rows``
@@ -62,6 +64,7 @@ def read_table(text: str, limits: Limits) -> Table:
     delimiter = sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header: list[str] | None = None
+    kept: list[tuple[int, str]] = []
     rows: list[SourceRow] = []
     refused: list[Refusal] = []
     rows_read = 0
@@ -73,6 +76,8 @@ def read_table(text: str, limits: Limits) -> Table:
                 continue
             if header is None:
                 header = _header(cells, limits, start)
+                wanted = keep(header)
+                kept = [(i, name) for i, name in enumerate(header) if name in wanted]
                 continue
             rows_read += 1
             if rows_read > limits.max_rows:
@@ -102,7 +107,7 @@ def read_table(text: str, limits: Limits) -> Table:
                 continue
             # Only spaces are trimmed: a leading tab or CR is a formula trick (OWASP), for the
             # text checks to see.
-            rows.append(SourceRow(start, {name: cell.strip(" ") for name, cell in zip(header, cells, strict=True)}))
+            rows.append(SourceRow(start, {name: cells[i].strip(" ") for i, name in kept}))
     except csv.Error as exc:
         code = FileErrorCode.FIELD_TOO_LONG if "field larger" in str(exc) else FileErrorCode.MALFORMED
         raise FeedError(code, f"unreadable CSV: {exc}", reader.line_num) from None

@@ -3,8 +3,8 @@ streaming ``defusedxml`` parser.
 
 defusedxml refuses DTDs, entity declarations and external entities, so a billion-laughs or
 XXE file is refused as a whole before any expansion. The parser feeds a small target that
-keeps only the current item's leaf fields: nothing but the rows themselves is built, and the
-parse stops at the first item past ``limits.max_rows``.
+keeps only the leaf fields LiveDrop reads, so the rows are all that is built (a few fields
+each, whatever the item holds), and the parse stops at the first item past ``limits.max_rows``.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def _split(tag: str) -> tuple[str, str]:
 class _ItemCollector:
     """ElementTree parser target: one dict of leaf fields per ``<item>``/``<entry>``."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, fields: frozenset[str]) -> None:
         self.limits = limits
+        self.fields = fields
         self.parser: Any = None  # set once the parser exists: it holds the line numbers
         self.rows: list[SourceRow] = []
         self.refused: list[Refusal] = []
@@ -48,6 +49,9 @@ class _ItemCollector:
         self._cells: dict[str, str] = {}
         self._problem: str | None = None
         self._field: str | None = None
+        self._keep = False
+        self._google = False
+        self._from_google: set[str] = set()
         self._nested = False
         self._text: list[str] = []
         self._text_len = 0
@@ -61,11 +65,13 @@ class _ItemCollector:
                     message = f"the feed has more than {self.limits.max_rows:,} items"
                     raise FeedError(FileErrorCode.TOO_MANY_ROWS, message, self._line())
                 self._item_depth, self._item_line = self._depth, self._line()
-                self._cells, self._problem = {}, None
+                self._cells, self._problem, self._from_google = {}, None, set()
             return
         if self._depth == self._item_depth + 1:
             ns, local = _split(tag)
             self._field = local.lower() if ns in _FIELD_NAMESPACES else None
+            self._keep = self._field in self.fields
+            self._google = ns == GOOGLE_NS
             self._nested, self._text, self._text_len = False, [], 0
         else:
             self._nested = True  # g:shipping and the like: not a field LiveDrop reads
@@ -74,7 +80,8 @@ class _ItemCollector:
         if self._field is not None and not self._nested:
             self._text_len += len(text)
             if self._text_len <= self.limits.max_field_chars:
-                self._text.append(text)
+                if self._keep:
+                    self._text.append(text)
             elif self._problem is None:
                 self._problem = f"{self._field} has more than {self.limits.max_field_chars:,} characters"
 
@@ -92,10 +99,13 @@ class _ItemCollector:
             else:
                 self.rows.append(SourceRow(self._item_line, self._cells))
         elif depth == self._item_depth + 1 and self._field is not None:
-            if not self._nested and self._field not in self._cells:  # repeated fields: the first wins
-                if len(self._cells) >= self.limits.max_columns and self._problem is None:
-                    self._problem = f"the item has more than {self.limits.max_columns} fields"
+            # A repeated field keeps its first value, except that a g: field wins over a plain one
+            # (an Atom entry has its own <id>, a URI, beside <g:id>).
+            first = self._field not in self._cells or (self._google and self._field not in self._from_google)
+            if self._keep and not self._nested and first:
                 self._cells[self._field] = "".join(self._text).strip()
+                if self._google:
+                    self._from_google.add(self._field)
             self._field = None
 
     def close(self) -> None:
@@ -105,10 +115,11 @@ class _ItemCollector:
         return int(self.parser.parser.CurrentLineNumber) if self.parser is not None else 0
 
 
-def read_xml(data: bytes, limits: Limits) -> tuple[list[SourceRow], list[Refusal], int]:
-    """Rows of an RSS/Atom feed: (rows, refused rows, items read). Raises FeedError for a
-    malformed or forbidden document, or one with no item at all."""
-    collector = _ItemCollector(limits)
+def read_xml(data: bytes, limits: Limits, fields: frozenset[str]) -> tuple[list[SourceRow], list[Refusal], int]:
+    """Rows of an RSS/Atom feed: (rows, refused rows, items read), keeping only ``fields`` (every
+    field is still length-checked). Raises FeedError for a malformed or forbidden document, or
+    one with no item at all."""
+    collector = _ItemCollector(limits, fields)
     parser = DefusedXMLParser(target=collector, forbid_dtd=True)
     collector.parser = parser
     try:
