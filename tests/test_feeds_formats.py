@@ -41,7 +41,7 @@ def test_google_tsv_groups_sizes_into_one_drop() -> None:
     assert plan.drops == [
         PlannedDrop(
             group="TEE-RED",
-            title="Organic cotton tee - red - S",
+            title="Organic cotton tee - red",  # what the variant titles share
             image_url="https://cdn.shop.example/img/tee-red.jpg",
             prices={"EUR": 1900},
             variants=[
@@ -81,7 +81,7 @@ def test_google_rss_with_g_namespace() -> None:
     # and 42 keeps its own 89.00 (not the 4.95 shipping price nested in g:shipping).
     assert runner == PlannedDrop(
         group="RUNNER-WHT",
-        title="Runner sneaker white 42",
+        title="Runner sneaker white",
         image_url="https://cdn.shop.example/img/runner-white.jpg",
         prices={"USD": 6900},
         variants=[
@@ -109,7 +109,7 @@ def test_meta_csv_with_quantity_and_variants() -> None:
     dress, tote, scarf = plan.drops
     assert dress == PlannedDrop(
         group="DRESS-LINEN",
-        title="Linen summer dress, blue",
+        title="Linen summer dress",
         image_url="https://cdn.shop.example/img/dress-blue.jpg",
         prices={"EUR": 4990},
         variants=[
@@ -232,3 +232,8 @@ def test_google_header_spellings_with_spaces_and_prefix() -> None:
     feed = b"g:id\tTitle\tPrice\timage link\nA1\tMug\t5.00 EUR\thttps://x.example/m.jpg\n"
     (drop,) = parse_feed(feed).drops
     assert (drop.title, drop.image_url, drop.prices) == ("Mug", "https://x.example/m.jpg", {"EUR": 500})
+
+
+def test_meta_tsv_drop_title_is_what_variant_titles_share() -> None:
+    (keyboard,) = plan_of("meta_feed.tsv").drops
+    assert keyboard.title == "Mechanical keyboard TKL"

@@ -6,7 +6,9 @@
 - A drop's currencies are its first variant's; a variant priced in others is refused.
 - A drop's price per currency is the lowest of its variants' (the "from" price a shop
   shows); a variant whose price differs carries its own.
-- Title and image come from the drop's first variant (the first with an image for the image).
+- The title is what the variants' titles share (Google and Meta feeds often title each variant
+  "Tee - red - M"): their common words, trimmed of separators; the first variant's title when
+  they share fewer than 3 characters. The image is the first variant's that has one.
 """
 
 from __future__ import annotations
@@ -86,4 +88,29 @@ def _drop(group: str, members: list[Candidate]) -> PlannedDrop:
         )
         for m in members
     ]
-    return PlannedDrop(group=group, title=members[0].title, image_url=image, prices=prices, variants=variants)
+    title = drop_title([m.title for m in members])
+    return PlannedDrop(group=group, title=title, image_url=image, prices=prices, variants=variants)
+
+
+_TITLE_TRIM = " -\u2013\u2014/|,:;(["
+
+
+def drop_title(titles: list[str]) -> str:
+    """The words all ``titles`` start with, or the first title if that is under 3 characters."""
+    first = titles[0]
+    prefix = _common_prefix(titles)
+    if prefix == first and all(t == first for t in titles):
+        return first
+    cut_in_word = prefix[-1:].isalnum() and any(t[len(prefix) : len(prefix) + 1].isalnum() for t in titles)
+    if cut_in_word:
+        prefix = prefix.rsplit(" ", 1)[0] if " " in prefix else ""
+    prefix = prefix.rstrip(_TITLE_TRIM)
+    return prefix if len(prefix) >= 3 else first
+
+
+def _common_prefix(texts: list[str]) -> str:
+    shortest = min(texts, key=len)
+    for index, char in enumerate(shortest):
+        if any(text[index] != char for text in texts):
+            return shortest[:index]
+    return shortest
