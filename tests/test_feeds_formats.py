@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from server.shows.feeds import (
@@ -237,3 +238,58 @@ def test_google_header_spellings_with_spaces_and_prefix() -> None:
 def test_meta_tsv_drop_title_is_what_variant_titles_share() -> None:
     (keyboard,) = plan_of("meta_feed.tsv").drops
     assert keyboard.title == "Mechanical keyboard TKL"
+
+
+def test_atom_feed_prefers_g_id_over_the_entry_uri() -> None:
+    atom = b"""<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:g="http://base.google.com/ns/1.0">
+  <title>Acme</title>
+  <entry>
+    <id>tag:shop.example,2026:products/mug</id>
+    <title>Enamel mug</title>
+    <link href="https://shop.example/mug"/>
+    <g:id>MUG-1</g:id>
+    <g:price>9.50 CHF</g:price>
+    <g:availability>in stock</g:availability>
+  </entry>
+</feed>"""
+    plan = parse_feed(atom)
+    assert plan.format is FeedFormat.GOOGLE_XML
+    assert [(d.group, d.title, d.prices) for d in plan.drops] == [("MUG-1", "Enamel mug", {"CHF": 950})]
+
+
+def test_crlf_and_blank_lines_keep_line_numbers() -> None:
+    data = b"\r\n\r\nid,title,price\r\nA1,Mug,5.00 EUR\r\n\r\nA2,Cup,oops\r\n"
+    plan = parse_feed(data)
+    assert [v.line for d in plan.drops for v in d.variants] == [4]
+    assert [(r.line, r.reason) for r in plan.refused] == [(6, RefusalCode.BAD_PRICE)]
+
+
+def test_quoted_multiline_cell_reports_the_row_start() -> None:
+    data = b'id,title,price,description\nA1,Mug,5.00 EUR,"two\nlines"\nA2,Cup,-1 EUR,x\n'
+    plan = parse_feed(data)
+    assert [(r.line, r.source_id) for r in plan.refused] == [(4, "A2")]
+
+
+def test_shopify_without_handle_column_groups_by_title() -> None:
+    data = (
+        b"Title,Option1 Name,Option1 Value,SKU,Price,Variant Image\n"
+        b"Mug,Color,Blue,MUG-B,5.00,https://x.example/b.jpg\n"
+        b"Mug,Color,Green,MUG-G,5.00,\n"
+    )
+    (mug,) = parse_feed(data, ImportOptions(currency="EUR")).drops
+    assert [v.options for v in mug.variants] == [{"color": "Blue"}, {"color": "Green"}]
+    assert mug.image_url == "https://x.example/b.jpg"  # no product image: the variant's
+
+
+def test_plan_encodes_to_json_for_the_api() -> None:
+    plan = plan_of("meta_feed.xml")
+    decoded = msgspec.json.decode(msgspec.json.encode(plan), type=ImportPlan)
+    assert decoded == plan
+    raw = msgspec.json.decode(msgspec.json.encode(plan))
+    assert raw["refused"][0] == {
+        "line": 20,
+        "source_id": "VASE-CERAMIC",
+        "reason": "bad_url",
+        "message": "image_link 'javascript:alert(1)' is not an absolute http(s) URL",
+    }
