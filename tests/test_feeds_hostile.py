@@ -331,3 +331,15 @@ def test_many_empty_columns_do_not_blow_up_memory() -> None:
         tracemalloc.stop()
     assert len(plan.drops) == 9000
     assert peak < 64 * 1024 * 1024, f"peak {peak:,} bytes"
+
+
+@pytest.mark.parametrize("page", [b"<!DOCTYPE html>\n<html><body>Sign in</body></html>", b"  <HTML><p>502</p></HTML>"])
+def test_an_html_page_is_not_a_feed(page: bytes) -> None:
+    error = refused_file(page)
+    assert error.code is FileErrorCode.UNKNOWN_FORMAT
+    assert "HTML page" in str(error)
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_rows"):
+        Limits(max_rows=0)

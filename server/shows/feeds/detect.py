@@ -23,6 +23,16 @@ def looks_like_xml(text: str) -> bool:
     return text.lstrip().startswith("<")
 
 
+def refuse_html(text: str) -> None:
+    """A feed URL that answers with a web page (a login or error page) gets its own message,
+    not "the XML declares a DTD"."""
+    start = text.lstrip()[:15].lower()
+    if start.startswith(("<!doctype html", "<html")):
+        raise FeedError(
+            FileErrorCode.UNKNOWN_FORMAT, "this is an HTML page, not a product feed (a login or error page?)"
+        )
+
+
 def classify_xml(rows: list[SourceRow]) -> FeedFormat:
     meta = any(merchant.META_ONLY_FIELDS & row.cells.keys() for row in rows)
     return FeedFormat.META_XML if meta else FeedFormat.GOOGLE_XML

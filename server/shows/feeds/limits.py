@@ -26,6 +26,11 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     # Variants of one drop: Shopify allowed 100 per product for years, now 2,048.
     max_variants: int = 250
 
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            if getattr(self, name) < 1:
+                raise ValueError(f"Limits.{name} must be at least 1")
+
 
 # What LiveDrop itself accepts (server/api.py CreateDrop, stock/keys.py check_opaque).
 MAX_TITLE = 200

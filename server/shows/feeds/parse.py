@@ -34,6 +34,7 @@ def parse_feed(data: bytes, options: ImportOptions | None = None) -> ImportPlan:
     candidates: list[Candidate]
     refused: list[Refusal]
     if detect.looks_like_xml(text):
+        detect.refuse_html(text)
         if options.format is not None and options.format not in detect.XML_FORMATS:
             raise FeedError(FileErrorCode.UNKNOWN_FORMAT, f"the file is XML, not {options.format}")
         rows, refused, rows_read = read_xml(data, limits, merchant.KNOWN_FIELDS)
