@@ -91,10 +91,14 @@ class _ItemCollector:
             return
         if depth == self._item_depth:
             self._item_depth = None
-            if self._problem is not None:
-                reason = RefusalCode.FIELD_TOO_LONG if "characters" in self._problem else RefusalCode.BAD_ROW
+            if self._problem is not None:  # the only item-level problem: a field over the cap
                 self.refused.append(
-                    Refusal(line=self._item_line, source_id=self._cells.get("id"), reason=reason, message=self._problem)
+                    Refusal(
+                        line=self._item_line,
+                        source_id=self._cells.get("id"),
+                        reason=RefusalCode.FIELD_TOO_LONG,
+                        message=self._problem,
+                    )
                 )
             else:
                 self.rows.append(SourceRow(self._item_line, self._cells))
