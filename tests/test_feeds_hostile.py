@@ -343,3 +343,10 @@ def test_an_html_page_is_not_a_feed(page: bytes) -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_rows"):
         Limits(max_rows=0)
+
+
+@pytest.mark.parametrize("char", ["\x07", "\x1b", "\x85", "\u202e", "\u2066"])
+def test_control_and_bidi_override_characters_in_titles(char: str) -> None:
+    plan = parse_feed(tsv(f"A1\tMug{char}gum\t5.00 EUR\t\t", "A2\tCup \u00e9\u200d\U0001f375\t4.00 EUR\t\t"))
+    assert reasons(plan) == [(2, "A1", RefusalCode.BAD_ROW)]
+    assert [d.title for d in plan.drops] == ["Cup \u00e9\u200d\U0001f375"]  # ordinary Unicode is fine

@@ -21,6 +21,9 @@ from stock.keys import check_opaque
 # LibreOffice or Sheets when a host later opens an export of the show.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _WS_RE = re.compile(r"\s+")
+# Bidirectional embeddings, overrides and isolates: they reorder what a viewer sees ("Trojan
+# Source"), so a title could display as something other than what the host approved.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class SourceRow(msgspec.Struct, frozen=True):
@@ -70,7 +73,7 @@ def check_text(field: str, value: str, cap: int) -> str:
             RefusalCode.FORMULA,
             f"{field} starts with {value[:1]!r}, which spreadsheets run as a formula; remove that character",
         )
-    if any(ord(c) < 32 or c == "\x7f" for c in value):
+    if any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c in _BIDI_CONTROLS for c in value):
         raise RowProblem(RefusalCode.BAD_ROW, f"{field} contains a control character")
     return value
 
