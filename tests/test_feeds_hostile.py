@@ -188,8 +188,8 @@ def test_missing_header() -> None:
 
 
 def test_missing_mandatory_column() -> None:
-    error = refused_file(b"id\ttitle\timage_link\nA1\tMug\thttps://x.example/a.jpg\n")
-    assert error.code is FileErrorCode.MISSING_COLUMN
+    error = refused_file(b"\nid\ttitle\timage_link\nA1\tMug\thttps://x.example/a.jpg\n")
+    assert (error.code, error.line) == (FileErrorCode.MISSING_COLUMN, 2)
     assert "price" in str(error)
     shopify = refused_file(b"Handle,Title,Variant SKU\nmug,Mug,M1\n", ImportOptions(currency="EUR"))
     assert shopify.code is FileErrorCode.MISSING_COLUMN

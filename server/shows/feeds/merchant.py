@@ -56,11 +56,11 @@ def rekey(row: SourceRow) -> SourceRow:
     return SourceRow(row.line, {merchant_key(k): v for k, v in row.cells.items()})
 
 
-def require_columns(header: list[str]) -> None:
+def require_columns(header: list[str], line: int) -> None:
     names = {merchant_key(h) for h in header}
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
-        raise FeedError(FileErrorCode.MISSING_COLUMN, f"the header has no {', '.join(missing)} column", 1)
+        raise FeedError(FileErrorCode.MISSING_COLUMN, f"the header has no {', '.join(missing)} column", line)
 
 
 def build(rows: list[SourceRow], options: ImportOptions) -> tuple[list[Candidate], list[Refusal]]:

@@ -47,9 +47,9 @@ def parse_feed(data: bytes, options: ImportOptions | None = None) -> ImportPlan:
         feed_format = options.format or detect.classify_header(table.header, table.delimiter)
         refused, rows_read = table.refused, table.rows_read
         if feed_format is FeedFormat.SHOPIFY_CSV:
-            candidates, more = shopify.build(table.header, table.rows, options)
+            candidates, more = shopify.build(table.header, table.header_line, table.rows, options)
         else:
-            merchant.require_columns(table.header)
+            merchant.require_columns(table.header, table.header_line)
             candidates, more = merchant.build(table.rows, options)
     drops, cross = assemble(candidates, limits)
     refusals = sorted([*refused, *more, *cross], key=lambda r: r.line)

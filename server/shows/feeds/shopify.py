@@ -61,7 +61,7 @@ class _Product:
     problem: RowProblem | None = None
 
 
-def _columns(header: list[str]) -> dict[str, str]:
+def _columns(header: list[str], line: int) -> dict[str, str]:
     found = {}
     for canonical, spellings in COLUMNS.items():
         column = next((s for s in spellings if s in header), None)
@@ -70,15 +70,19 @@ def _columns(header: list[str]) -> dict[str, str]:
     missing = [c for c in REQUIRED if c not in found]
     if missing:
         raise FeedError(
-            FileErrorCode.MISSING_COLUMN, f"the Shopify header has no {', '.join(missing)} column (or its old name)", 1
+            FileErrorCode.MISSING_COLUMN,
+            f"the Shopify header has no {', '.join(missing)} column (or its old name)",
+            line,
         )
     return found
 
 
-def build(header: list[str], rows: list[SourceRow], options: ImportOptions) -> tuple[list[Candidate], list[Refusal]]:
+def build(
+    header: list[str], header_line: int, rows: list[SourceRow], options: ImportOptions
+) -> tuple[list[Candidate], list[Refusal]]:
     if options.currency is None:
         raise FeedError(FileErrorCode.CURRENCY_REQUIRED, "a Shopify CSV has no currency: name the shop's currency")
-    columns = _columns(header)
+    columns = _columns(header, header_line)
     products: dict[str, _Product] = {}
     current: str | None = None
     candidates: list[Candidate] = []

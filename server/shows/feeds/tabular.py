@@ -22,6 +22,7 @@ from server.shows.feeds.rows import SourceRow, norm_header
 class Table(msgspec.Struct, frozen=True, kw_only=True):
     delimiter: str
     header: list[str]
+    header_line: int
     rows: list[SourceRow]
     refused: list[Refusal]
     rows_read: int
@@ -64,6 +65,7 @@ def read_table(text: str, limits: Limits, keep: Callable[[list[str]], Collection
     delimiter = sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header: list[str] | None = None
+    header_line = 0
     kept: list[tuple[int, str]] = []
     rows: list[SourceRow] = []
     refused: list[Refusal] = []
@@ -75,7 +77,7 @@ def read_table(text: str, limits: Limits, keep: Callable[[list[str]], Collection
             if not any(cell.strip() for cell in cells):
                 continue
             if header is None:
-                header = _header(cells, limits, start)
+                header, header_line = _header(cells, limits, start), start
                 wanted = keep(header)
                 kept = [(i, name) for i, name in enumerate(header) if name in wanted]
                 continue
@@ -113,7 +115,9 @@ def read_table(text: str, limits: Limits, keep: Callable[[list[str]], Collection
         raise FeedError(code, f"unreadable CSV: {exc}", reader.line_num) from None
     if header is None:
         raise FeedError(FileErrorCode.MISSING_HEADER, "the file has no header row")
-    return Table(delimiter=delimiter, header=header, rows=rows, refused=refused, rows_read=rows_read)
+    return Table(
+        delimiter=delimiter, header=header, header_line=header_line, rows=rows, refused=refused, rows_read=rows_read
+    )
 
 
 def _header(cells: list[str], limits: Limits, line: int) -> list[str]:
