@@ -99,8 +99,16 @@ async def _sync(viewer: Viewer, ref: str, into: list[dict[str, Any]]) -> None:
             return
 
 
+def _reached(frame: dict[str, Any], seq: int) -> bool:
+    """Whether ``frame`` brings its viewer up to ``seq``: the event itself, or a (reset) welcome
+    whose snapshot already covers it (a resume that crosses the publish ends that way)."""
+    if frame["type"] == "welcome":
+        return int(frame.get("seq", -1)) >= seq
+    return frame.get("seq") == seq
+
+
 async def _read_to(viewer: Viewer, seq: int, into: list[dict[str, Any]]) -> None:
-    while not any(f.get("seq") == seq and f["type"] != "welcome" for f in into):
+    while not any(_reached(f, seq) for f in into):
         into.append(await viewer.next(timeout=10))
 
 
