@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
         batcher = ReserveBatcher(engine)
         metrics_ = Metrics()
-        hub_export = HubExport(metrics_, hub, live)
+        hub_export = HubExport(metrics_, hub, lambda: live.redis_errors)
         # One process answers a scrape for all of them: the others keep their files current.
         export_task = asyncio.create_task(hub_export.run(), name="hub-export") if multiprocess_dir() else None
         sweeper = Sweeper(engine, metrics_, settings.sweep_interval, settings.drop_scan_interval)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from server.catalog import Catalog, DropInfo, Show
 from server.clock import redis_now_ms
-from server.live import Live
-from server.stats import launch_key, viewers_now
+from server.keys import launch_key
+from server.live import Live, viewers_now
 from server.sweeper import enlist
 from stock import StockEngine, UnknownDrop
 from stock.types import AdjustResult, StateChange
@@ -33,7 +33,7 @@ class Host:
         change = await self.engine.open(drop_id, duration_seconds=duration_seconds or info.duration_seconds)
         if change.changed:
             # The audience at launch: the denominator of the drop's conversion.
-            viewers = await viewers_now(self, info.show_id)
+            viewers = await viewers_now(self.live, info.show_id)
             await self.engine.redis.hset(
                 launch_key(drop_id), mapping={"viewers": viewers, "at": await redis_now_ms(self.engine.redis)}
             )

@@ -490,3 +490,11 @@ class Live:
             if live is not None and audience.total != live.viewers:
                 live.viewers = audience.total
                 self.hub.publish(show_id, Message(p.encode(p.Viewers(count=audience.total)), key="viewers"))
+
+
+async def viewers_now(live: Live, show_id: str) -> int:
+    """The show's audience across nodes, now: what the other nodes last reported (each node
+    writes its own count every second, DESIGN §4; a node silent for longer than the presence
+    TTL, by Redis' clock, is dead and not counted) plus this node's own count at this instant."""
+    others = await live.presence.others(show_id, live.node_id)
+    return others.total + live.hub.viewer_count(show_id)

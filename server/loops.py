@@ -17,12 +17,24 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from server.webhooks.consumer import raise_if_cancelled
-
 logger = logging.getLogger("livedrop.loops")
 
 # Errors that mean "Redis or the network is away": logged without a traceback, counted.
 EXPECTED: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+def raise_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop, even if the request was lost.
+
+    redis-py 8 sends every command through ``asyncio.wait_for`` (its default 5 s socket
+    timeout), and on Python 3.11 ``wait_for`` returns the result, dropping the cancellation,
+    when the cancel races with the command completing. A background loop that only relied on
+    CancelledError would then keep running and hang the app's shutdown. ``cancelling()`` still
+    counts the request, so loops check it once per turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Backoff:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -25,7 +26,6 @@ from prometheus_client import (
 
 if TYPE_CHECKING:
     from broadcast.hub import Hub
-    from server.live import Live
 
 
 class Metrics:
@@ -164,10 +164,11 @@ class HubExport:
     """Copies the hub's counters into Prometheus counters: at every scrape of this process,
     and every second in multiprocess mode, where a scrape is answered by another process."""
 
-    def __init__(self, metrics: Metrics, hub: Hub, live: Live) -> None:
+    def __init__(self, metrics: Metrics, hub: Hub, redis_errors: Callable[[], int]) -> None:
+        # A callable, not the show node itself: metrics sit below the shows layer.
         self.metrics = metrics
         self.hub = hub
-        self.live = live
+        self.redis_errors = redis_errors
         self._seen: dict[str, int] = dict.fromkeys(metrics.hub, 0)
 
     def sync(self) -> None:
@@ -179,7 +180,7 @@ class HubExport:
             "broadcasts": stats.broadcasts,
             "slow_set_aside": stats.slow_set_aside,
             "slow_closed": stats.slow_closed,
-            "hub_redis_errors": self.live.redis_errors,
+            "hub_redis_errors": self.redis_errors(),
         }
         for name, value in now.items():
             if value > self._seen[name]:

@@ -35,24 +35,21 @@ import asyncio
 import contextlib
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from redis.exceptions import RedisError
 
 from server.catalog import Catalog
+from server.loops import raise_if_cancelled
 from server.metrics import Metrics
 from server.webhooks import keys as wh_keys
 from server.webhooks.alerts import AlertKind, Alerts, IssueKind, read_stream
 from server.webhooks.config import WebhookSettings
-from server.webhooks.consumer import raise_if_cancelled
 from stock import StockEngine
 from stock import keys as stock_keys
 from stock.errors import InvalidArgument
 from stock.types import Counters, DropState, HoldState, LedgerEntry
-
-if TYPE_CHECKING:
-    from server.app import State
 
 logger = logging.getLogger("livedrop.reconcile")
 
@@ -428,17 +425,6 @@ async def build_report(
         needs_fetch=fetches,
         invalid_events=invalid,
         bad_qty_lines=bad_qty,
-    )
-
-
-async def reconciliation_report(state: State, show_id: str) -> ReconciliationReport:
-    """The report of ``show_id`` from the app's state (for the host API); raises ``UnknownShow``."""
-    return await build_report(
-        state["redis"],
-        state["engine"],
-        state["catalog"],
-        show_id,
-        grace_seconds=state["settings"].webhooks.reconcile_grace_seconds,
     )
 
 

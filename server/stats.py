@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from stock import keys
+from server.keys import launch_key
+from server.live import viewers_now
 from stock.types import Counters
 
 if TYPE_CHECKING:
@@ -44,18 +45,6 @@ class ShowStats(msgspec.Struct):
     drops: list[DropStats]
     units_by_channel: dict[str, int]
     revenue: dict[str, int]
-
-
-def launch_key(drop_id: str) -> str:
-    return keys.drop_keys(drop_id).meta.removesuffix("meta") + "launch"
-
-
-async def viewers_now(host: Host, show_id: str) -> int:
-    """The show's audience across nodes, now: what the other nodes last reported (each node
-    writes its own count every second, DESIGN §4; a node silent for longer than the presence
-    TTL, by Redis' clock, is dead and not counted) plus this node's own count at this instant."""
-    others = await host.live.presence.others(show_id, host.live.node_id)
-    return others.total + host.live.hub.viewer_count(show_id)
 
 
 async def drop_stats(host: Host, drop_id: str) -> DropStats:
@@ -122,7 +111,7 @@ async def show_stats(host: Host, show_id: str) -> ShowStats:
         revenue.update(d.revenue)
     return ShowStats(
         show_id=show_id,
-        viewers=await viewers_now(host, show_id),
+        viewers=await viewers_now(host.live, show_id),
         drops=drops,
         units_by_channel=dict(channels),
         revenue=dict(revenue),

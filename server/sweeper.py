@@ -22,8 +22,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from server.clock import redis_now_ms
+from server.loops import raise_if_cancelled
 from server.metrics import Metrics
-from server.webhooks.consumer import raise_if_cancelled
 from stock import StockEngine, UnknownDrop, keys
 from stock.types import DropState, SweepResult
 

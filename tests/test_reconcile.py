@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from server.reconcile import Reconciler, ReconciliationReport, UnknownShow, reconciliation_report
+from server.reconcile import Reconciler, ReconciliationReport, UnknownShow
 from server.redis_local import LocalRedis
 from server.webhooks import keys
 from server.webhooks.events import Platform
@@ -23,6 +23,7 @@ from tests.webhook_support import (
     LiveApp,
     define_drop,
     drain,
+    reconciliation_report,
     running_app,
     shopify_headers,
     shopify_order,

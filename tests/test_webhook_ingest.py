@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from server.reconcile import reconciliation_report
 from server.redis_local import LocalCluster, LocalRedis
 from server.webhooks import keys
 from server.webhooks.consumer import MAX_ATTEMPTS
@@ -31,6 +30,7 @@ from tests.webhook_support import (
     define_drop,
     drain,
     read_as,
+    reconciliation_report,
     running_app,
     shopify_headers,
     shopify_order,

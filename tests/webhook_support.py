@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from server.app import State, create_app
 from server.catalog import DropInfo, Show
+from server.reconcile import ReconciliationReport, build_report
 from server.settings import Settings
 from server.webhooks import keys
 from server.webhooks.config import ANY_SHOP, WebhookSettings
@@ -242,3 +243,14 @@ async def read_as(redis: Any, consumer: str, count: int) -> list[tuple[bytes, di
     """Read new deliveries as group member ``consumer`` (a consumer about to die, in tests)."""
     raw = await redis.xreadgroup(keys.GROUP, consumer, {keys.STREAM: ">"}, count=count)
     return list(raw[0][1]) if raw else []
+
+
+async def reconciliation_report(state: State, show_id: str) -> ReconciliationReport:
+    """The report of ``show_id`` built from an app's state, as the host API builds it."""
+    return await build_report(
+        state["redis"],
+        state["engine"],
+        state["catalog"],
+        show_id,
+        grace_seconds=state["settings"].webhooks.reconcile_grace_seconds,
+    )

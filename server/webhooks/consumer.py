@@ -25,6 +25,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
+from server.loops import raise_if_cancelled
 from server.metrics import Metrics
 from server.webhooks import keys
 from server.webhooks.alerts import AlertKind, Alerts
@@ -48,20 +49,6 @@ def _text(value: bytes | str) -> str:
 def _stream_id(value: bytes | str) -> tuple[int, int]:
     ms, _, seq = _text(value).partition("-")
     return int(ms), int(seq or 0)
-
-
-def raise_if_cancelled() -> None:
-    """Raise CancelledError if this task was asked to stop, even if the request was lost.
-
-    redis-py 8 sends every command through ``asyncio.wait_for`` (its default 5 s socket
-    timeout), and on Python 3.11 ``wait_for`` returns the result, dropping the cancellation,
-    when the cancel races with the command completing. A background loop that only relied on
-    CancelledError would then keep running and hang the app's shutdown. ``cancelling()`` still
-    counts the request, so loops check it once per turn.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class WebhookConsumer:
