@@ -77,8 +77,8 @@ from broadcast.feed import Feed, frame
 from broadcast.hub import Hub
 from loadtest.hostapi import HostApi
 from loadtest.stack import Stack
-from server.catalog import Catalog
-from server.live import Live
+from server.shows.catalog import Catalog
+from server.shows.node import Live
 from stock import StockEngine
 from stock.scripts import source
 

@@ -24,19 +24,19 @@ from starlette.routing import Route, WebSocketRoute
 
 from broadcast.hub import Hub
 from broadcast.transport import CaptureTransport
-from server.api import build_api
-from server.catalog import Catalog
-from server.demo import demo_routes
-from server.host import Host
-from server.live import Live
-from server.metrics import HubExport, Metrics, multiprocess_dir, process_exited
-from server.panel import HostPanels, panel_routes
-from server.reconcile import Reconciler
+from server.demo.command import demo_routes
+from server.host.api import build_api
+from server.host.panel import HostPanels, panel_routes
+from server.ops.metrics import HubExport, Metrics, multiprocess_dir, process_exited
+from server.platforms.reconcile import Reconciler
+from server.platforms.webhooks.receiver import webhook_routes
+from server.platforms.webhooks.service import WebhookService
 from server.settings import Settings, from_env
-from server.sweeper import Sweeper
-from server.viewers import viewer_endpoint
-from server.webhooks.receiver import webhook_routes
-from server.webhooks.service import WebhookService
+from server.shows.actions import Host
+from server.shows.catalog import Catalog
+from server.shows.node import Live
+from server.shows.sweeper import Sweeper
+from server.viewers.endpoint import viewer_endpoint
 from stock import HoldRefs, ReserveBatcher, StockEngine
 
 

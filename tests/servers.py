@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from server.redis_local import free_port
+from server.ops.local_redis import free_port
 from tests.util import scaled
 
 VIEWER_SECRET = "test-viewer-secret"

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from server.redis_local import free_port
+from server.ops.local_redis import free_port
 from standins.base import StandIn
 from tests.util import scaled
 

@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 
-from server.catalog import Catalog, DropInfo, Show
+from server.shows.catalog import Catalog, DropInfo, Show
 from stock import ReserveBatcher, StockEngine
 from stock.keys import REJECT_TTL_SECONDS, drop_keys
 from stock.types import Counters, DropConfig, RejectReason, ReserveRequest

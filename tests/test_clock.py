@@ -16,7 +16,7 @@ import httpx
 from redis.asyncio import Redis
 
 from broadcast.presence import Presence, presence_keys
-from server.clock import redis_now_ms
+from server.shows.clock import redis_now_ms
 from tests.servers import Node
 from tests.test_hub_nodes import make_host
 from tests.util import scaled

@@ -32,7 +32,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from server.cli import build_parser
-from server.redis_local import free_port
+from server.ops.local_redis import free_port
 from tests.servers import Node
 from tests.util import scaled
 from tests.viewer_client import Viewer

@@ -19,8 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from broadcast.hub import Hub
-from server.catalog import Catalog
-from server.demo import (
+from server.demo.command import (
     PRODUCTS,
     BotBrain,
     Checkout,
@@ -29,9 +28,10 @@ from server.demo import (
     next_to_launch,
     seed_show,
 )
-from server.host import Host
-from server.live import Live
-from server.redis_local import LocalRedis, free_port
+from server.ops.local_redis import LocalRedis, free_port
+from server.shows.actions import Host
+from server.shows.catalog import Catalog
+from server.shows.node import Live
 from stock import StockEngine
 from tests.servers import Node
 from tests.util import scaled

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from broadcast.hub import Hub
-from server.catalog import Catalog, DropInfo, Show
-from server.host import Host
-from server.live import Live
-from server.tokens import mint
-from server.webhooks.events import Platform
+from server.platforms.webhooks.events import Platform
+from server.shows.actions import Host
+from server.shows.catalog import Catalog, DropInfo, Show
+from server.shows.node import Live
+from server.viewers.tokens import mint
 from stock import HoldRefs, HoldTaken, StockEngine, UnknownHold
 from stock.types import Counters, DropConfig, HoldState, OrderOutcome, PlatformSale
 from tests.invariants import assert_drop_invariants

@@ -17,12 +17,12 @@ from websockets.exceptions import ConnectionClosed
 
 from broadcast.hub import Hub
 from broadcast.transport import Message, SendResult
-from server.api import HOST_TOKENS_KEY
-from server.catalog import Catalog, DropInfo, Show
-from server.live import Live
-from server.panel import ALERT_SLOW_VIEWERS, HostPanels, drop_figures, host_stats, stream_alert
-from server.redis_local import LocalRedis
-from server.webhooks import keys as wh_keys
+from server.host.api import HOST_TOKENS_KEY
+from server.host.panel import ALERT_SLOW_VIEWERS, HostPanels, drop_figures, host_stats, stream_alert
+from server.ops.local_redis import LocalRedis
+from server.platforms.webhooks import keys as wh_keys
+from server.shows.catalog import Catalog, DropInfo, Show
+from server.shows.node import Live
 from stock import Counters, PlatformSale, StockEngine
 from stock.types import DropSnapshot, DropState
 from tests.servers import Node

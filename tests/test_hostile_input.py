@@ -19,11 +19,11 @@ from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from server.catalog import Catalog, DropInfo, Show
-from server.protocol import MAX_FRAME_BYTES
-from server.tokens import mint
-from server.webhooks import keys
-from server.webhooks.events import Platform
+from server.platforms.webhooks import keys
+from server.platforms.webhooks.events import Platform
+from server.shows.catalog import Catalog, DropInfo, Show
+from server.viewers.protocol import MAX_FRAME_BYTES
+from server.viewers.tokens import mint
 from stock import StockEngine
 from stock.types import Counters
 from tests.servers import VIEWER_SECRET, Node

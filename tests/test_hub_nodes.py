@@ -8,9 +8,9 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from broadcast.hub import Hub
-from server.catalog import Catalog, DropInfo, Show
-from server.host import Host
-from server.live import Live
+from server.shows.actions import Host
+from server.shows.catalog import Catalog, DropInfo, Show
+from server.shows.node import Live
 from stock import StockEngine
 from tests.invariants import assert_drop_invariants
 from tests.servers import Node

@@ -29,10 +29,10 @@ from loadtest.signing import Platform as SenderPlatform
 from loadtest.signing import PlatformSecrets
 from loadtest.stack import RedisProcess
 from loadtest.verdict import judge
-from server.webhooks.config import webhook_settings_from_env
-from server.webhooks.events import Platform
-from server.webhooks.normalize import normalize
-from server.webhooks.signatures import (
+from server.platforms.webhooks.config import webhook_settings_from_env
+from server.platforms.webhooks.events import Platform
+from server.platforms.webhooks.normalize import normalize
+from server.platforms.webhooks.signatures import (
     delivery_keys,
     verify_meta,
     verify_shopify,

@@ -18,10 +18,10 @@ import httpx
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
-from server.redis_local import LocalRedis
-from server.tokens import mint
-from server.viewer_auth import SUBPROTOCOL
-from server.webhooks.events import Platform
+from server.ops.local_redis import LocalRedis
+from server.platforms.webhooks.events import Platform
+from server.viewers.auth import SUBPROTOCOL
+from server.viewers.tokens import mint
 from tests.servers import VIEWER_SECRET, Node
 from tests.test_compose import (
     Balancer,

@@ -7,7 +7,7 @@ import logging
 import logging.config
 import sys
 
-from server.logs import JsonFormatter, Redact, log_config, redact
+from server.ops.logs import JsonFormatter, Redact, log_config, redact
 
 
 def test_json_lines_carry_level_logger_message_and_exception() -> None:

@@ -12,10 +12,10 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from server.reconcile import Reconciler, ReconciliationReport, UnknownShow
-from server.redis_local import LocalRedis
-from server.webhooks import keys
-from server.webhooks.events import Platform
+from server.ops.local_redis import LocalRedis
+from server.platforms.reconcile import Reconciler, ReconciliationReport, UnknownShow
+from server.platforms.webhooks import keys
+from server.platforms.webhooks.events import Platform
 from stock import HoldTaken
 from stock.types import Counters
 from tests.invariants import assert_drop_invariants

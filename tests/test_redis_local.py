@@ -12,8 +12,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from server import redis_local
-from server.redis_local import (
+from server.ops import local_redis as redis_local
+from server.ops.local_redis import (
     LocalCluster,
     LocalRedis,
     RedisStartError,

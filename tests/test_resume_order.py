@@ -13,7 +13,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from broadcast.feed import Feed
-from server.catalog import Catalog, Show
+from server.shows.catalog import Catalog, Show
 from stock import StockEngine
 from tests.servers import Node
 from tests.util import scaled

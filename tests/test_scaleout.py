@@ -20,7 +20,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from websockets.exceptions import ConnectionClosed
 
-from server.redis_local import LocalCluster
+from server.ops.local_redis import LocalCluster
 from stock import StockEngine
 from tests.invariants import assert_drop_invariants
 from tests.servers import Node

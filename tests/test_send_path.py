@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from broadcast.transport import UVICORN_CHECKED
-from server.catalog import Catalog, Show
+from server.shows.catalog import Catalog, Show
 from stock import StockEngine
 from tests.metrics_scrape import scrape
 from tests.servers import Node

@@ -20,9 +20,9 @@ import pytest
 from redis.asyncio import Redis
 
 from broadcast.feed import Feed
-from server.catalog import Catalog, Show
-from server.protocol import MAX_FRAME_BYTES
-from server.redis_local import LocalRedis
+from server.ops.local_redis import LocalRedis
+from server.shows.catalog import Catalog, Show
+from server.viewers.protocol import MAX_FRAME_BYTES
 from stock import StockEngine
 from tests.metrics_scrape import scrape
 from tests.servers import Node

@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from server.redis_local import free_port
+from server.ops.local_redis import free_port
 from tests.util import scaled
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.redis_local import free_port
+from server.ops.local_redis import free_port
 from standins.base import LeakyBucket
 from standins.meta import MetaStandIn
 from standins.shopify import ShopifyStandIn

@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.redis_local import LocalCluster, LocalRedis
+from server.ops.local_redis import LocalCluster, LocalRedis
 from stock import DropConfig, RejectReason, ReserveBatcher, ReserveResult, StockEngine
 from stock.types import Counters, HoldState
 from tests.invariants import assert_drop_invariants

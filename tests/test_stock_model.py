@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from redis.asyncio import Redis
 
-from server.redis_local import LocalRedis
+from server.ops.local_redis import LocalRedis
 from stock import (
     DropConfig,
     HoldNotActive,

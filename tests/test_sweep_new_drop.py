@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from server.catalog import DropInfo
-from server.clock import redis_now_ms
-from server.metrics import Metrics
-from server.redis_local import LocalRedis
-from server.sweeper import LAUNCH_MARGIN_MS, LAUNCHED_KEY, Sweeper
+from server.ops.local_redis import LocalRedis
+from server.ops.metrics import Metrics
+from server.shows.catalog import DropInfo
+from server.shows.clock import redis_now_ms
+from server.shows.sweeper import LAUNCH_MARGIN_MS, LAUNCHED_KEY, Sweeper
 from stock import StockEngine
 from stock.types import DropState, HoldState
 from tests.servers import Node

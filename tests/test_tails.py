@@ -12,8 +12,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from server.catalog import DropInfo
-from server.tails import Entries, StreamTails
+from server.shows.catalog import DropInfo
+from server.shows.tails import Entries, StreamTails
 from stock import keys
 from tests.servers import Node
 from tests.test_hub_nodes import make_host

@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from broadcast.feed import Feed
-from server import protocol as p
-from server.catalog import Catalog, DropInfo, Show
-from server.redis_local import LocalRedis
-from server.tokens import mint
+from server.ops.local_redis import LocalRedis
+from server.shows.catalog import Catalog, DropInfo, Show
+from server.viewers import protocol as p
+from server.viewers.tokens import mint
 from stock import StockEngine
 from tests.servers import VIEWER_SECRET, Node
 from tests.viewer_client import Viewer

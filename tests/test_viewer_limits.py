@@ -19,9 +19,9 @@ import pytest
 from redis.asyncio import Redis
 
 from broadcast.feed import Feed
-from server.catalog import Catalog, DropInfo, Show
-from server.tokens import mint
-from server.viewers import HELLO_BURST, HELLO_RATE
+from server.shows.catalog import Catalog, DropInfo, Show
+from server.viewers.endpoint import HELLO_BURST, HELLO_RATE
+from server.viewers.tokens import mint
 from stock import StockEngine
 from tests.servers import VIEWER_SECRET, Node
 from tests.viewer_client import Viewer

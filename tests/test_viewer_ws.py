@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from broadcast.hub import Hub
-from server.catalog import Catalog, DropInfo, Show
-from server.host import Host
-from server.live import Live
-from server.tokens import mint
+from server.shows.actions import Host
+from server.shows.catalog import Catalog, DropInfo, Show
+from server.shows.node import Live
+from server.viewers.tokens import mint
 from stock import StockEngine
 from tests.invariants import assert_drop_invariants
 from tests.servers import VIEWER_SECRET, Node

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from server.redis_local import LocalCluster, LocalRedis
-from server.webhooks import keys
-from server.webhooks.consumer import MAX_ATTEMPTS
-from server.webhooks.events import Platform, PlatformOrderEvent
-from server.webhooks.ingest import decode_delivery
-from server.webhooks.normalize import normalize
+from server.ops.local_redis import LocalCluster, LocalRedis
+from server.platforms.webhooks import keys
+from server.platforms.webhooks.consumer import MAX_ATTEMPTS
+from server.platforms.webhooks.events import Platform, PlatformOrderEvent
+from server.platforms.webhooks.ingest import decode_delivery
+from server.platforms.webhooks.normalize import normalize
 from stock.types import Counters, HoldState
 from tests.invariants import assert_drop_invariants
 from tests.util import RedisServerFactory, scaled

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from server.webhooks import (
+from server.platforms.webhooks import (
     MalformedPayload,
     OrderLine,
     OrderStatus,

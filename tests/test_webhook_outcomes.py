@@ -12,8 +12,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from server.catalog import Catalog, DropInfo, Show
-from server.webhooks.events import Platform
+from server.platforms.webhooks.events import Platform
+from server.shows.catalog import Catalog, DropInfo, Show
 from stock import StockEngine
 from stock.types import Counters
 from tests.invariants import assert_drop_invariants

@@ -15,12 +15,12 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from server.redis_local import LocalRedis
+from server.ops.local_redis import LocalRedis
+from server.platforms.webhooks import keys
+from server.platforms.webhooks.config import webhook_settings_from_env
+from server.platforms.webhooks.events import Platform
+from server.platforms.webhooks.signatures import SHOPIFY_HMAC, SHOPIFY_WEBHOOK_ID, sign_meta
 from server.settings import from_env
-from server.webhooks import keys
-from server.webhooks.config import webhook_settings_from_env
-from server.webhooks.events import Platform
-from server.webhooks.signatures import SHOPIFY_HMAC, SHOPIFY_WEBHOOK_ID, sign_meta
 from stock.types import Counters
 from tests.invariants import assert_drop_invariants
 from tests.util import RedisServerFactory

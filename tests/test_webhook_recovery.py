@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from server.webhooks import keys
-from server.webhooks.events import Platform
+from server.platforms.webhooks import keys
+from server.platforms.webhooks.events import Platform
 from stock import StockEngine
 from tests.servers import Node
 from tests.util import scaled

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from server.redis_local import LocalRedis
-from server.webhooks import keys
-from server.webhooks.config import webhook_settings_from_env
+from server.ops.local_redis import LocalRedis
+from server.platforms.webhooks import keys
+from server.platforms.webhooks.config import webhook_settings_from_env
 from stock import StockEngine
 from tests.servers import Node
 from tests.util import scaled

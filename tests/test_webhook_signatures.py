@@ -1,6 +1,6 @@
 """Signature checks and de-duplication keys of platform webhooks (no network, no Redis).
 
-The signing helpers here are written independently of ``server.webhooks.signatures`` (straight from each
+The signing helpers here are written independently of ``server.platforms.webhooks.signatures`` (straight from each
 platform's documented recipe), so a mistake shared by signer and verifier would still be caught; the
 published vectors and the ``standardwebhooks`` reference library pin the recipes themselves.
 """
@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.webhooks import (
+from server.platforms.webhooks import (
     BadSignature,
     MalformedPayload,
     MissingHeader,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
-from server.redis_local import AppendFsync, LocalRedis
+from server.ops.local_redis import AppendFsync, LocalRedis
 
 TIMEOUT_SCALE_ENV = "LIVEDROP_TEST_TIMEOUT_SCALE"
 

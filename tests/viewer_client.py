@@ -9,7 +9,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from server.viewer_auth import subprotocols
+from server.viewers.auth import subprotocols
 from tests.util import scaled
 
 Frame = dict[str, Any]

@@ -1,7 +1,7 @@
 """Helpers for the webhook and reconciliation tests: a real app (its lifespan run by hand, requests
 through httpx's ASGI transport), signed deliveries for every platform, and order bodies.
 
-The signatures are made with the signing helpers of ``server.webhooks.signatures``, whose recipes
+The signatures are made with the signing helpers of ``server.platforms.webhooks.signatures``, whose recipes
 ``tests/test_webhook_signatures.py`` pins against each platform's published vectors.
 """
 
@@ -20,13 +20,11 @@ import msgspec
 from starlette.types import Receive, Scope, Send
 
 from server.app import State, create_app
-from server.catalog import DropInfo, Show
-from server.reconcile import ReconciliationReport, build_report
-from server.settings import Settings
-from server.webhooks import keys
-from server.webhooks.config import ANY_SHOP, WebhookSettings
-from server.webhooks.events import Platform
-from server.webhooks.signatures import (
+from server.platforms.reconcile import ReconciliationReport, build_report
+from server.platforms.webhooks import keys
+from server.platforms.webhooks.config import ANY_SHOP, WebhookSettings
+from server.platforms.webhooks.events import Platform
+from server.platforms.webhooks.signatures import (
     META_SIGNATURE,
     SHOPIFY_EVENT_ID,
     SHOPIFY_HMAC,
@@ -48,6 +46,8 @@ from server.webhooks.signatures import (
     sign_tiktok,
     sign_woocommerce,
 )
+from server.settings import Settings
+from server.shows.catalog import DropInfo, Show
 
 SHOP = "livedrop-demo.myshopify.com"
 WOO_SITE = "https://shop.example.com"

@@ -1,0 +1,527 @@
+"""The hosts' side of the live show: the control panel's WebSocket channel and the pages.
+
+``GET /ws/host/shows/{show_id}`` (docs/protocol.md, "Host channel") joins the hub like a viewer
+that is not counted (``audience=False``), so a host sees exactly the frames the audience sees, in
+the same order, from the same code path. On top of that each node runs, per show and only while at
+least one host of that show is connected to it, a ticker that pushes every second:
+
+* ``host_stats``: per drop the counters (with ``oversold``), reservations and units sold per second
+  (deltas of the engine's tallies between two ticks), sales, and the show's viewers now;
+* ``alert``: new entries of the alerts stream (oversold platform lines, unmatched holds, dead
+  webhook deliveries, written by the webhook consumer and the reconciler), slow viewers this node
+  closed, and a drop whose ``oversold`` counter rose.
+
+The browser never polls: everything live arrives on this socket; the HTTP API is only used for
+what the host *does* (add, reorder, launch, restock, end). Host frames go to the hosts' sockets
+only, through ``Hub.deliver``, never to the audience.
+
+The host token may come as ``?token=`` (as the brief of the channel allows, for scripts) or, which
+the panel does, in a first ``auth`` frame: uvicorn logs the request line of every WebSocket
+handshake, query string included, and a host token is long-lived.
+
+The pages (``/panel``, ``/demo/shows/{show_id}``) are plain HTML + ES modules shipped as package
+data under ``server/static``: no build step. They are sent with a strict Content-Security-Policy
+(scripts from this origin only), since the panel keeps a host token in ``sessionStorage``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Annotated, Any, Final
+
+import msgspec
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from broadcast.hub import Hub, Viewer
+from broadcast.transport import Message, socket_for
+from server.host.api import host_token_valid
+from server.platforms.webhooks import keys as wh_keys
+from server.platforms.webhooks.alerts import read_stream
+from server.settings import Settings
+from server.shows.catalog import Catalog, DropInfo
+from server.shows.node import Live, UnknownShow, now_ms
+from server.viewers import protocol as p
+from stock import StockEngine, UnknownDrop
+from stock.types import DropSnapshot
+
+logger = logging.getLogger("livedrop.panel")
+
+AUTH_TIMEOUT: Final = 10.0  # seconds a connection may stay open before its `auth` frame
+TICK_SECONDS: Final = 1.0
+ALERT_HISTORY: Final = 50  # recent alerts of the show sent to a host when it connects
+ALERT_SCAN: Final = 500  # newest stream entries scanned for that history (the stream is shared)
+ALERT_BATCH: Final = 200  # stream entries read per tick
+
+# Alert kinds the ticker makes itself (the stream's own kinds are server.platforms.webhooks.alerts.AlertKind).
+ALERT_SLOW_VIEWERS: Final = "slow_viewers"
+ALERT_DROP_OVERSOLD: Final = "drop_oversold"
+
+
+# -- frames --------------------------------------------------------------------------------------
+class Auth(msgspec.Struct, tag="auth", forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+HostClientFrame = Auth | p.Ping
+host_decoder: Final[p.FrameDecoder[HostClientFrame]] = p.FrameDecoder(HostClientFrame)  # depth-limited
+
+
+class DropFigures(msgspec.Struct):
+    drop: str
+    state: str
+    total: int
+    available: int
+    held: int
+    sold: int
+    oversold: int
+    holds_created: int
+    holds_confirmed: int
+    holds_expired: int
+    reservations_per_second: float
+    sold_per_second: float
+
+
+class Sales(msgspec.Struct):
+    units: int
+    revenue: dict[str, int]  # minor units per currency: sold x price
+
+
+class HostStats(msgspec.Struct, tag="host_stats"):
+    show: str
+    server_time: int
+    viewers: int
+    reservations_per_second: float
+    sold_per_second: float
+    sales: Sales
+    drops: list[DropFigures]
+
+
+class Alert(msgspec.Struct, tag="alert"):
+    id: str
+    kind: str
+    at: int
+    message: str
+    drop: str | None = None
+    detail: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+_encoder: Final = msgspec.json.Encoder()
+
+
+# -- pure parts: figures and alert texts ---------------------------------------------------------
+def drop_figures(now: DropSnapshot, before: DropSnapshot | None, elapsed: float) -> DropFigures:
+    """One drop's line of ``host_stats``. Rates are tally deltas over the time between the two
+    snapshots (0 on the first tick: no baseline yet). Tallies only grow, so a delta is never
+    negative; a restock changes ``total``, not ``sold``."""
+    c = now.counters
+    if before is None or elapsed <= 0:
+        reserves = sold = 0.0
+    else:
+        reserves = max(0, now.holds_created - before.holds_created) / elapsed
+        sold = max(0, c.sold - before.counters.sold) / elapsed
+    return DropFigures(
+        drop=now.drop_id,
+        state=now.state.value,
+        total=c.total,
+        available=c.available,
+        held=c.held,
+        sold=c.sold,
+        oversold=c.oversold,
+        holds_created=now.holds_created,
+        holds_confirmed=now.holds_confirmed,
+        holds_expired=now.holds_expired,
+        reservations_per_second=round(reserves, 2),
+        sold_per_second=round(max(0.0, sold), 2),
+    )
+
+
+def host_stats(show_id: str, viewers: int, figures: list[DropFigures], prices: dict[str, dict[str, int]]) -> HostStats:
+    revenue: dict[str, int] = {}
+    for f in figures:
+        for currency, price in prices.get(f.drop, {}).items():
+            revenue[currency] = revenue.get(currency, 0) + price * f.sold
+    return HostStats(
+        show=show_id,
+        server_time=now_ms(),
+        viewers=viewers,
+        reservations_per_second=round(sum(f.reservations_per_second for f in figures), 2),
+        sold_per_second=round(sum(f.sold_per_second for f in figures), 2),
+        sales=Sales(units=sum(f.sold for f in figures), revenue=revenue),
+        drops=figures,
+    )
+
+
+def stream_alert(entry_id: str, fields: dict[str, str], show_id: str) -> Alert | None:
+    """An alert frame for one entry of the alerts stream, or None if it is another show's.
+    Entries that name no show (a dead webhook delivery) concern every show."""
+    shown = fields.get("show", "")
+    if shown and shown != show_id:
+        return None
+    kind = fields.get("kind", "alert")
+    drop = fields.get("drop") or None
+    detail = {k: v for k, v in fields.items() if k not in ("kind", "show")}
+    qty = fields.get("qty", "?")
+    match kind:
+        case "oversold":
+            message = (
+                f"Oversold: {fields.get('platform', 'a platform')} order {fields.get('order', '?')} "
+                f"sold {qty} unit(s) of {drop or '?'} that were no longer available"
+            )
+        case "unmatched_hold":
+            message = f"Hold {fields.get('hold', '?')} ({qty} unit(s)) was confirmed but no platform order matches it"
+        case "dead_delivery":
+            message = (
+                f"A {fields.get('platform', '?')} webhook could not be applied after several attempts: "
+                f"{fields.get('error', 'unknown error')}"
+            )
+        case _:
+            message = " ".join(f"{k}={v}" for k, v in detail.items()) or kind
+    try:
+        at = int(entry_id.split("-", 1)[0])
+    except ValueError:
+        at = now_ms()
+    return Alert(id=entry_id, kind=kind, at=at, message=message, drop=drop, detail=detail)
+
+
+# -- host tokens ---------------------------------------------------------------------------------
+# -- the per-show rooms and their ticker ---------------------------------------------------------
+@dataclass(eq=False)
+class Room:
+    """The hosts of one show connected to this node, and what the ticker remembers between ticks."""
+
+    show_id: str
+    hosts: dict[Viewer, None] = field(default_factory=dict)
+    ticker: asyncio.Task[None] | None = None
+    before: dict[str, DropSnapshot] = field(default_factory=dict)
+    infos: dict[str, DropInfo] = field(default_factory=dict)
+    last_tick: float = 0.0
+    alerts_after: str = "0-0"
+    slow_closed: int = 0
+    last_figures: list[DropFigures] = field(default_factory=list)
+
+
+class HostPanels:
+    """Owned by the app's lifespan. ``attach``/``detach`` are called by the host endpoint; the
+    ticker of a show runs from its first host on this node to its last."""
+
+    def __init__(
+        self,
+        *,
+        redis: Any,
+        engine: StockEngine,
+        catalog: Catalog,
+        hub: Hub,
+        live: Live,
+        interval: float = TICK_SECONDS,
+    ) -> None:
+        self.redis = redis
+        self.engine = engine
+        self.catalog = catalog
+        self.hub = hub
+        self.live = live
+        self.interval = interval
+        self.rooms: dict[str, Room] = {}
+        self.errors = 0
+
+    async def attach(self, viewer: Viewer) -> None:
+        """Register a host that has had its ``welcome``: it gets the show's recent alerts and
+        a ``host_stats`` at once, then the ticker's frames."""
+        room = self.rooms.get(viewer.show_id)
+        if room is None:
+            room = self.rooms[viewer.show_id] = Room(viewer.show_id, slow_closed=self.hub.stats.slow_closed)
+            # The position first, the history second: an alert written in between is in both,
+            # and the panel drops repeats by id. The other order could lose it.
+            with contextlib.suppress(RedisError):
+                last = await self.redis.xrevrange(wh_keys.ALERTS, count=1)
+                if last:
+                    room.alerts_after = _text(last[0][0])
+            room.hosts[viewer] = None
+            room.ticker = asyncio.create_task(self._run(room), name=f"host-ticker:{viewer.show_id}")
+        else:
+            room.hosts[viewer] = None
+        try:
+            history = await read_stream(self.redis, wh_keys.ALERTS, ALERT_SCAN)
+        except RedisError:
+            history = []
+        alerts = [a for entry_id, fields in history if (a := stream_alert(entry_id, fields, viewer.show_id))]
+        for alert in alerts[-ALERT_HISTORY:]:
+            self.hub.deliver(viewer, Message(_encoder.encode(alert)))
+        if room.last_tick:  # the ticker has a baseline: send its latest figures now
+            with contextlib.suppress(RedisError, UnknownDrop):
+                self.hub.deliver(viewer, self._stats_message(room, await self._figures(room, advance=False)))
+
+    async def detach(self, viewer: Viewer) -> None:
+        room = self.rooms.get(viewer.show_id)
+        if room is None:
+            return
+        room.hosts.pop(viewer, None)
+        if not room.hosts:
+            del self.rooms[viewer.show_id]
+            await _stop(room.ticker)
+
+    async def aclose(self) -> None:
+        rooms, self.rooms = list(self.rooms.values()), {}
+        for room in rooms:
+            await _stop(room.ticker)
+
+    async def _run(self, room: Room) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = self.interval
+        while room.hosts:
+            started = loop.time()
+            try:
+                await self.tick(room)
+                backoff = self.interval
+            except asyncio.CancelledError:
+                raise
+            except RedisError:
+                self.errors += 1
+                logger.warning("host ticker of show %s: Redis error, retrying in %.1fs", room.show_id, backoff)
+                backoff = min(backoff * 2, 10.0)
+            except Exception:
+                self.errors += 1
+                logger.exception("host ticker of show %s failed", room.show_id)
+                backoff = min(backoff * 2, 10.0)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py can turn a cancellation that lands mid-command into a connection
+                # error; the request to stop still stands.
+                raise asyncio.CancelledError
+            # A fixed cadence, whatever a tick cost: rates are per elapsed second anyway.
+            await asyncio.sleep(max(0.0, started + backoff - loop.time()))
+
+    async def tick(self, room: Room) -> None:
+        """One round: figures to every host of the show, then the alerts since the last round."""
+        figures = await self._figures(room, advance=True)
+        self._send(room, self._stats_message(room, figures))
+        alerts: list[Alert] = []
+        slow = self.hub.stats.slow_closed
+        if slow > room.slow_closed:
+            count = slow - room.slow_closed
+            alerts.append(
+                Alert(
+                    id=f"slow-{now_ms()}",
+                    kind=ALERT_SLOW_VIEWERS,
+                    at=now_ms(),
+                    message=f"{count} slow viewer connection(s) closed on this node (they reconnect and resume)",
+                    detail={"count": str(count)},
+                )
+            )
+        room.slow_closed = slow
+        reply = await self.redis.xread({wh_keys.ALERTS: room.alerts_after}, count=ALERT_BATCH)
+        for _, entries in reply or []:
+            for entry_id, raw in entries:
+                room.alerts_after = _text(entry_id)
+                fields = {_text(k): _text(v) for k, v in raw.items()}
+                alert = stream_alert(room.alerts_after, fields, room.show_id)
+                if alert is not None:
+                    alerts.append(alert)
+        for alert in alerts:
+            self._send(room, Message(_encoder.encode(alert)))
+
+    async def _figures(self, room: Room, *, advance: bool) -> list[DropFigures]:
+        now = time.monotonic()
+        elapsed = now - room.last_tick if room.last_tick else 0.0
+        figures: list[DropFigures] = []
+        current: dict[str, DropSnapshot] = {}
+        for drop_id in await self.catalog.drop_ids(room.show_id):
+            if drop_id not in room.infos:
+                info = await self.catalog.get_drop(drop_id)
+                if info is None:
+                    continue
+                room.infos[drop_id] = info
+            try:
+                snap = await self.engine.snapshot(drop_id)
+            except UnknownDrop:
+                continue
+            current[drop_id] = snap
+            before = room.before.get(drop_id)
+            figures.append(drop_figures(snap, before, elapsed) if advance else _hold_rates(snap, room))
+            if advance and before is not None and snap.counters.oversold > before.counters.oversold:
+                self._send(room, Message(_encoder.encode(_oversold_alert(snap, before))))
+        if advance:
+            room.before, room.last_tick = current, now
+            room.last_figures = figures
+        return figures
+
+    def _stats_message(self, room: Room, figures: list[DropFigures]) -> Message:
+        live = self.live.shows.get(room.show_id)
+        viewers = live.viewers if live is not None else 0
+        prices = {drop_id: info.prices for drop_id, info in room.infos.items()}
+        frame = host_stats(room.show_id, viewers, figures, prices)
+        # Conflatable: a host whose socket is slow gets the latest figures, not a backlog.
+        return Message(_encoder.encode(frame), key="host_stats")
+
+    def _send(self, room: Room, message: Message) -> None:
+        for viewer in list(room.hosts):
+            self.hub.deliver(viewer, message)
+
+
+def _hold_rates(snap: DropSnapshot, room: Room) -> DropFigures:
+    """A drop's figures for a host that just joined: today's counters with the rates of the
+    ticker's last round (so its chart does not dip to zero for everyone else's rates)."""
+    fresh = drop_figures(snap, None, 0.0)
+    for f in room.last_figures:
+        if f.drop == snap.drop_id:
+            return msgspec.structs.replace(
+                fresh, reservations_per_second=f.reservations_per_second, sold_per_second=f.sold_per_second
+            )
+    return fresh
+
+
+def _oversold_alert(snap: DropSnapshot, before: DropSnapshot) -> Alert:
+    rose = snap.counters.oversold - before.counters.oversold
+    return Alert(
+        id=f"oversold-{snap.drop_id}-{snap.counters.oversold}",
+        kind=ALERT_DROP_OVERSOLD,
+        at=now_ms(),
+        message=f"{rose} more unit(s) of {snap.drop_id} sold by platforms with none available "
+        f"(oversold now {snap.counters.oversold})",
+        drop=snap.drop_id,
+        detail={"oversold": str(snap.counters.oversold), "rose": str(rose)},
+    )
+
+
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# -- the endpoint ----------------------------------------------------------------------------------
+async def _read_auth(websocket: WebSocket) -> str | None:
+    """The token of the first frame, which must be ``auth``; None (after an error frame) else."""
+    try:
+        async with asyncio.timeout(AUTH_TIMEOUT):
+            message = await websocket.receive()
+    except TimeoutError:
+        return None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    raw = message.get("text")
+    data = raw.encode() if raw is not None else (message.get("bytes") or b"")
+    try:
+        frame = host_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        code, text = p.describe_decode_error(exc)
+        await websocket.send_text(p.encode(p.Error(code=code, message=text)).decode())
+        return None
+    return frame.token if isinstance(frame, Auth) else None
+
+
+async def host_endpoint(websocket: WebSocket) -> None:
+    state: Any = websocket.state
+    hub: Hub = state.hub
+    live: Live = state.live
+    panels: HostPanels = state.panels
+    show_id = websocket.path_params["show_id"]
+    await websocket.accept()
+    try:
+        token = websocket.query_params.get("token") or await _read_auth(websocket)
+    except WebSocketDisconnect:
+        return
+    if not token:
+        await websocket.close(p.CLOSE_POLICY, 'a host token is required: send {"type": "auth", "token": …}')
+        return
+    try:
+        if not await host_token_valid(state.settings, state.redis, token):
+            await websocket.close(p.CLOSE_POLICY, "unknown host token")
+            return
+        viewer = await hub.join(show_id, socket_for(websocket), None, audience=False)
+    except UnknownShow:
+        await websocket.close(p.CLOSE_UNKNOWN_SHOW, "unknown show")
+        return
+    except RedisError:
+        await websocket.close(p.CLOSE_RESTART, "unavailable, retry")
+        return
+    state.metrics.host_connections.inc()
+    try:
+        hub.deliver(viewer, live.welcome(show_id, can_reserve=False))
+        await panels.attach(viewer)
+        while not viewer.closed:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            data = raw.encode() if raw is not None else (message.get("bytes") or b"")
+            if len(data) > p.MAX_FRAME_BYTES:
+                await websocket.close(p.CLOSE_TOO_BIG, "frame too big")
+                return
+            try:
+                frame = host_decoder.decode(data)
+            except msgspec.DecodeError as exc:
+                code, text = p.describe_decode_error(exc)
+                hub.deliver(viewer, Message(p.encode(p.Error(code=code, message=text))))
+                continue
+            match frame:
+                case p.Ping(ref=ref):
+                    hub.deliver(viewer, Message(p.encode(p.Pong(server_time=live.clock.now_ms(), ref=ref))))
+                case Auth():
+                    pass  # a repeated auth on an open channel changes nothing
+    except WebSocketDisconnect:
+        pass
+    finally:
+        state.metrics.host_connections.dec()
+        await panels.detach(viewer)
+        await hub.leave(viewer)
+
+
+# -- pages -----------------------------------------------------------------------------------------
+CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https: http:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS: Final = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def static_text(*path: str) -> str:
+    return resources.files("server").joinpath("static", *path).read_text(encoding="utf-8")
+
+
+def page(html: str) -> Response:
+    return HTMLResponse(html, headers=PAGE_HEADERS)
+
+
+def panel_routes(settings: Settings) -> list[BaseRoute]:
+    """``/panel``, ``/demo/shows/{show_id}``, ``/static/…`` and the host channel. The demo
+    viewer page is served in every mode: it speaks only the public viewer protocol, and buys
+    only with a viewer token an integrator (or the panel, or ``livedrop demo``) gave it. Its
+    "pay" button needs the demo's checkout, which exists only in demo mode (``server.demo.command``)."""
+    panel_html = static_text("panel", "index.html")
+    demo_html = static_text("demo", "index.html").replace(
+        'data-checkout="off"', f'data-checkout="{"on" if settings.demo else "off"}"'
+    )
+
+    async def panel_page(request: Request) -> Response:
+        return page(panel_html)
+
+    async def demo_page(request: Request) -> Response:
+        return page(demo_html)
+
+    return [
+        Route("/panel", panel_page),
+        Route("/demo/shows/{show_id}", demo_page),
+        Mount("/static", StaticFiles(packages=[("server", "static")]), name="static"),
+        WebSocketRoute("/ws/host/shows/{show_id}", host_endpoint),
+    ]
