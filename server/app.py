@@ -24,7 +24,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from broadcast.hub import Hub
 from broadcast.transport import CaptureTransport
-from server.demo.command import demo_routes
+from server.demo.checkout import demo_routes
 from server.host.api import build_api
 from server.host.panel import HostPanels, panel_routes
 from server.ops.metrics import HubExport, Metrics, multiprocess_dir, process_exited

@@ -19,15 +19,9 @@ import pytest
 from redis.asyncio import Redis
 
 from broadcast.hub import Hub
-from server.demo.command import (
-    PRODUCTS,
-    BotBrain,
-    Checkout,
-    SendFrame,
-    choose_port,
-    next_to_launch,
-    seed_show,
-)
+from server.demo.bots import BotBrain, Checkout, SendFrame
+from server.demo.command import choose_port
+from server.demo.seed import PRODUCTS, next_to_launch, seed_show
 from server.ops.local_redis import LocalRedis, free_port
 from server.shows.actions import Host
 from server.shows.catalog import Catalog
