@@ -14,7 +14,7 @@ import secrets
 from importlib import resources
 from typing import Any, Final, NamedTuple
 
-from stock.keys import show_tag
+from broadcast.keys import show_tag
 
 # Entries kept per show. A resume further back than this gets a fresh welcome ("reset").
 RETENTION: Final = 2000

@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any, Final, NamedTuple
 
-from stock.keys import show_tag
+from broadcast.keys import show_tag
 
 # A node that has not reported for this long is gone. Nodes report every second.
 PRESENCE_TTL_MS: Final = 5000

@@ -231,7 +231,7 @@ def _token_host(args: argparse.Namespace) -> int:
 
     from redis import Redis
 
-    from server.host.api import HOST_TOKENS_KEY
+    from server.keys import HOST_TOKENS_KEY
 
     with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url:
         client = Redis.from_url(url)

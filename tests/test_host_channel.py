@@ -17,10 +17,10 @@ from websockets.exceptions import ConnectionClosed
 
 from broadcast.hub import Hub
 from broadcast.transport import Message, SendResult
-from server.host.api import HOST_TOKENS_KEY
+from server import keys as wh_keys
 from server.host.panel import ALERT_SLOW_VIEWERS, HostPanels, drop_figures, host_stats, stream_alert
+from server.keys import HOST_TOKENS_KEY
 from server.ops.local_redis import LocalRedis
-from server.platforms.webhooks import keys as wh_keys
 from server.shows.catalog import Catalog, DropInfo, Show
 from server.shows.node import Live
 from stock import Counters, PlatformSale, StockEngine

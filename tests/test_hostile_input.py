@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from server.platforms.webhooks import keys
+from server import keys
 from server.platforms.webhooks.events import Platform
 from server.shows.catalog import Catalog, DropInfo, Show
 from server.viewers.protocol import MAX_FRAME_BYTES

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from server.platforms.webhooks import keys as wh_keys
+from server import keys as wh_keys
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, TABLET, PageErrors, artifact, require_chromium
 from tests.servers import Node
 from tests.util import scaled

@@ -12,9 +12,9 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from server import keys
 from server.ops.local_redis import LocalRedis
 from server.platforms.reconcile import Reconciler, ReconciliationReport, UnknownShow
-from server.platforms.webhooks import keys
 from server.platforms.webhooks.events import Platform
 from stock import HoldTaken
 from stock.types import Counters

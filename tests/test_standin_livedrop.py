@@ -13,7 +13,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from server.platforms.webhooks import keys
+from server import keys
 from standins.base import StandIn
 from standins.cli import livedrop_env
 from standins.meta import MetaStandIn

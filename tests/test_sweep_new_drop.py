@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
+from server.keys import LAUNCHED_KEY
 from server.ops.local_redis import LocalRedis
 from server.ops.metrics import Metrics
 from server.shows.catalog import DropInfo
 from server.shows.clock import redis_now_ms
-from server.shows.sweeper import LAUNCH_MARGIN_MS, LAUNCHED_KEY, Sweeper
+from server.shows.sweeper import LAUNCH_MARGIN_MS, Sweeper
 from stock import StockEngine
 from stock.types import DropState, HoldState
 from tests.servers import Node

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from server import keys
 from server.ops.local_redis import LocalCluster, LocalRedis
-from server.platforms.webhooks import keys
 from server.platforms.webhooks.consumer import MAX_ATTEMPTS
 from server.platforms.webhooks.events import Platform, PlatformOrderEvent
 from server.platforms.webhooks.ingest import decode_delivery

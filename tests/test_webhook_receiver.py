@@ -15,8 +15,8 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from server import keys
 from server.ops.local_redis import LocalRedis
-from server.platforms.webhooks import keys
 from server.platforms.webhooks.config import webhook_settings_from_env
 from server.platforms.webhooks.events import Platform
 from server.platforms.webhooks.signatures import SHOPIFY_HMAC, SHOPIFY_WEBHOOK_ID, sign_meta

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from server.platforms.webhooks import keys
+from server import keys
 from server.platforms.webhooks.events import Platform
 from stock import StockEngine
 from tests.servers import Node

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
+from server import keys
 from server.ops.local_redis import LocalRedis
-from server.platforms.webhooks import keys
 from server.platforms.webhooks.config import webhook_settings_from_env
 from stock import StockEngine
 from tests.servers import Node

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from server.host import audit
 from server.host.openapi import Api
+from server.keys import HOST_TOKENS_KEY
 from server.platforms.reconcile import ReconciliationReport, build_report
 from server.problems import Problem
 from server.settings import Settings
@@ -40,7 +41,6 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z
 Opaque = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/+=-]+$")]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-HOST_TOKENS_KEY = "ld:host_tokens"  # sha256 hex of tokens minted by `livedrop token host`
 
 
 class CreateShow(msgspec.Struct, forbid_unknown_fields=True):

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 
-from server.platforms.webhooks import keys as wh_keys
+from server import keys as wh_keys
 from server.problems import Problem
 from stock import StockEngine
 from stock.types import Hold

@@ -44,8 +44,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from broadcast.hub import Hub, Viewer
 from broadcast.transport import Message, socket_for
+from server import keys as wh_keys
 from server.host.api import host_token_valid
-from server.platforms.webhooks import keys as wh_keys
 from server.platforms.webhooks.alerts import read_stream
 from server.settings import Settings
 from server.shows.catalog import Catalog, DropInfo

@@ -40,9 +40,9 @@ from typing import Any
 import msgspec
 from redis.exceptions import RedisError
 
+from server import keys as wh_keys
 from server.loops import raise_if_cancelled
 from server.ops.metrics import Metrics
-from server.platforms.webhooks import keys as wh_keys
 from server.platforms.webhooks.alerts import AlertKind, Alerts, IssueKind, read_stream
 from server.platforms.webhooks.config import WebhookSettings
 from server.shows.catalog import Catalog

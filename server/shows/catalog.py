@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from server.keys import SHOWS_KEY, drop_info_key, show_drops_key, show_info_key, sku_key
 from stock import DropConfig, StockEngine, keys
 
 
@@ -46,23 +47,6 @@ class DropInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 _show_codec = (msgspec.json.Encoder(), msgspec.json.Decoder(Show))
 _drop_codec = (msgspec.json.Encoder(), msgspec.json.Decoder(DropInfo))
-SHOWS_KEY = f"{keys.PREFIX}:shows"
-
-
-def _show_info_key(show_id: str) -> str:
-    return keys.show_tag(show_id) + "info"
-
-
-def _show_drops_key(show_id: str) -> str:
-    return keys.show_tag(show_id) + "drops"
-
-
-def _drop_info_key(drop_id: str) -> str:
-    return keys.drop_keys(drop_id).meta.removesuffix("meta") + "info"
-
-
-def _sku_key(sku: str) -> str:
-    return f"{keys.PREFIX}:sku:{sku}"
 
 
 class Catalog:
@@ -74,12 +58,12 @@ class Catalog:
 
     async def put_show(self, show: Show) -> Show:
         keys.check_name("show id", show.show_id)
-        await self.redis.set(_show_info_key(show.show_id), _show_codec[0].encode(show))
+        await self.redis.set(show_info_key(show.show_id), _show_codec[0].encode(show))
         await self.redis.sadd(SHOWS_KEY, show.show_id)
         return show
 
     async def get_show(self, show_id: str) -> Show | None:
-        raw = await self.redis.get(_show_info_key(show_id))
+        raw = await self.redis.get(show_info_key(show_id))
         return None if raw is None else _show_codec[1].decode(raw)
 
     async def shows(self) -> list[Show]:
@@ -100,21 +84,21 @@ class Catalog:
         await self.engine.define(
             DropConfig(info.drop_id, info.show_id, info.total, info.per_customer_limit, info.hold_seconds)
         )
-        await self.redis.set(_drop_info_key(info.drop_id), _drop_codec[0].encode(info))
-        order_key = _show_drops_key(info.show_id)
+        await self.redis.set(drop_info_key(info.drop_id), _drop_codec[0].encode(info))
+        order_key = show_drops_key(info.show_id)
         if await self.redis.zscore(order_key, info.drop_id) is None:
             last = await self.redis.zrange(order_key, -1, -1, withscores=True)
             await self.redis.zadd(order_key, {info.drop_id: (last[0][1] + 1) if last else 1}, nx=True)
-        await self.redis.set(_sku_key(info.sku), info.drop_id)
+        await self.redis.set(sku_key(info.sku), info.drop_id)
         return info
 
     async def get_drop(self, drop_id: str) -> DropInfo | None:
-        raw = await self.redis.get(_drop_info_key(drop_id))
+        raw = await self.redis.get(drop_info_key(drop_id))
         return None if raw is None else _drop_codec[1].decode(raw)
 
     async def drop_ids(self, show_id: str) -> list[str]:
         """The show's drops in run-of-show order."""
-        return [m.decode() for m in await self.redis.zrange(_show_drops_key(show_id), 0, -1)]
+        return [m.decode() for m in await self.redis.zrange(show_drops_key(show_id), 0, -1)]
 
     async def drops(self, show_id: str) -> list[DropInfo]:
         found = [await self.get_drop(drop_id) for drop_id in await self.drop_ids(show_id)]
@@ -129,11 +113,11 @@ class Catalog:
             raise KeyError(sorted(unknown))
         ordered = list(dict.fromkeys(drop_ids)) + [d for d in current if d not in drop_ids]
         if ordered:  # ZADD with nothing to add is an error, not a no-op
-            await self.redis.zadd(_show_drops_key(show_id), {d: i + 1 for i, d in enumerate(ordered)})
+            await self.redis.zadd(show_drops_key(show_id), {d: i + 1 for i, d in enumerate(ordered)})
         return ordered
 
     async def drop_for_sku(self, sku: str) -> str | None:
         """The drop that sells ``sku`` (the latest one created for it): how platform order
         lines, which know only SKUs, find their drop."""
-        raw = await self.redis.get(_sku_key(sku))
+        raw = await self.redis.get(sku_key(sku))
         return None if raw is None else raw.decode()

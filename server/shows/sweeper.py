@@ -21,6 +21,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from server.keys import LAUNCHED_KEY
 from server.loops import raise_if_cancelled
 from server.ops.metrics import Metrics
 from server.shows.clock import redis_now_ms
@@ -29,9 +30,6 @@ from stock.types import DropState, SweepResult
 
 logger = logging.getLogger("livedrop.sweeper")
 
-# Drops launched recently (member: drop id, score: launch time by Redis' clock). One key for
-# the whole deployment, so it lives on one Cluster slot; it holds a handful of ids.
-LAUNCHED_KEY = f"{keys.PREFIX}:sweep:launched"
 # An enlisted drop must stay listed until every node's full scan has seen it live; after that
 # the scan finds it by itself. Ten minutes outlasts any sensible LIVEDROP_DROP_SCAN_INTERVAL.
 LAUNCHED_KEEP_MS = 10 * 60 * 1000

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from server import keys
 from server.ops.metrics import Metrics
-from server.platforms.webhooks import keys
 from server.platforms.webhooks.ingest import AppendOnce
 
 logger = logging.getLogger("livedrop.webhooks")

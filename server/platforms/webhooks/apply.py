@@ -33,8 +33,8 @@ from typing import Any
 
 import msgspec
 
+from server import keys
 from server.ops.metrics import Metrics
-from server.platforms.webhooks import keys
 from server.platforms.webhooks.alerts import AlertKind, Alerts, IssueKind
 from server.platforms.webhooks.events import OrderLine, OrderStatus, PlatformOrderEvent
 from server.platforms.webhooks.scripts import Arg, BatchedScript

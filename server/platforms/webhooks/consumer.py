@@ -25,9 +25,9 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
+from server import keys
 from server.loops import raise_if_cancelled
 from server.ops.metrics import Metrics
-from server.platforms.webhooks import keys
 from server.platforms.webhooks.alerts import AlertKind, Alerts
 from server.platforms.webhooks.apply import OrderApplier
 from server.platforms.webhooks.erasure import SHOPIFY_REDACT_TOPIC, erase_deliveries, shopify_redact_identifiers

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from server.platforms.webhooks import keys
+from server import keys
 from server.viewers.limits import MAX_WEBHOOK_DEPTH, TooDeep, check_depth
 
 MIN_NUMERIC_ID = 6

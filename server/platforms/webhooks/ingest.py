@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from server.platforms.webhooks import keys
+from server import keys
 from server.platforms.webhooks.events import Platform
 from server.platforms.webhooks.headers import header
 from server.platforms.webhooks.scripts import Arg, BatchedScript
