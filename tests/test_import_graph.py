@@ -15,8 +15,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("server", "broadcast", "stock", "loadtest", "standins", "bench")
 
@@ -140,13 +138,11 @@ def test_graph_is_read() -> None:
     assert any(t.startswith("stock") for t in edges["server.app"] | set().union(*edges.values()))
 
 
-@pytest.mark.xfail(strict=True, reason="the reorganisation is under way")
 def test_no_import_cycle() -> None:
     found = cycles(import_graph())
     assert found == [], "import cycles:\n" + "\n".join(" ".join(c) for c in found)
 
 
-@pytest.mark.xfail(strict=True, reason="the reorganisation is under way")
 def test_imports_run_one_way() -> None:
     found = backwards(import_graph())
     assert found == [], "backwards imports:\n" + "\n".join(found)
