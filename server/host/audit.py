@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from server import keys as wh_keys
 from server.problems import Problem
+from server.replies import decoded
 from stock import StockEngine
 from stock.types import Hold
 
@@ -93,10 +94,6 @@ def page_params(request: Request) -> tuple[str, int]:
     return after, count
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _at_ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
@@ -104,7 +101,7 @@ def _at_ms(entry_id: str) -> int:
 async def _page(redis: Any, stream: str, after: str, count: int) -> list[tuple[str, dict[str, Any]]]:
     start = after if after == "-" else f"({after}"
     raw = await redis.xrange(stream, min=start, max="+", count=count)
-    return [(_text(entry_id), {_text(k): v for k, v in fields.items()}) for entry_id, fields in raw]
+    return [(decoded(entry_id), {decoded(k): v for k, v in fields.items()}) for entry_id, fields in raw]
 
 
 async def drop_holds(engine: StockEngine, drop_id: str) -> DropHolds:
@@ -121,13 +118,13 @@ async def webhook_intake(redis: Any) -> WebhookIntake:
     if not recorded and not await redis.exists(wh_keys.STREAM):
         return WebhookIntake(recorded=0, pending=0, lag=0, caught_up=True, consumers=0, dead=dead)
     groups = await redis.xinfo_groups(wh_keys.STREAM)
-    group = next((g for g in groups if _text(g["name"]) == wh_keys.GROUP), None)
+    group = next((g for g in groups if decoded(g["name"]) == wh_keys.GROUP), None)
     if group is None:  # no applier has started yet: nothing recorded is applied
         return WebhookIntake(recorded=recorded, pending=0, lag=None, caught_up=False, consumers=0, dead=dead)
     pending = int(group["pending"])
     lag = group.get("lag")
     last = await redis.xrevrange(wh_keys.STREAM, count=1)
-    read_all = bool(last) and _text(group["last-delivered-id"]) == _text(last[0][0])
+    read_all = bool(last) and decoded(group["last-delivered-id"]) == decoded(last[0][0])
     return WebhookIntake(
         recorded=recorded,
         pending=pending,
@@ -144,8 +141,8 @@ async def deliveries(redis: Any, after: str, count: int) -> DeliveryPage:
     found = [
         RecordedDelivery(
             entry_id=entry_id,
-            platform=_text(fields.get("p", b"")),
-            keys=[k for k in _text(fields.get("k", b"")).split("\n") if k],
+            platform=decoded(fields.get("p", b"")),
+            keys=[k for k in decoded(fields.get("k", b"")).split("\n") if k],
             at_ms=_at_ms(entry_id),
         )
         for entry_id, fields in entries
@@ -158,7 +155,7 @@ async def alerts(redis: Any, after: str, count: int) -> AlertPage:
     entries = await _page(redis, wh_keys.ALERTS, after, count)
     found = []
     for entry_id, fields in entries:
-        text = {k: _text(v) for k, v in fields.items()}
+        text = {k: decoded(v) for k, v in fields.items()}
         kind = text.pop("kind", "")
         found.append(AlertRecord(entry_id=entry_id, kind=kind, fields=text, at_ms=_at_ms(entry_id)))
     return AlertPage(alerts=found, next_after=entries[-1][0] if len(entries) == count else None)

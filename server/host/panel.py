@@ -47,6 +47,7 @@ from broadcast.transport import Message, socket_for
 from server import keys as wh_keys
 from server.host.api import host_token_valid
 from server.platforms.webhooks.alerts import read_stream
+from server.replies import decoded
 from server.settings import Settings
 from server.shows.catalog import Catalog, DropInfo
 from server.shows.node import Live, UnknownShow, now_ms
@@ -244,7 +245,7 @@ class HostPanels:
             with contextlib.suppress(RedisError):
                 last = await self.redis.xrevrange(wh_keys.ALERTS, count=1)
                 if last:
-                    room.alerts_after = _text(last[0][0])
+                    room.alerts_after = decoded(last[0][0])
             room.hosts[viewer] = None
             room.ticker = asyncio.create_task(self._run(room), name=f"host-ticker:{viewer.show_id}")
         else:
@@ -321,8 +322,8 @@ class HostPanels:
         reply = await self.redis.xread({wh_keys.ALERTS: room.alerts_after}, count=ALERT_BATCH)
         for _, entries in reply or []:
             for entry_id, raw in entries:
-                room.alerts_after = _text(entry_id)
-                fields = {_text(k): _text(v) for k, v in raw.items()}
+                room.alerts_after = decoded(entry_id)
+                fields = {decoded(k): decoded(v) for k, v in raw.items()}
                 alert = stream_alert(room.alerts_after, fields, room.show_id)
                 if alert is not None:
                     alerts.append(alert)
@@ -398,10 +399,6 @@ async def _stop(task: asyncio.Task[None] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 # -- the endpoint ----------------------------------------------------------------------------------

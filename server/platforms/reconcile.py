@@ -45,6 +45,7 @@ from server.loops import raise_if_cancelled
 from server.ops.metrics import Metrics
 from server.platforms.webhooks.alerts import AlertKind, Alerts, IssueKind, read_stream
 from server.platforms.webhooks.config import WebhookSettings
+from server.replies import decoded
 from server.shows.catalog import Catalog
 from stock import StockEngine
 from stock import keys as stock_keys
@@ -281,10 +282,6 @@ class LedgerFold:
                     self.cancelled_first[line] = msgspec.structs.replace(self.cancelled_first[line], order_ignored=True)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 # -- reading Redis ------------------------------------------------------------------------------
 
 
@@ -316,7 +313,7 @@ async def _drop_report(
     reasons = {}
     if fold.sales:
         raw = await redis.hgetall(wh_keys.sale_holds(show_id))
-        reasons = {_text(k): _text(v).split(" ", 1)[0] for k, v in raw.items()}
+        reasons = {decoded(k): decoded(v).split(" ", 1)[0] for k, v in raw.items()}
 
     def reason(s: SaleLine) -> str:
         if s.hold_id:

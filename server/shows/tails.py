@@ -31,6 +31,7 @@ from typing import Any
 from redis.crc import key_slot
 
 from server.loops import Backoff, repeat
+from server.replies import decoded
 
 logger = logging.getLogger("livedrop.tails")
 
@@ -40,10 +41,6 @@ Handler = Callable[[Entries], None]
 WAKE_TTL_MS = 10 * 60 * 1000  # a wake stream of a node that died goes away on its own
 READ_GRACE = 5.0  # seconds a read may run past its BLOCK before its connection counts as dead
 CLOSE_WAIT = 2.0  # seconds a woken reader has to end by itself at shutdown before it is cancelled
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def stream_id(value: str) -> tuple[int, int]:
@@ -239,12 +236,12 @@ class StreamTails:
         left to the next read, which starts there (handing them over would skip the gap)."""
         items = reply.items() if isinstance(reply, dict) else (reply or [])  # RESP3 | RESP2
         for raw_key, raw_entries in items:
-            key = _text(raw_key)
+            key = decoded(raw_key)
             entries: Entries = raw_entries[0] if isinstance(reply, dict) else raw_entries
             if not entries:
                 continue
             if key == group.wake_key:
-                group.wake_after = _text(entries[-1][0])
+                group.wake_after = decoded(entries[-1][0])
                 continue
             watch = group.streams.get(key)
             if watch is None:
@@ -252,10 +249,10 @@ class StreamTails:
             floor = stream_id(watch.after)
             if stream_id(asked.get(key, "0-0")) > floor:
                 continue
-            fresh = [e for e in entries if stream_id(_text(e[0])) > floor]
+            fresh = [e for e in entries if stream_id(decoded(e[0])) > floor]
             if not fresh:
                 continue
-            watch.after = _text(fresh[-1][0])
+            watch.after = decoded(fresh[-1][0])
             try:
                 watch.handler(fresh)
             except Exception:

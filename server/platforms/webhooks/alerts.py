@@ -17,6 +17,7 @@ from typing import Any
 from server import keys
 from server.ops.metrics import Metrics
 from server.platforms.webhooks.ingest import AppendOnce
+from server.replies import decoded
 
 logger = logging.getLogger("livedrop.webhooks")
 
@@ -87,8 +88,6 @@ class Alerts:
 async def read_stream(redis: Any, stream: str, count: int) -> list[tuple[str, dict[str, str]]]:
     """The newest ``count`` entries of a capped stream, oldest first, fields decoded."""
     raw = await redis.xrevrange(stream, count=count)
-    return [(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()}) for entry_id, fields in reversed(raw)]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return [
+        (decoded(entry_id), {decoded(k): decoded(v) for k, v in fields.items()}) for entry_id, fields in reversed(raw)
+    ]

@@ -35,6 +35,7 @@ from server.platforms.webhooks.errors import WebhookRejected
 from server.platforms.webhooks.events import Platform, PlatformOrderEvent
 from server.platforms.webhooks.ingest import decode_delivery
 from server.platforms.webhooks.normalize import normalize
+from server.replies import decoded
 
 logger = logging.getLogger("livedrop.webhooks")
 
@@ -42,12 +43,8 @@ MAX_ATTEMPTS = 5
 _Entry = tuple[bytes, dict[bytes, bytes]]
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _stream_id(value: bytes | str) -> tuple[int, int]:
-    ms, _, seq = _text(value).partition("-")
+    ms, _, seq = decoded(value).partition("-")
     return int(ms), int(seq or 0)
 
 
@@ -185,7 +182,7 @@ class WebhookConsumer:
         # several deliveries recorded within one millisecond must not keep each other.
         oldest = pending.get("min") if pending else None
         groups = await self.redis.xinfo_groups(keys.STREAM)
-        delivered = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == keys.GROUP), None)
+        delivered = next((g["last-delivered-id"] for g in groups if decoded(g["name"]) == keys.GROUP), None)
         if oldest is not None:
             floor = min(floor, _stream_id(oldest))
         if delivered is not None:
@@ -194,7 +191,7 @@ class WebhookConsumer:
         await self.redis.xtrim(keys.STREAM, minid=f"{floor[0]}-{floor[1]}", approximate=False)
         self.metrics.webhook_pending.set(int(pending.get("pending", 0)) if pending else 0)
         for consumer in await self.redis.xinfo_consumers(keys.STREAM, keys.GROUP):
-            name = _text(consumer["name"])
+            name = decoded(consumer["name"])
             # A consumer with nothing pending, idle for a day, was a process that is gone.
             if name != self.name and int(consumer["pending"]) == 0 and int(consumer["idle"]) > 86_400_000:
                 await self.redis.xgroup_delconsumer(keys.STREAM, keys.GROUP, name)

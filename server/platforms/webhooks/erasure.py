@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from server import keys
+from server.replies import decoded
 from server.viewers.limits import MAX_WEBHOOK_DEPTH, TooDeep, check_depth
 
 MIN_NUMERIC_ID = 6
@@ -101,12 +102,8 @@ def names_anyone(body: bytes, texts: frozenset[str], numbers: frozenset[int]) ->
     return False
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _id(value: bytes | str) -> tuple[int, int]:
-    ms, _, seq = _text(value).partition("-")
+    ms, _, seq = decoded(value).partition("-")
     return int(ms), int(seq or 0)
 
 
@@ -125,7 +122,7 @@ async def erase_deliveries(redis: Any, identifiers: Sequence[str]) -> ErasureRes
     delivered: tuple[int, int] | None = None
     if await redis.exists(keys.STREAM):
         for group in await redis.xinfo_groups(keys.STREAM):
-            if _text(group["name"]) == keys.GROUP:
+            if decoded(group["name"]) == keys.GROUP:
                 delivered = _id(group["last-delivered-id"])
     erased = deferred = 0
     for stream in (keys.STREAM, keys.DEAD):
@@ -133,7 +130,7 @@ async def erase_deliveries(redis: Any, identifiers: Sequence[str]) -> ErasureRes
         while True:
             page = await redis.xrange(stream, start, "+", count=_PAGE)
             for raw_id, fields in page:
-                entry_id = _text(raw_id)
+                entry_id = decoded(raw_id)
                 if not names_anyone(fields.get(b"b", b""), texts, numbers):
                     continue
                 if stream == keys.STREAM and await _unapplied(redis, entry_id, delivered):
@@ -142,5 +139,5 @@ async def erase_deliveries(redis: Any, identifiers: Sequence[str]) -> ErasureRes
                 erased += int(await redis.xdel(stream, entry_id))
             if len(page) < _PAGE:
                 break
-            start = "(" + _text(page[-1][0])
+            start = "(" + decoded(page[-1][0])
     return ErasureResult(erased, deferred)

@@ -37,6 +37,7 @@ from server.platforms.webhooks.signatures import (
     WC_TOPIC,
     WC_WEBHOOK_ID,
 )
+from server.replies import decoded
 
 # The headers kept with each delivery: those the normalisers and de-duplication read, plus the
 # signature, so an auditor can check a stored delivery again. Nothing else (no client address,
@@ -72,10 +73,6 @@ _headers_encoder = msgspec.json.Encoder()
 _headers_decoder = msgspec.json.Decoder(dict[str, str])
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class AppendOnce:
     """``append_once.lua`` on one client, its concurrent calls batched (``scripts.BatchedScript``)."""
 
@@ -97,7 +94,7 @@ class AppendOnce:
         for name, value in fields.items():
             args += (name, value)
         entry_id, duplicate = await self.script([stream, *seen_keys], args)
-        return _text(entry_id), bool(duplicate)
+        return decoded(entry_id), bool(duplicate)
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -123,7 +120,7 @@ def recorded_headers(platform: Platform, headers: Mapping[str, str]) -> dict[str
 def decode_delivery(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Delivery:
     """A stream entry back into a ``Delivery``. Raises KeyError/ValueError on a foreign entry."""
     return Delivery(
-        entry_id=_text(entry_id),
+        entry_id=decoded(entry_id),
         platform=Platform(fields[b"p"].decode()),
         body=fields[b"b"],
         headers=_headers_decoder.decode(fields[b"h"]),
