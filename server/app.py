@@ -26,7 +26,8 @@ from broadcast.hub import Hub
 from broadcast.transport import CaptureTransport
 from server.demo.checkout import demo_routes
 from server.host.api import build_api
-from server.host.panel import HostPanels, panel_routes
+from server.host.channel import HostPanels
+from server.host.pages import panel_routes
 from server.ops.metrics import HubExport, Metrics, multiprocess_dir, process_exited
 from server.platforms.reconcile import Reconciler
 from server.platforms.webhooks.receiver import webhook_routes

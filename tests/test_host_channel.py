@@ -18,7 +18,8 @@ from websockets.exceptions import ConnectionClosed
 from broadcast.hub import Hub
 from broadcast.transport import Message, SendResult
 from server import keys as wh_keys
-from server.host.panel import ALERT_SLOW_VIEWERS, HostPanels, drop_figures, host_stats, stream_alert
+from server.host.channel import HostPanels
+from server.host.figures import ALERT_SLOW_VIEWERS, drop_figures, host_stats, stream_alert
 from server.keys import HOST_TOKENS_KEY
 from server.ops.local_redis import LocalRedis
 from server.shows.catalog import Catalog, DropInfo, Show

@@ -1,4 +1,4 @@
-"""The hosts' side of the live show: the control panel's WebSocket channel and the pages.
+"""The control panel's WebSocket channel: the hosts' side of the live show.
 
 ``GET /ws/host/shows/{show_id}`` (docs/protocol.md, "Host channel") joins the hub like a viewer
 that is not counted (``audience=False``), so a host sees exactly the frames the audience sees, in
@@ -19,9 +19,8 @@ The host token may come as ``?token=`` (as the brief of the channel allows, for 
 the panel does, in a first ``auth`` frame: uvicorn logs the request line of every WebSocket
 handshake, query string included, and a host token is long-lived.
 
-The pages (``/panel``, ``/demo/shows/{show_id}``) are plain HTML + ES modules shipped as package
-data under ``server/static``: no build step. They are sent with a strict Content-Security-Policy
-(scripts from this origin only), since the panel keeps a host token in ``sessionStorage``.
+The pages that open this channel are in ``server.host.pages``; the pure figures and frames in
+``server.host.figures``.
 """
 
 from __future__ import annotations
@@ -31,24 +30,30 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 import msgspec
 from redis.exceptions import RedisError
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from broadcast.hub import Hub, Viewer
 from broadcast.transport import Message, socket_for
 from server import keys as wh_keys
 from server.host.api import host_token_valid
+from server.host.figures import (
+    ALERT_SLOW_VIEWERS,
+    Alert,
+    Auth,
+    DropFigures,
+    drop_figures,
+    encoder,
+    host_decoder,
+    host_stats,
+    oversold_alert,
+    stream_alert,
+)
 from server.platforms.webhooks.alerts import read_stream
 from server.replies import decoded
-from server.settings import Settings
 from server.shows.catalog import Catalog, DropInfo
 from server.shows.node import Live, UnknownShow, now_ms
 from server.viewers import protocol as p
@@ -63,138 +68,7 @@ ALERT_HISTORY: Final = 50  # recent alerts of the show sent to a host when it co
 ALERT_SCAN: Final = 500  # newest stream entries scanned for that history (the stream is shared)
 ALERT_BATCH: Final = 200  # stream entries read per tick
 
-# Alert kinds the ticker makes itself (the stream's own kinds are server.platforms.webhooks.alerts.AlertKind).
-ALERT_SLOW_VIEWERS: Final = "slow_viewers"
-ALERT_DROP_OVERSOLD: Final = "drop_oversold"
 
-
-# -- frames --------------------------------------------------------------------------------------
-class Auth(msgspec.Struct, tag="auth", forbid_unknown_fields=True):
-    token: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-
-
-HostClientFrame = Auth | p.Ping
-host_decoder: Final[p.FrameDecoder[HostClientFrame]] = p.FrameDecoder(HostClientFrame)  # depth-limited
-
-
-class DropFigures(msgspec.Struct):
-    drop: str
-    state: str
-    total: int
-    available: int
-    held: int
-    sold: int
-    oversold: int
-    holds_created: int
-    holds_confirmed: int
-    holds_expired: int
-    reservations_per_second: float
-    sold_per_second: float
-
-
-class Sales(msgspec.Struct):
-    units: int
-    revenue: dict[str, int]  # minor units per currency: sold x price
-
-
-class HostStats(msgspec.Struct, tag="host_stats"):
-    show: str
-    server_time: int
-    viewers: int
-    reservations_per_second: float
-    sold_per_second: float
-    sales: Sales
-    drops: list[DropFigures]
-
-
-class Alert(msgspec.Struct, tag="alert"):
-    id: str
-    kind: str
-    at: int
-    message: str
-    drop: str | None = None
-    detail: dict[str, str] = msgspec.field(default_factory=dict)
-
-
-_encoder: Final = msgspec.json.Encoder()
-
-
-# -- pure parts: figures and alert texts ---------------------------------------------------------
-def drop_figures(now: DropSnapshot, before: DropSnapshot | None, elapsed: float) -> DropFigures:
-    """One drop's line of ``host_stats``. Rates are tally deltas over the time between the two
-    snapshots (0 on the first tick: no baseline yet). Tallies only grow, so a delta is never
-    negative; a restock changes ``total``, not ``sold``."""
-    c = now.counters
-    if before is None or elapsed <= 0:
-        reserves = sold = 0.0
-    else:
-        reserves = max(0, now.holds_created - before.holds_created) / elapsed
-        sold = max(0, c.sold - before.counters.sold) / elapsed
-    return DropFigures(
-        drop=now.drop_id,
-        state=now.state.value,
-        total=c.total,
-        available=c.available,
-        held=c.held,
-        sold=c.sold,
-        oversold=c.oversold,
-        holds_created=now.holds_created,
-        holds_confirmed=now.holds_confirmed,
-        holds_expired=now.holds_expired,
-        reservations_per_second=round(reserves, 2),
-        sold_per_second=round(max(0.0, sold), 2),
-    )
-
-
-def host_stats(show_id: str, viewers: int, figures: list[DropFigures], prices: dict[str, dict[str, int]]) -> HostStats:
-    revenue: dict[str, int] = {}
-    for f in figures:
-        for currency, price in prices.get(f.drop, {}).items():
-            revenue[currency] = revenue.get(currency, 0) + price * f.sold
-    return HostStats(
-        show=show_id,
-        server_time=now_ms(),
-        viewers=viewers,
-        reservations_per_second=round(sum(f.reservations_per_second for f in figures), 2),
-        sold_per_second=round(sum(f.sold_per_second for f in figures), 2),
-        sales=Sales(units=sum(f.sold for f in figures), revenue=revenue),
-        drops=figures,
-    )
-
-
-def stream_alert(entry_id: str, fields: dict[str, str], show_id: str) -> Alert | None:
-    """An alert frame for one entry of the alerts stream, or None if it is another show's.
-    Entries that name no show (a dead webhook delivery) concern every show."""
-    shown = fields.get("show", "")
-    if shown and shown != show_id:
-        return None
-    kind = fields.get("kind", "alert")
-    drop = fields.get("drop") or None
-    detail = {k: v for k, v in fields.items() if k not in ("kind", "show")}
-    qty = fields.get("qty", "?")
-    match kind:
-        case "oversold":
-            message = (
-                f"Oversold: {fields.get('platform', 'a platform')} order {fields.get('order', '?')} "
-                f"sold {qty} unit(s) of {drop or '?'} that were no longer available"
-            )
-        case "unmatched_hold":
-            message = f"Hold {fields.get('hold', '?')} ({qty} unit(s)) was confirmed but no platform order matches it"
-        case "dead_delivery":
-            message = (
-                f"A {fields.get('platform', '?')} webhook could not be applied after several attempts: "
-                f"{fields.get('error', 'unknown error')}"
-            )
-        case _:
-            message = " ".join(f"{k}={v}" for k, v in detail.items()) or kind
-    try:
-        at = int(entry_id.split("-", 1)[0])
-    except ValueError:
-        at = now_ms()
-    return Alert(id=entry_id, kind=kind, at=at, message=message, drop=drop, detail=detail)
-
-
-# -- host tokens ---------------------------------------------------------------------------------
 # -- the per-show rooms and their ticker ---------------------------------------------------------
 @dataclass(eq=False)
 class Room:
@@ -256,7 +130,7 @@ class HostPanels:
             history = []
         alerts = [a for entry_id, fields in history if (a := stream_alert(entry_id, fields, viewer.show_id))]
         for alert in alerts[-ALERT_HISTORY:]:
-            self.hub.deliver(viewer, Message(_encoder.encode(alert)))
+            self.hub.deliver(viewer, Message(encoder.encode(alert)))
         if room.last_tick:  # the ticker has a baseline: send its latest figures now
             with contextlib.suppress(RedisError, UnknownDrop):
                 self.hub.deliver(viewer, self._stats_message(room, await self._figures(room, advance=False)))
@@ -328,7 +202,7 @@ class HostPanels:
                 if alert is not None:
                     alerts.append(alert)
         for alert in alerts:
-            self._send(room, Message(_encoder.encode(alert)))
+            self._send(room, Message(encoder.encode(alert)))
 
     async def _figures(self, room: Room, *, advance: bool) -> list[DropFigures]:
         now = time.monotonic()
@@ -349,7 +223,7 @@ class HostPanels:
             before = room.before.get(drop_id)
             figures.append(drop_figures(snap, before, elapsed) if advance else _hold_rates(snap, room))
             if advance and before is not None and snap.counters.oversold > before.counters.oversold:
-                self._send(room, Message(_encoder.encode(_oversold_alert(snap, before))))
+                self._send(room, Message(encoder.encode(oversold_alert(snap, before))))
         if advance:
             room.before, room.last_tick = current, now
             room.last_figures = figures
@@ -361,7 +235,7 @@ class HostPanels:
         prices = {drop_id: info.prices for drop_id, info in room.infos.items()}
         frame = host_stats(room.show_id, viewers, figures, prices)
         # Conflatable: a host whose socket is slow gets the latest figures, not a backlog.
-        return Message(_encoder.encode(frame), key="host_stats")
+        return Message(encoder.encode(frame), key="host_stats")
 
     def _send(self, room: Room, message: Message) -> None:
         for viewer in list(room.hosts):
@@ -378,19 +252,6 @@ def _hold_rates(snap: DropSnapshot, room: Room) -> DropFigures:
                 fresh, reservations_per_second=f.reservations_per_second, sold_per_second=f.sold_per_second
             )
     return fresh
-
-
-def _oversold_alert(snap: DropSnapshot, before: DropSnapshot) -> Alert:
-    rose = snap.counters.oversold - before.counters.oversold
-    return Alert(
-        id=f"oversold-{snap.drop_id}-{snap.counters.oversold}",
-        kind=ALERT_DROP_OVERSOLD,
-        at=now_ms(),
-        message=f"{rose} more unit(s) of {snap.drop_id} sold by platforms with none available "
-        f"(oversold now {snap.counters.oversold})",
-        drop=snap.drop_id,
-        detail={"oversold": str(snap.counters.oversold), "rose": str(rose)},
-    )
 
 
 async def _stop(task: asyncio.Task[None] | None) -> None:
@@ -477,48 +338,3 @@ async def host_endpoint(websocket: WebSocket) -> None:
         state.metrics.host_connections.dec()
         await panels.detach(viewer)
         await hub.leave(viewer)
-
-
-# -- pages -----------------------------------------------------------------------------------------
-CSP: Final = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https: http:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-PAGE_HEADERS: Final = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
-
-
-def static_text(*path: str) -> str:
-    return resources.files("server").joinpath("static", *path).read_text(encoding="utf-8")
-
-
-def page(html: str) -> Response:
-    return HTMLResponse(html, headers=PAGE_HEADERS)
-
-
-def panel_routes(settings: Settings) -> list[BaseRoute]:
-    """``/panel``, ``/demo/shows/{show_id}``, ``/static/…`` and the host channel. The demo
-    viewer page is served in every mode: it speaks only the public viewer protocol, and buys
-    only with a viewer token an integrator (or the panel, or ``livedrop demo``) gave it. Its
-    "pay" button needs the demo's checkout, which exists only in demo mode (``server.demo.command``)."""
-    panel_html = static_text("panel", "index.html")
-    demo_html = static_text("demo", "index.html").replace(
-        'data-checkout="off"', f'data-checkout="{"on" if settings.demo else "off"}"'
-    )
-
-    async def panel_page(request: Request) -> Response:
-        return page(panel_html)
-
-    async def demo_page(request: Request) -> Response:
-        return page(demo_html)
-
-    return [
-        Route("/panel", panel_page),
-        Route("/demo/shows/{show_id}", demo_page),
-        Mount("/static", StaticFiles(packages=[("server", "static")]), name="static"),
-        WebSocketRoute("/ws/host/shows/{show_id}", host_endpoint),
-    ]
