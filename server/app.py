@@ -29,7 +29,7 @@ from server.host.api import build_api
 from server.host.channel import HostPanels
 from server.host.pages import panel_routes
 from server.ops.metrics import HubExport, Metrics, multiprocess_dir, process_exited
-from server.platforms.reconcile import Reconciler
+from server.platforms.reconcile.service import Reconciler
 from server.platforms.webhooks.receiver import webhook_routes
 from server.platforms.webhooks.service import WebhookService
 from server.settings import Settings, from_env

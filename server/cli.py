@@ -124,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     import asyncio
 
-    from server.platforms.reconcile import print_report
+    from server.platforms.reconcile.cli import print_report
     from server.platforms.webhooks.config import webhook_settings_from_env
 
     grace = args.grace if args.grace is not None else webhook_settings_from_env(os.environ).reconcile_grace_seconds

@@ -14,8 +14,10 @@ from redis.asyncio import Redis
 
 from server import keys
 from server.ops.local_redis import LocalRedis
-from server.platforms.reconcile import Reconciler, ReconciliationReport, UnknownShow
+from server.platforms.reconcile.report import ReconciliationReport
+from server.platforms.reconcile.service import Reconciler
 from server.platforms.webhooks.events import Platform
+from server.shows.catalog import UnknownShow
 from stock import HoldTaken
 from stock.types import Counters
 from tests.invariants import assert_drop_invariants

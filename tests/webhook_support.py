@@ -21,7 +21,8 @@ from starlette.types import Receive, Scope, Send
 
 from server import keys
 from server.app import State, create_app
-from server.platforms.reconcile import ReconciliationReport, build_report
+from server.platforms.reconcile.read import build_report
+from server.platforms.reconcile.report import ReconciliationReport
 from server.platforms.webhooks.config import ANY_SHOP, WebhookSettings
 from server.platforms.webhooks.events import Platform
 from server.platforms.webhooks.signatures import (

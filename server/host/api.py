@@ -16,12 +16,12 @@ from starlette.requests import Request
 from server.host import audit
 from server.host.openapi import Api
 from server.keys import HOST_TOKENS_KEY
-from server.platforms.reconcile import ReconciliationReport, build_report
+from server.platforms.reconcile.read import build_report
+from server.platforms.reconcile.report import ReconciliationReport
 from server.problems import Problem
 from server.settings import Settings
 from server.shows.actions import Host
-from server.shows.catalog import DropInfo, Show
-from server.shows.node import UnknownShow
+from server.shows.catalog import DropInfo, Show, UnknownShow
 from server.shows.stats import DropStats, ShowStats, drop_stats, show_stats
 from server.viewers import tokens
 from stock import (

@@ -54,8 +54,8 @@ from server.host.figures import (
 )
 from server.platforms.webhooks.alerts import read_stream
 from server.replies import decoded
-from server.shows.catalog import Catalog, DropInfo
-from server.shows.node import Live, UnknownShow, now_ms
+from server.shows.catalog import Catalog, DropInfo, UnknownShow
+from server.shows.node import Live, now_ms
 from server.viewers import protocol as p
 from stock import StockEngine, UnknownDrop
 from stock.types import DropSnapshot

@@ -49,6 +49,10 @@ _show_codec = (msgspec.json.Encoder(), msgspec.json.Decoder(Show))
 _drop_codec = (msgspec.json.Encoder(), msgspec.json.Decoder(DropInfo))
 
 
+class UnknownShow(LookupError):
+    """No show with that id: the one error for it, from the catalog, the show node and the report."""
+
+
 class Catalog:
     """Shows and drop descriptions in Redis, beside the stock engine's keys."""
 

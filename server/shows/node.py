@@ -42,7 +42,7 @@ from broadcast.hub import Hub
 from broadcast.presence import Presence
 from broadcast.transport import Message
 from server.loops import repeat
-from server.shows.catalog import Catalog, DropInfo, Show, ShowState
+from server.shows.catalog import Catalog, DropInfo, Show, ShowState, UnknownShow
 from server.shows.clock import Clock
 from server.shows.tails import Entries, StreamTails
 from server.viewers import protocol as p
@@ -53,10 +53,6 @@ from stock.types import Counters, DropState, LedgerEntry
 logger = logging.getLogger("livedrop.live")
 
 RING = MAX_RECOVERY  # recent events kept in memory per show, for resumes
-
-
-class UnknownShow(LookupError):
-    pass
 
 
 def now_ms() -> int:

@@ -19,7 +19,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from broadcast.hub import Hub, Viewer
 from broadcast.transport import Message, SansIOSocket, socket_for
-from server.shows.node import Live, UnknownShow
+from server.shows.catalog import UnknownShow
+from server.shows.node import Live
 from server.viewers import protocol as p
 from server.viewers.auth import credentials
 from server.viewers.tokens import BadToken, verify
