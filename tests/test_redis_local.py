@@ -12,16 +12,20 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from server.ops import local_redis as redis_local
 from server.ops.local_redis import (
     LocalCluster,
     LocalRedis,
     RedisStartError,
     RedisUnavailable,
+    binaries,
     default_data_dir,
     find_cli_binary,
     find_server_binary,
     free_port,
+    single,
+)
+from server.ops.local_redis import (
+    cluster as cluster_module,
 )
 from tests.util import TIMEOUT_SCALE_ENV, RedisServerFactory, scaled
 
@@ -113,7 +117,7 @@ async def test_another_server_on_the_picked_port_is_never_taken_for_ours(
 ) -> None:
     with LocalRedis(tmp_path / "other") as other:
         ports = iter([other.port, free_port()])
-        monkeypatch.setattr(redis_local, "free_port", lambda host="127.0.0.1": next(ports))
+        monkeypatch.setattr(single, "free_port", lambda host="127.0.0.1": next(ports))
         with LocalRedis(tmp_path / "ours") as ours:
             assert ours.port != other.port
             assert (await _server_info(ours.url))["process_id"] == ours.pid
@@ -170,16 +174,16 @@ def test_wheel_binary_is_made_executable(tmp_path: Path, monkeypatch: pytest.Mon
     binary = package / "bin" / "valkey-server"
     binary.write_text("#!/bin/sh\n")
     binary.chmod(0o644)
-    monkeypatch.setattr(redis_local, "_wheel_root", lambda: package)
+    monkeypatch.setattr(binaries, "_wheel_root", lambda: package)
 
-    assert redis_local._wheel_binary("valkey-server") == binary
+    assert binaries._wheel_binary("valkey-server") == binary
     assert os.access(binary, os.X_OK)
 
 
 def test_no_binary_anywhere_raises_a_helpful_error(
     empty_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(redis_local, "_wheel_root", lambda: None)
+    monkeypatch.setattr(binaries, "_wheel_root", lambda: None)
 
     with pytest.raises(RedisUnavailable) as caught:
         find_server_binary()
@@ -253,7 +257,7 @@ def cluster_without_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     def no_cli() -> Path:
         raise RedisUnavailable("no cli in this test")
 
-    monkeypatch.setattr(redis_local, "find_cli_binary", no_cli)
+    monkeypatch.setattr(cluster_module, "find_cli_binary", no_cli)
     cluster = LocalCluster(tmp_path / "cluster")
     cluster.start(scaled(30))
     try:

