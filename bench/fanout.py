@@ -27,7 +27,7 @@ file-descriptor limit, and every step has a timeout (``--max-seconds`` bounds th
      latency of the ``drop`` frame to every viewer, from the bench's clock just before the request (A: just
      before its broadcast) to the client's clock at receipt, on the same machine;
    * ``--bursts`` bursts of ``--frames`` ``drop`` frames published back to back from this process with
-     ``Live.publish_drop`` (as a host acting through another node; A gets the burst's frames at once):
+     ``ShowNode.publish_drop`` (as a host acting through another node; A gets the burst's frames at once):
      delivered frames/s from the first publish to the last receipt, server CPU per delivered frame.
    ``livedrop_viewer_send_path_total`` is read from ``/metrics``; every viewer must get every frame, in
    ``seq`` order.
@@ -78,7 +78,7 @@ from broadcast.hub import Hub
 from loadtest.hostapi import HostApi
 from loadtest.stack import Stack
 from server.shows.catalog import Catalog
-from server.shows.node import Live
+from server.shows.node import ShowNode
 from stock import StockEngine
 from stock.scripts import source
 
@@ -633,7 +633,9 @@ class Bench:
         print(f"  A: connected in {ceiling_a.connect_s:.1f} s; RSS/conn {ceiling_a.rss_per_conn_kib:.1f} KiB")
         engine = StockEngine(self.admin)
         feed = Feed(self.admin)
-        live = Live(redis=self.admin, engine=engine, catalog=Catalog(self.admin, engine), hub=Hub(), node_id="bench")
+        live = ShowNode(
+            redis=self.admin, engine=engine, catalog=Catalog(self.admin, engine), hub=Hub(), node_id="bench"
+        )
 
         async def replay(seqs: list[int]) -> tuple[dict[int, float], control.JSON]:
             """The node's frames of ``seqs``, byte for byte, broadcast by A back to back."""

@@ -33,9 +33,9 @@ from server.platforms.reconcile.service import Reconciler
 from server.platforms.webhooks.receiver import webhook_routes
 from server.platforms.webhooks.service import WebhookService
 from server.settings import Settings, from_env
-from server.shows.actions import Host
+from server.shows.actions import HostActions
 from server.shows.catalog import Catalog
-from server.shows.node import Live
+from server.shows.node import ShowNode
 from server.shows.sweeper import Sweeper
 from server.viewers.endpoint import viewer_endpoint
 from stock import HoldRefs, ReserveBatcher, StockEngine
@@ -46,8 +46,8 @@ class State(TypedDict):
     engine: StockEngine
     catalog: Catalog
     hub: Hub
-    live: Live
-    host: Host
+    live: ShowNode
+    host: HostActions
     viewer_secret: bytes
     batcher: ReserveBatcher
     sweeper: Sweeper
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         engine = StockEngine(redis, hold_refs)
         catalog = Catalog(redis, engine)
         hub = Hub(outbox_limit=settings.outbox_limit, slow_after=settings.slow_after)
-        live = Live(
+        live = ShowNode(
             redis=redis,
             engine=engine,
             catalog=catalog,
@@ -147,7 +147,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         sweep_task = asyncio.create_task(sweeper.run(), name="sweeper")
         webhooks = WebhookService(redis, catalog, metrics_, settings.webhooks, hold_refs=hold_refs)
         reconciler = Reconciler(redis, engine, catalog, webhooks.alerts, metrics_, settings.webhooks)
-        host = Host(engine, catalog, live)
+        host = HostActions(engine, catalog, live)
         panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live)
         webhooks.start()
         reconciler.start()

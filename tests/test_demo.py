@@ -23,9 +23,9 @@ from server.demo.bots import BotBrain, Checkout, SendFrame
 from server.demo.command import choose_port
 from server.demo.seed import PRODUCTS, next_to_launch, seed_show
 from server.ops.local_redis import LocalRedis, free_port
-from server.shows.actions import Host
+from server.shows.actions import HostActions
 from server.shows.catalog import Catalog
-from server.shows.node import Live
+from server.shows.node import ShowNode
 from stock import StockEngine
 from tests.servers import Node
 from tests.util import scaled
@@ -124,7 +124,7 @@ def test_choose_port_falls_back_only_when_not_asked_for() -> None:
 async def test_seed_show_is_complete_and_idempotent(redis: Redis) -> None:
     engine = StockEngine(redis)
     catalog = Catalog(redis, engine)
-    host = Host(engine, catalog, Live(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="t"))
+    host = HostActions(engine, catalog, ShowNode(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="t"))
     drops = await seed_show(host, "demo-x", "Demo")
     again = await seed_show(host, "demo-x", "Demo")
     assert [d.drop_id for d in drops] == [d.drop_id for d in again] == await catalog.drop_ids("demo-x")

@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 
 from broadcast.hub import Hub
 from server.platforms.webhooks.events import Platform
-from server.shows.actions import Host
+from server.shows.actions import HostActions
 from server.shows.catalog import Catalog, DropInfo, Show
-from server.shows.node import Live
+from server.shows.node import ShowNode
 from server.viewers.tokens import mint
 from stock import HoldRefs, HoldTaken, StockEngine, UnknownHold
 from stock.types import Counters, DropConfig, HoldState, OrderOutcome, PlatformSale
@@ -34,20 +34,20 @@ HOST_TOKEN = "host-secret-refs"
 
 
 @pytest.fixture
-async def host(redis: Redis) -> AsyncIterator[Host]:
+async def host(redis: Redis) -> AsyncIterator[HostActions]:
     """Show s1 with drop d1 (SKU-1, 3 units, limit 1 per customer), on the nodes' key."""
     engine = StockEngine(redis, HoldRefs(VIEWER_SECRET.encode()))
     catalog = Catalog(redis, engine)
-    live = Live(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="test")
+    live = ShowNode(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="test")
     await catalog.put_show(Show(show_id="s1", title="Friday drop"))
     await catalog.put_drop(
         DropInfo(drop_id="d1", show_id="s1", sku="SKU-1", title="Sneaker", total=3, per_customer_limit=1)
     )
-    yield Host(engine, catalog, live)
+    yield HostActions(engine, catalog, live)
 
 
 @pytest.fixture
-async def api(nodes: NodeFactory, host: Host) -> AsyncIterator[tuple[httpx.AsyncClient, Node]]:
+async def api(nodes: NodeFactory, host: HostActions) -> AsyncIterator[tuple[httpx.AsyncClient, Node]]:
     node = nodes(env={"LIVEDROP_HOST_TOKENS": HOST_TOKEN, "LIVEDROP_STANDARD_SECRETS": STANDARD_SECRET})
     async with httpx.AsyncClient(base_url=node.http, headers={"Authorization": f"Bearer {HOST_TOKEN}"}) as client:
         yield client, node
@@ -80,7 +80,7 @@ async def orders_without_hold(client: httpx.AsyncClient, count: int) -> dict[str
 
 
 async def test_an_order_naming_anothers_hold_takes_nothing_from_it(
-    api: tuple[httpx.AsyncClient, Node], host: Host
+    api: tuple[httpx.AsyncClient, Node], host: HostActions
 ) -> None:
     client, node = api
     await host.launch("d1")
@@ -124,7 +124,7 @@ async def test_an_order_naming_anothers_hold_takes_nothing_from_it(
 
 
 async def test_a_waitlist_hand_out_comes_with_a_reference_the_checkout_can_use(
-    api: tuple[httpx.AsyncClient, Node], host: Host
+    api: tuple[httpx.AsyncClient, Node], host: HostActions
 ) -> None:
     client, node = api
     await host.engine.adjust("d1", -2, "one-left")

@@ -23,7 +23,7 @@ from server.host.figures import ALERT_SLOW_VIEWERS, drop_figures, host_stats, st
 from server.keys import HOST_TOKENS_KEY
 from server.ops.local_redis import LocalRedis
 from server.shows.catalog import Catalog, DropInfo, Show
-from server.shows.node import Live
+from server.shows.node import ShowNode
 from stock import Counters, PlatformSale, StockEngine
 from stock.types import DropSnapshot, DropState
 from tests.servers import Node
@@ -259,7 +259,7 @@ async def test_ticker_reports_slow_viewer_closes_to_hosts_only(redis: Redis) -> 
     await catalog.put_show(Show(show_id="s1", title="Ticker"))
     await catalog.put_drop(DropInfo(drop_id="d1", show_id="s1", sku="SKU-1", title="Sneaker", total=5))
     hub = Hub()
-    live = Live(redis=redis, engine=engine, catalog=catalog, hub=hub, node_id="ticker-test")
+    live = ShowNode(redis=redis, engine=engine, catalog=catalog, hub=hub, node_id="ticker-test")
     hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
     panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live, interval=3600)
     host_socket, viewer_socket = Recorder(), Recorder()

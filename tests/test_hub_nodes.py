@@ -8,9 +8,9 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from broadcast.hub import Hub
-from server.shows.actions import Host
+from server.shows.actions import HostActions
 from server.shows.catalog import Catalog, DropInfo, Show
-from server.shows.node import Live
+from server.shows.node import ShowNode
 from stock import StockEngine
 from tests.invariants import assert_drop_invariants
 from tests.servers import Node
@@ -21,13 +21,13 @@ from tests.viewer_client import Viewer
 NodeFactory = Callable[..., Node]
 
 
-async def make_host(redis: Redis, total: int = 10) -> Host:
+async def make_host(redis: Redis, total: int = 10) -> HostActions:
     engine = StockEngine(redis)
     catalog = Catalog(redis, engine)
-    live = Live(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="test-host")
+    live = ShowNode(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="test-host")
     await catalog.put_show(Show(show_id="s1", title="Two nodes"))
     await catalog.put_drop(DropInfo(drop_id="d1", show_id="s1", sku="SKU-1", title="Sneaker", total=total))
-    return Host(engine, catalog, live)
+    return HostActions(engine, catalog, live)
 
 
 async def test_two_nodes_same_order_no_oversell_counts_and_private_pushes(nodes: NodeFactory, redis: Redis) -> None:

@@ -44,7 +44,7 @@ def test_the_check_sees_every_form_of_import() -> None:
 import stock
 import os, server.platforms.webhooks.config as config
 from broadcast.hub import Hub
-from server.shows.actions import api
+from server import keys
 from . import plan
 from loadtest.plan import Plan
 import importlib

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from broadcast.hub import Hub
-from server.shows.actions import Host
+from server.shows.actions import HostActions
 from server.shows.catalog import Catalog, DropInfo, Show
-from server.shows.node import Live
+from server.shows.node import ShowNode
 from server.viewers.tokens import mint
 from stock import StockEngine
 from tests.invariants import assert_drop_invariants
@@ -25,22 +25,22 @@ NodeFactory = Callable[..., Node]
 
 
 @pytest.fixture
-async def host(redis: Redis) -> AsyncIterator[Host]:
+async def host(redis: Redis) -> AsyncIterator[HostActions]:
     engine = StockEngine(redis)
     catalog = Catalog(redis, engine)
-    live = Live(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="test")
+    live = ShowNode(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="test")
     await catalog.put_show(Show(show_id="s1", title="Friday drop"))
     await catalog.put_drop(
         DropInfo(drop_id="d1", show_id="s1", sku="SKU-1", title="Sneaker", total=5, prices={"EUR": 1900})
     )
-    yield Host(engine, catalog, live)
+    yield HostActions(engine, catalog, live)
 
 
 def token(viewer: str, show: str = "s1") -> str:
     return "token=" + mint(VIEWER_SECRET.encode(), show, viewer)
 
 
-async def test_welcome_drop_stock_drop_ended(nodes: NodeFactory, host: Host) -> None:
+async def test_welcome_drop_stock_drop_ended(nodes: NodeFactory, host: HostActions) -> None:
     node = nodes()
     watcher = await Viewer.connect(node.ws("s1"))
     welcome = await watcher.next()
@@ -70,7 +70,7 @@ async def test_welcome_drop_stock_drop_ended(nodes: NodeFactory, host: Host) -> 
         await v.close()
 
 
-async def test_reserve_needs_a_token_and_answers_every_reason(nodes: NodeFactory, host: Host) -> None:
+async def test_reserve_needs_a_token_and_answers_every_reason(nodes: NodeFactory, host: HostActions) -> None:
     node = nodes()
     await host.launch("d1")
     await host.engine.configure("d1", per_customer_limit=2)
@@ -115,7 +115,7 @@ async def test_reserve_needs_a_token_and_answers_every_reason(nodes: NodeFactory
         await v.close()
 
 
-async def test_bad_frames_get_error_frames_and_the_connection_stays(nodes: NodeFactory, host: Host) -> None:
+async def test_bad_frames_get_error_frames_and_the_connection_stays(nodes: NodeFactory, host: HostActions) -> None:
     node = nodes()
     viewer = await Viewer.connect(node.ws("s1", token("mallory")))
     await viewer.next()
@@ -135,7 +135,7 @@ async def test_bad_frames_get_error_frames_and_the_connection_stays(nodes: NodeF
     await viewer.close()
 
 
-async def test_oversized_frame_closes_with_1009(nodes: NodeFactory, host: Host) -> None:
+async def test_oversized_frame_closes_with_1009(nodes: NodeFactory, host: HostActions) -> None:
     node = nodes()
     viewer = await Viewer.connect(node.ws("s1"))
     await viewer.next()
@@ -146,7 +146,7 @@ async def test_oversized_frame_closes_with_1009(nodes: NodeFactory, host: Host) 
     assert viewer.conn.close_code == 1009
 
 
-async def test_bad_tokens_and_unknown_shows_are_refused(nodes: NodeFactory, host: Host) -> None:
+async def test_bad_tokens_and_unknown_shows_are_refused(nodes: NodeFactory, host: HostActions) -> None:
     node = nodes()
     for query, code in ((token("eve", show="other"), 1008), ("token=forged.sig", 1008)):
         viewer = await Viewer.connect(node.ws("s1", query))
@@ -159,7 +159,9 @@ async def test_bad_tokens_and_unknown_shows_are_refused(nodes: NodeFactory, host
     assert viewer.conn.close_code == 4404
 
 
-async def test_resume_after_a_dropped_connection_misses_and_repeats_nothing(nodes: NodeFactory, host: Host) -> None:
+async def test_resume_after_a_dropped_connection_misses_and_repeats_nothing(
+    nodes: NodeFactory, host: HostActions
+) -> None:
     node = nodes()
     for i in range(2, 6):
         await host.add_drop(DropInfo(drop_id=f"d{i}", show_id="s1", sku=f"SKU-{i}", title=f"P{i}", total=3))
@@ -197,7 +199,7 @@ garbage_frames = st.one_of(
 )
 
 
-def test_garbage_frames_never_affect_other_viewers(nodes: NodeFactory, host: Host) -> None:
+def test_garbage_frames_never_affect_other_viewers(nodes: NodeFactory, host: HostActions) -> None:
     node = nodes()
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -223,7 +225,7 @@ async def _garbage_round(node: Node, garbage: str) -> None:
     await bystander.close()
 
 
-async def test_slow_viewer_is_closed_while_others_keep_receiving(nodes: NodeFactory, host: Host) -> None:
+async def test_slow_viewer_is_closed_while_others_keep_receiving(nodes: NodeFactory, host: HostActions) -> None:
     node = nodes(env={"LIVEDROP_SLOW_AFTER": "1.0", "LIVEDROP_OUTBOX_LIMIT": "2097152"})
     fast = await Viewer.connect(node.ws("s1"))
     await fast.next()
@@ -283,7 +285,7 @@ def _get(url: str) -> str:
         return str(response.read().decode())
 
 
-async def test_a_token_buys_only_its_own_shows_drops(nodes: NodeFactory, host: Host) -> None:
+async def test_a_token_buys_only_its_own_shows_drops(nodes: NodeFactory, host: HostActions) -> None:
     await host.catalog.put_show(Show(show_id="s2", title="Another show"))
     await host.catalog.put_drop(DropInfo(drop_id="x1", show_id="s2", sku="X-1", title="Other", total=5))
     await host.launch("x1")

@@ -47,9 +47,9 @@ from broadcast.hub import Hub
 from server.demo.bots import BotBrain, run_bot
 from server.demo.seed import autopilot, seed_show
 from server.settings import Settings
-from server.shows.actions import Host
+from server.shows.actions import HostActions
 from server.shows.catalog import Catalog
-from server.shows.node import Live
+from server.shows.node import ShowNode
 from server.viewers import tokens
 from server.viewers.protocol import MAX_FRAME_BYTES
 from stock import StockEngine
@@ -137,7 +137,9 @@ async def _run(settings: Settings, args: argparse.Namespace, show_id: str, port:
     redis = Redis.from_url(settings.redis_url)
     engine = StockEngine(redis)
     catalog = Catalog(redis, engine)
-    host = Host(engine, catalog, Live(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="demo-seed"))
+    host = HostActions(
+        engine, catalog, ShowNode(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="demo-seed")
+    )
     tasks: list[asyncio.Task[None]] = []
     try:
         title = f"LiveDrop demo · {time.strftime('%H:%M')}"

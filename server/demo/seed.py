@@ -11,7 +11,7 @@ from typing import Final
 
 from redis.exceptions import RedisError
 
-from server.shows.actions import Host
+from server.shows.actions import HostActions
 from server.shows.catalog import DropInfo, Show
 from stock import StockError
 from stock.types import DropState
@@ -49,7 +49,7 @@ def image_url(product: Product) -> str:
     return f"/static/demo/products/{product.slug}.svg"
 
 
-async def seed_show(host: Host, show_id: str, title: str, launch_first: bool = True) -> list[DropInfo]:
+async def seed_show(host: HostActions, show_id: str, title: str, launch_first: bool = True) -> list[DropInfo]:
     """Create (or complete) the demo show, its products in run-of-show order, start the show and
     launch its first drop. Idempotent: every step is (a re-run with the same ids changes nothing)."""
     await host.create_show(Show(show_id=show_id, title=title))
@@ -85,7 +85,7 @@ def next_to_launch(states: Sequence[tuple[str, str]], idle_for: float, idle: flo
     return next((drop_id for drop_id, state in states if state == DropState.DRAFT.value), None)
 
 
-async def autopilot(host: Host, show_id: str, idle: float = AUTOPILOT_IDLE, every: float = 2.0) -> None:
+async def autopilot(host: HostActions, show_id: str, idle: float = AUTOPILOT_IDLE, every: float = 2.0) -> None:
     loop = asyncio.get_running_loop()
     last_live = loop.time()
     while True:

@@ -20,7 +20,7 @@ from server.platforms.reconcile.read import build_report
 from server.platforms.reconcile.report import ReconciliationReport
 from server.problems import Problem
 from server.settings import Settings
-from server.shows.actions import Host
+from server.shows.actions import HostActions
 from server.shows.catalog import DropInfo, Show, UnknownShow
 from server.shows.stats import DropStats, ShowStats, drop_stats, show_stats
 from server.viewers import tokens
@@ -72,7 +72,7 @@ class EndDrop(msgspec.Struct, forbid_unknown_fields=True):
     reason: Literal["host", "sold_out", "time"] = "host"
 
 
-class Restock(msgspec.Struct, forbid_unknown_fields=True):
+class RestockRequest(msgspec.Struct, forbid_unknown_fields=True):
     delta: Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
     request_id: Opaque
 
@@ -141,8 +141,8 @@ async def authenticate(request: Request) -> None:
         raise Problem(401, "unauthorized", "Unauthorized", "unknown host token")
 
 
-def _host(request: Request) -> Host:
-    host: Host = request.state.host
+def _host(request: Request) -> HostActions:
+    host: HostActions = request.state.host
     return host
 
 
@@ -300,8 +300,10 @@ def build_api() -> Api:
         change: StateChange = await _guard(_host(request).end(request.path_params["drop_id"], body.reason))
         return change
 
-    @api.route("POST", "/api/drops/{drop_id}/restock", body=Restock, response=DropSnapshot, summary="Restock/adjust")
-    async def restock(request: Request, body: Restock) -> DropSnapshot:
+    @api.route(
+        "POST", "/api/drops/{drop_id}/restock", body=RestockRequest, response=DropSnapshot, summary="Restock/adjust"
+    )
+    async def restock(request: Request, body: RestockRequest) -> DropSnapshot:
         drop_id = request.path_params["drop_id"]
         await _guard(_host(request).restock(drop_id, body.delta, body.request_id))
         snapshot: DropSnapshot = await _guard(_host(request).engine.snapshot(drop_id))

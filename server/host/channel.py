@@ -55,7 +55,7 @@ from server.host.figures import (
 from server.platforms.webhooks.alerts import read_stream
 from server.replies import decoded
 from server.shows.catalog import Catalog, DropInfo, UnknownShow
-from server.shows.node import Live, now_ms
+from server.shows.node import ShowNode, now_ms
 from server.viewers import protocol as p
 from stock import StockEngine, UnknownDrop
 from stock.types import DropSnapshot
@@ -96,7 +96,7 @@ class HostPanels:
         engine: StockEngine,
         catalog: Catalog,
         hub: Hub,
-        live: Live,
+        live: ShowNode,
         interval: float = TICK_SECONDS,
     ) -> None:
         self.redis = redis
@@ -286,7 +286,7 @@ async def _read_auth(websocket: WebSocket) -> str | None:
 async def host_endpoint(websocket: WebSocket) -> None:
     state: Any = websocket.state
     hub: Hub = state.hub
-    live: Live = state.live
+    live: ShowNode = state.live
     panels: HostPanels = state.panels
     show_id = websocket.path_params["show_id"]
     await websocket.accept()

@@ -6,14 +6,14 @@ from __future__ import annotations
 from server.keys import launch_key
 from server.shows.catalog import Catalog, DropInfo, Show
 from server.shows.clock import redis_now_ms
-from server.shows.node import Live, viewers_now
+from server.shows.node import ShowNode, viewers_now
 from server.shows.sweeper import enlist
 from stock import StockEngine, UnknownDrop
 from stock.types import AdjustResult, StateChange
 
 
-class Host:
-    def __init__(self, engine: StockEngine, catalog: Catalog, live: Live) -> None:
+class HostActions:
+    def __init__(self, engine: StockEngine, catalog: Catalog, live: ShowNode) -> None:
         self.engine = engine
         self.catalog = catalog
         self.live = live

@@ -56,7 +56,7 @@ RING = MAX_RECOVERY  # recent events kept in memory per show, for resumes
 
 
 def now_ms() -> int:
-    """This machine's wall clock. Times sent to viewers use ``Live.clock`` (Redis' clock)."""
+    """This machine's wall clock. Times sent to viewers use ``ShowNode.clock`` (Redis' clock)."""
     return int(time.time() * 1000)
 
 
@@ -95,7 +95,7 @@ def drop_body(d: DropLive) -> p.DropBody:
     )
 
 
-class Live:
+class ShowNode:
     def __init__(
         self,
         *,
@@ -488,7 +488,7 @@ class Live:
                 self.hub.publish(show_id, Message(p.encode(p.Viewers(count=audience.total)), key="viewers"))
 
 
-async def viewers_now(live: Live, show_id: str) -> int:
+async def viewers_now(live: ShowNode, show_id: str) -> int:
     """The show's audience across nodes, now: what the other nodes last reported (each node
     writes its own count every second, DESIGN §4; a node silent for longer than the presence
     TTL, by Redis' clock, is dead and not counted) plus this node's own count at this instant."""

@@ -14,7 +14,7 @@ from server.shows.node import viewers_now
 from stock.types import Counters
 
 if TYPE_CHECKING:
-    from server.shows.actions import Host
+    from server.shows.actions import HostActions
 
 LIVE_CHANNEL = "live"  # units sold through LiveDrop's own holds, confirmed by the checkout
 
@@ -47,7 +47,7 @@ class ShowStats(msgspec.Struct):
     revenue: dict[str, int]
 
 
-async def drop_stats(host: Host, drop_id: str) -> DropStats:
+async def drop_stats(host: HostActions, drop_id: str) -> DropStats:
     snap = await host.engine.snapshot(drop_id)
     info = await host.catalog.get_drop(drop_id)
     prices = info.prices if info else {}
@@ -102,7 +102,7 @@ async def drop_stats(host: Host, drop_id: str) -> DropStats:
     )
 
 
-async def show_stats(host: Host, show_id: str) -> ShowStats:
+async def show_stats(host: HostActions, show_id: str) -> ShowStats:
     drops = [await drop_stats(host, drop_id) for drop_id in await host.catalog.drop_ids(show_id)]
     channels: Tally[str] = Tally()
     revenue: Tally[str] = Tally()

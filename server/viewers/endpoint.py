@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from broadcast.hub import Hub, Viewer
 from broadcast.transport import Message, SansIOSocket, socket_for
 from server.shows.catalog import UnknownShow
-from server.shows.node import Live
+from server.shows.node import ShowNode
 from server.viewers import protocol as p
 from server.viewers.auth import credentials
 from server.viewers.tokens import BadToken, verify
@@ -69,7 +69,7 @@ def _send(hub: Hub, viewer: Viewer, frame: msgspec.Struct) -> None:
 
 async def viewer_endpoint(websocket: WebSocket) -> None:
     state: Any = websocket.state
-    live: Live = state.live
+    live: ShowNode = state.live
     hub: Hub = state.hub
     secret: bytes = state.viewer_secret
     show_id = websocket.path_params["show_id"]
@@ -112,7 +112,7 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         await hub.leave(viewer)
 
 
-async def _resume(live: Live, hub: Hub, viewer: Viewer, after: int, epoch: str) -> None:
+async def _resume(live: ShowNode, hub: Hub, viewer: Viewer, after: int, epoch: str) -> None:
     """Missed events, in order, before any live frame: what the hub would send meanwhile is
     held (``begin_resume``) and follows them, less the seqs the replay already carried."""
     hub.begin_resume(viewer)  # a cancel below leaves it held: the viewer is leaving anyway
@@ -162,7 +162,7 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Viewer) -> None
 
 async def _handle(state: Any, viewer: Viewer, frame: p.ClientFrame, limiter: RateLimit, hellos: RateLimit) -> None:
     hub: Hub = state.hub
-    live: Live = state.live
+    live: ShowNode = state.live
     match frame:
         case p.Ping(ref=ref):
             _send(hub, viewer, p.Pong(server_time=live.clock.now_ms(), ref=ref))
@@ -196,7 +196,7 @@ async def _handle(state: Any, viewer: Viewer, frame: p.ClientFrame, limiter: Rat
             await _waitlist(state, viewer, drop, qty, ref)
 
 
-def _in_show(live: Live, viewer: Viewer, drop_id: str) -> bool:
+def _in_show(live: ShowNode, viewer: Viewer, drop_id: str) -> bool:
     """Whether the drop belongs to the viewer's show, from the node's snapshot (no Redis)."""
     show = live.shows.get(viewer.show_id)
     return show is not None and drop_id in show.drops

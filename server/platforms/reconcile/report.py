@@ -30,7 +30,7 @@ class SaleLine(msgspec.Struct, frozen=True):
     at_ms: int
 
 
-class Restock(msgspec.Struct, frozen=True):
+class CancellationRestock(msgspec.Struct, frozen=True):
     """A cancellation (``event == "cancel"``) or refund (``refund:<id>``) that gave units back:
     ``restocked`` to available, ``unoversold`` off the oversold counter."""
 
@@ -88,7 +88,7 @@ class DropReconciliation(msgspec.Struct, frozen=True):
     unmatched_holds: list[UnmatchedHold]
     orders_without_hold: list[SaleLine]
     oversold_lines: list[SaleLine]
-    cancellations: list[Restock]
+    cancellations: list[CancellationRestock]
     restocked_units: int
     unoversold_units: int
     cancelled_before_order: list[CancelledFirst]
@@ -170,7 +170,7 @@ class LedgerFold:
     def __init__(self) -> None:
         self.confirmed_at: dict[str, int] = {}
         self.sales: list[SaleLine] = []
-        self.restocks: list[Restock] = []
+        self.restocks: list[CancellationRestock] = []
         self.cancelled_first: dict[str, CancelledFirst] = {}
         self.conflicts: dict[tuple[str, str], ConfirmConflict] = {}
         self.why: dict[str, str] = {}
@@ -209,7 +209,7 @@ class LedgerFold:
             case "cancel":
                 platform, order_id, line_id = _split_line(f.get("line", ""))
                 self.restocks.append(
-                    Restock(
+                    CancellationRestock(
                         platform=platform,
                         order_id=order_id,
                         line_id=line_id,
