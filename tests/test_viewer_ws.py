@@ -239,7 +239,9 @@ async def test_slow_viewer_is_closed_while_others_keep_receiving(nodes: NodeFact
         b"GET /ws/shows/s1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
-    await asyncio.sleep(0.3)
+    # Wait for the server's answer to the handshake (it has taken the viewer), not a guessed time.
+    raw.settimeout(scaled(10))
+    assert (await asyncio.to_thread(raw.recv, 1024)).startswith(b"HTTP/1.1 101")
 
     async def read_fast() -> list[int]:
         seqs: list[int] = []

@@ -316,8 +316,15 @@ async def test_entries_of_a_dead_consumer_are_taken_over_after_the_idle_time(app
     consumer.claim_idle_ms = 60_000
     assert await consumer.recover() == 0
     assert await consumer.step() == 0  # and the entries are not handed out again as new ones
-    await asyncio.sleep(0.06)
     consumer.claim_idle_ms = 50
+    # Wait until Redis itself reports both entries idle for longer than that (its clock, its
+    # measure), rather than sleeping a guessed duration.
+    async with asyncio.timeout(scaled(5)):
+        while True:
+            pending = await redis.xpending_range(keys.STREAM, keys.GROUP, min="-", max="+", count=10)
+            if len(pending) == 2 and all(int(e["time_since_delivered"]) > consumer.claim_idle_ms for e in pending):
+                break
+            await asyncio.sleep(0.01)
     assert await consumer.recover() == 2
     assert (await redis.xpending(keys.STREAM, keys.GROUP))["pending"] == 0
     # Each applied exactly once (the first one twice, harmlessly); one alert per oversold line.
