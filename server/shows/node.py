@@ -27,9 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -37,62 +35,26 @@ import msgspec
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from broadcast.feed import MAX_RECOVERY, Feed, FeedEvent, frame, show_keys
+from broadcast.feed import Feed, FeedEvent, frame, show_keys
 from broadcast.hub import Hub
 from broadcast.presence import Presence
 from broadcast.transport import Message
 from server.loops import repeat
-from server.shows.catalog import Catalog, DropInfo, Show, ShowState, UnknownShow
+from server.shows.catalog import Catalog, DropInfo, ShowState, UnknownShow
 from server.shows.clock import Clock
+from server.shows.known import KnownDrop, KnownShow, drop_body, fold_event, fold_ledger
 from server.shows.tails import Entries, StreamTails
 from server.viewers import protocol as p
 from stock import StockEngine, UnknownDrop, keys
 from stock.ledger import decode_entry
-from stock.types import Counters, DropState, LedgerEntry
+from stock.types import LedgerEntry
 
 logger = logging.getLogger("livedrop.live")
-
-RING = MAX_RECOVERY  # recent events kept in memory per show, for resumes
 
 
 def now_ms() -> int:
     """This machine's wall clock. Times sent to viewers use ``ShowNode.clock`` (Redis' clock)."""
     return int(time.time() * 1000)
-
-
-@dataclass
-class DropLive:
-    info: DropInfo
-    state: str
-    ends_at: int
-    counters: Counters
-    dirty: bool = False
-    ledger_after: str = "0-0"
-
-
-@dataclass
-class ShowLive:
-    show: Show
-    drops: dict[str, DropLive]
-    seq: int
-    epoch: str
-    viewers: int = 0
-    ring: deque[tuple[int, Message]] = field(default_factory=lambda: deque(maxlen=RING))
-
-
-def drop_body(d: DropLive) -> p.DropBody:
-    c = d.counters
-    return p.DropBody(
-        id=d.info.drop_id,
-        sku=d.info.sku,
-        title=d.info.title,
-        image_url=d.info.image_url,
-        prices=d.info.prices,
-        state=d.state,
-        ends_at=d.ends_at,
-        per_customer_limit=d.info.per_customer_limit,
-        stock=p.StockBody(available=c.available, held=c.held, sold=c.sold, total=c.total),
-    )
 
 
 class ShowNode:
@@ -123,7 +85,7 @@ class ShowNode:
         self.stock_interval = stock_interval
         self.viewers_interval = viewers_interval
         self.block_ms = block_ms
-        self.shows: dict[str, ShowLive] = {}
+        self.shows: dict[str, KnownShow] = {}
         self.redis_errors = 0
         self.tails = StreamTails(
             redis,
@@ -218,25 +180,25 @@ class ShowNode:
 
         task.add_done_callback(done)
 
-    def _watch_ledger(self, show_id: str, d: DropLive) -> None:
+    def _watch_ledger(self, show_id: str, d: KnownDrop) -> None:
         key = keys.drop_keys(d.info.drop_id).ledger
         self.tails.watch(key, d.ledger_after, partial(self._on_ledger, show_id, d.info.drop_id))
 
-    async def _snapshot(self, show_id: str) -> ShowLive:
+    async def _snapshot(self, show_id: str) -> KnownShow:
         show = await self.catalog.get_show(show_id)
         if show is None:
             raise UnknownShow(show_id)
         seq, epoch = await self.feed.start(show_id)
-        drops: dict[str, DropLive] = {}
+        drops: dict[str, KnownDrop] = {}
         for info in await self.catalog.drops(show_id):
             drops[info.drop_id] = await self._drop_live(info)
-        return ShowLive(show=show, drops=drops, seq=seq, epoch=epoch)
+        return KnownShow(show=show, drops=drops, seq=seq, epoch=epoch)
 
-    async def _drop_live(self, info: DropInfo) -> DropLive:
+    async def _drop_live(self, info: DropInfo) -> KnownDrop:
         last = await self.redis.xrevrange(keys.drop_keys(info.drop_id).ledger, count=1)
         snap = await self.engine.snapshot(info.drop_id)
         after = last[0][0].decode() if last else "0-0"
-        return DropLive(info, snap.state.value, snap.ends_at_ms, snap.counters, ledger_after=after)
+        return KnownDrop(info, snap.state.value, snap.ends_at_ms, snap.counters, ledger_after=after)
 
     # -- what a viewer is sent --------------------------------------------------------------------
 
@@ -278,7 +240,7 @@ class ShowNode:
             missed = [Message(frame(e), seq=e.seq) for e in events if e.seq <= live.seq]
         return missed + [self._stock_message(d) for d in live.drops.values()]
 
-    def _stock_message(self, d: DropLive) -> Message:
+    def _stock_message(self, d: KnownDrop) -> Message:
         c = d.counters
         body = p.StockFrame(
             drop=d.info.drop_id, available=c.available, held=c.held, sold=c.sold, total=c.total, ts=self.clock.now_ms()
@@ -352,7 +314,7 @@ class ShowNode:
         for viewer in list(channel.viewers) if channel else []:
             self.hub.deliver(viewer, self.welcome(show_id, viewer.customer is not None, reset=True))
 
-    def _apply_event(self, live: ShowLive, event: FeedEvent) -> None:
+    def _apply_event(self, live: KnownShow, event: FeedEvent) -> None:
         """Send an event to the show's viewers, then fold it into the snapshot.
 
         Nothing here touches Redis: the event carries all a welcome needs, so a Redis error
@@ -368,40 +330,10 @@ class ShowNode:
         except (msgspec.DecodeError, KeyError):
             logger.exception("event %d of show %s not folded into the snapshot", event.seq, show_id)
 
-    def _fold(self, live: ShowLive, event: FeedEvent) -> None:
-        show_id = live.show.show_id
-        if event.kind == "drop":
-            body = msgspec.json.decode(event.body, type=dict[str, p.DropBody])["drop"]
-            known = live.drops.get(body.id)
-            stock = body.stock
-            info = DropInfo(
-                drop_id=body.id,
-                show_id=show_id,
-                sku=body.sku,
-                title=body.title,
-                total=stock.total,
-                image_url=body.image_url,
-                prices=body.prices,
-                per_customer_limit=body.per_customer_limit,
-            )
-            d = live.drops[body.id] = DropLive(
-                info,
-                body.state,
-                body.ends_at,
-                known.counters if known else Counters(stock.total, stock.available, stock.held, stock.sold),
-                ledger_after=known.ledger_after if known else "0-0",
-                dirty=known.dirty if known else False,
-            )
-            if known is None:
-                self._watch_ledger(show_id, d)
-        elif event.kind == "drop_ended":
-            ended = msgspec.json.decode(event.body, type=dict[str, str])
-            gone = live.drops.get(ended["drop"])
-            if gone is not None:
-                gone.state = DropState.CLOSED.value
-        elif event.kind in ("show_ended", "show"):
-            state = ShowState.ENDED if event.kind == "show_ended" else ShowState.LIVE
-            live.show = msgspec.structs.replace(live.show, state=state)
+    def _fold(self, live: KnownShow, event: FeedEvent) -> None:
+        new_drop = fold_event(live, event)
+        if new_drop is not None:
+            self._watch_ledger(live.show.show_id, new_drop)
 
     def _on_ledger(self, show_id: str, drop_id: str, entries: Entries) -> None:
         live = self.shows.get(show_id)
@@ -416,37 +348,13 @@ class ShowNode:
                 # A malformed entry costs its own frame, not the ones after it.
                 logger.exception("ledger entry %s of drop %s not applied", d.ledger_after, drop_id)
 
-    def _apply_ledger(self, show_id: str, d: DropLive, entry: LedgerEntry) -> None:
-        if entry.after != d.counters:
-            d.counters = entry.after
-            d.dirty = True
-        f = entry.fields
-        customer = f.get("cust")
-        drop_id = d.info.drop_id
-        message: msgspec.Struct | None = None
-        if entry.op == "expire" and customer:
-            message = p.HoldExpired(drop=drop_id, hold=f["hold"])
-        elif entry.op == "handout" and customer:
-            message = p.Reserved(
-                ref="waitlist",
-                drop=drop_id,
-                hold=f["hold"],
-                qty=int(f["qty"]),
-                expires_at=int(f["exp"]),
-                from_waitlist=True,
-                hold_ref=self.engine.hold_ref(drop_id, f["hold"], f.get("nonce", "")),
-            )
-        elif (entry.op == "confirm" or (entry.op == "order" and entry.d_held < 0)) and customer:
-            message = p.Confirmed(drop=drop_id, hold=f["hold"], qty=int(f.get("qty", "0")))
-        elif entry.op == "open":
-            d.state = DropState.LIVE.value
-            d.ends_at = int(f.get("ends_at", "0"))
-        elif entry.op == "close":
-            d.state = DropState.CLOSED.value
-            reason = f.get("reason", "host")
-            self._spawn(self._announce_end(show_id, drop_id, reason, entry.at_ms), f"announce-end:{drop_id}")
-        if message is not None and customer:
-            self.hub.send_private(customer, Message(p.server_encoder.encode(message)))
+    def _apply_ledger(self, show_id: str, d: KnownDrop, entry: LedgerEntry) -> None:
+        outcome = fold_ledger(d, entry, self.engine.hold_ref)
+        if outcome.ended is not None:
+            drop_id = d.info.drop_id
+            self._spawn(self._announce_end(show_id, drop_id, outcome.ended, entry.at_ms), f"announce-end:{drop_id}")
+        if outcome.private is not None and outcome.customer:
+            self.hub.send_private(outcome.customer, Message(p.server_encoder.encode(outcome.private)))
 
     async def _announce_end(self, show_id: str, drop_id: str, reason: str, at_ms: int) -> None:
         """Publish a drop's end seen in its ledger (a timer or another node closed it). Retried:
