@@ -60,12 +60,17 @@ async def repeat(
     backoff: Backoff | None = None,
     on_error: Callable[[BaseException], None] | None = None,
     log: logging.Logger = logger,
+    fixed_rate: bool = False,
 ) -> None:
     """Run ``step`` again and again, ``interval`` seconds apart, until it returns True or the
     task is cancelled. A step that raises is logged (``name`` says which loop), reported to
-    ``on_error`` (to count it) and retried after ``backoff``."""
+    ``on_error`` (to count it) and retried after ``backoff``. With ``fixed_rate`` the interval runs
+    from the start of one step to the start of the next (a ticker whose rates are per second),
+    else from the end of one step."""
     backoff = backoff or Backoff()
+    loop = asyncio.get_running_loop()
     while True:
+        started = loop.time()
         try:
             if await step():
                 return
@@ -85,4 +90,4 @@ async def repeat(
         raise_if_cancelled()
         backoff.reset()
         if interval > 0:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(0.0, started + interval - loop.time()) if fixed_rate else interval)

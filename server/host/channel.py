@@ -52,6 +52,7 @@ from server.host.figures import (
     oversold_alert,
     stream_alert,
 )
+from server.loops import Backoff, repeat
 from server.platforms.webhooks.alerts import read_stream
 from server.replies import decoded
 from server.shows.catalog import Catalog, DropInfo, UnknownShow
@@ -150,30 +151,26 @@ class HostPanels:
             await _stop(room.ticker)
 
     async def _run(self, room: Room) -> None:
-        loop = asyncio.get_running_loop()
-        backoff = self.interval
-        while room.hosts:
-            started = loop.time()
-            try:
-                await self.tick(room)
-                backoff = self.interval
-            except asyncio.CancelledError:
-                raise
-            except RedisError:
-                self.errors += 1
-                logger.warning("host ticker of show %s: Redis error, retrying in %.1fs", room.show_id, backoff)
-                backoff = min(backoff * 2, 10.0)
-            except Exception:
-                self.errors += 1
-                logger.exception("host ticker of show %s failed", room.show_id)
-                backoff = min(backoff * 2, 10.0)
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                # redis-py can turn a cancellation that lands mid-command into a connection
-                # error; the request to stop still stands.
-                raise asyncio.CancelledError
-            # A fixed cadence, whatever a tick cost: rates are per elapsed second anyway.
-            await asyncio.sleep(max(0.0, started + backoff - loop.time()))
+        """Tick at a fixed cadence (rates are per elapsed second) while the show has hosts here."""
+
+        async def turn() -> bool:
+            if not room.hosts:
+                return True
+            await self.tick(room)
+            return False
+
+        await repeat(
+            turn,
+            name=f"host ticker of show {room.show_id}",
+            interval=self.interval,
+            backoff=Backoff(min(self.interval * 2, 10.0), 10.0),
+            on_error=self._failed,
+            log=logger,
+            fixed_rate=True,
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        self.errors += 1
 
     async def tick(self, room: Room) -> None:
         """One round: figures to every host of the show, then the alerts since the last round."""

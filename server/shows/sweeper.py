@@ -14,7 +14,6 @@ reads on each sweep: from its first second a drop is swept on every node.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from server.keys import LAUNCHED_KEY
-from server.loops import raise_if_cancelled
+from server.loops import Backoff, repeat
 from server.ops.metrics import Metrics
 from server.shows.clock import redis_now_ms
 from stock import StockEngine, UnknownDrop, keys
@@ -61,25 +60,24 @@ class Sweeper:
         self._scan_started_ms = 0  # Redis' clock at the start of the last full scan
 
     async def run(self) -> None:
-        backoff = self.interval
-        while True:
-            try:
-                await self.sweep_once()
-                self.healthy = True
-                backoff = self.interval
-            except asyncio.CancelledError:
-                raise
-            except RedisError:
-                raise_if_cancelled()
-                self.healthy = False
-                self.metrics.redis_errors.labels("sweeper").inc()
-                logger.warning("sweep failed, Redis unreachable; retrying in %.1fs", backoff, exc_info=True)
-                backoff = min(backoff * 2, 5.0)
-            except Exception:
-                raise_if_cancelled()
-                logger.exception("sweep failed")
-                backoff = min(backoff * 2, 5.0)
-            await asyncio.sleep(backoff)
+        """Sweep every ``interval`` until cancelled; Redis outages are waited out with a backoff."""
+        await repeat(
+            self._step,
+            name="sweep",
+            interval=self.interval,
+            backoff=Backoff(min(self.interval * 2, 5.0), 5.0),
+            on_error=self._failed,
+            log=logger,
+        )
+
+    async def _step(self) -> None:
+        await self.sweep_once()
+        self.healthy = True
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, RedisError):
+            self.healthy = False
+            self.metrics.redis_errors.labels("sweeper").inc()
 
     async def sweep_once(self) -> list[SweepResult]:
         now = time.monotonic()

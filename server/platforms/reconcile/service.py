@@ -12,7 +12,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from server import keys as wh_keys
-from server.loops import raise_if_cancelled
+from server.loops import Backoff, repeat
 from server.ops.metrics import Metrics
 from server.platforms.reconcile.read import build_report
 from server.platforms.reconcile.report import ReconciliationReport
@@ -64,25 +64,25 @@ class Reconciler:
                 await task
 
     async def run(self) -> None:
+        """Reconcile every ``reconcile_interval`` until cancelled, backing off on failures."""
         interval = self.settings.reconcile_interval
-        backoff = interval
-        while True:
-            raise_if_cancelled()
-            try:
-                await self.reconcile_once()
-                self.healthy = True
-                backoff = interval
-            except asyncio.CancelledError:
-                raise
-            except RedisError:
-                self.healthy = False
-                self.metrics.redis_errors.labels("reconcile").inc()
-                logger.warning("reconciliation failed, Redis unreachable", exc_info=True)
-                backoff = min(backoff * 2, 10 * interval)
-            except Exception:
-                logger.exception("reconciliation failed")
-                backoff = min(backoff * 2, 10 * interval)
-            await asyncio.sleep(backoff)
+        await repeat(
+            self._step,
+            name="reconciliation",
+            interval=interval,
+            backoff=Backoff(2 * interval, 10 * interval),
+            on_error=self._failed,
+            log=logger,
+        )
+
+    async def _step(self) -> None:
+        await self.reconcile_once()
+        self.healthy = True
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, RedisError):
+            self.healthy = False
+            self.metrics.redis_errors.labels("reconcile").inc()
 
     async def reconcile_once(self, *, force: bool = False) -> list[ReconciliationReport]:
         """Reconcile every active show this node wins the lock for (all active shows with

@@ -26,7 +26,7 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from server import keys
-from server.loops import raise_if_cancelled
+from server.loops import Backoff, repeat
 from server.ops.metrics import Metrics
 from server.platforms.webhooks.alerts import AlertKind, Alerts
 from server.platforms.webhooks.apply import OrderApplier
@@ -79,6 +79,7 @@ class WebhookConsumer:
         self.applied = 0
         self._failures: dict[str, int] = {}
         self._last_housekeeping = 0.0
+        self._recover = True
 
     async def ensure_group(self) -> None:
         """Create the group (and the stream) if missing. The group starts at the beginning of the
@@ -91,36 +92,26 @@ class WebhookConsumer:
 
     async def run(self) -> None:
         """Apply deliveries until cancelled. Redis outages are waited out with a backoff."""
-        backoff = 0.1
-        recover = True  # after a start or a failure, look at what is pending before new entries
-        while True:
-            raise_if_cancelled()
-            try:
-                if recover:
-                    await self.ensure_group()
-                    await self.recover()
-                    recover = False
-                if time.monotonic() - self._last_housekeeping >= self.claim_idle_ms / 2000:
-                    await self.housekeeping()
-                # No linger after a small batch: waiting a few ms for a fuller one was measured
-                # to triple the receivers' median latency (bench.webhooks), for no gain.
-                await self.step(block=True)
-                self.healthy = True
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except RedisError:
-                self.healthy = False
-                self.metrics.redis_errors.labels("webhooks").inc()
-                logger.warning("webhook consumer: Redis unreachable; retrying in %.1fs", backoff, exc_info=True)
-                recover = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception:
-                logger.exception("webhook consumer failed; retrying in %.1fs", backoff)
-                recover = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        self._recover = True  # after a start or a failure, look at what is pending before new entries
+        await repeat(self._turn, name="webhook consumer", backoff=Backoff(0.1, 5.0), on_error=self._failed, log=logger)
+
+    async def _turn(self) -> None:
+        if self._recover:
+            await self.ensure_group()
+            await self.recover()
+            self._recover = False
+        if time.monotonic() - self._last_housekeeping >= self.claim_idle_ms / 2000:
+            await self.housekeeping()
+        # No linger after a small batch: waiting a few ms for a fuller one was measured
+        # to triple the receivers' median latency (bench.webhooks), for no gain.
+        await self.step(block=True)
+        self.healthy = True
+
+    def _failed(self, exc: BaseException) -> None:
+        self._recover = True
+        if isinstance(exc, RedisError):
+            self.healthy = False
+            self.metrics.redis_errors.labels("webhooks").inc()
 
     async def step(self, *, block: bool = False) -> int:
         """Read new entries once (waiting up to ``block_seconds`` if asked) and apply them."""
