@@ -21,8 +21,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from server.ops.local_redis import AppendFsync, LocalCluster, LocalRedis, RedisUnavailable
-from tests.servers import Node
-from tests.util import RedisServerFactory, scaled
+from tests.support.servers import Node
+from tests.support.util import RedisServerFactory, scaled
 
 # Start-up budgets before scaling: a server is up in ~20 ms, a cluster in ~2 s.
 _SERVER_START_TIMEOUT = 10.0
