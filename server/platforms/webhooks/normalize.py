@@ -8,6 +8,12 @@ batches). Call them only after the signature check. Bodies that are not the docu
 
 Hold references (which LiveDrop hold a platform order confirms) are looked up where each platform lets
 an integrator attach data at checkout; see docs/webhooks.md for the per-platform choice.
+
+Why one module of ~470 lines: it is pure code, five sections of 50-100 lines (one per platform) that
+share the decoding and hold-reference helpers at the top and the dispatcher at the bottom; reading
+one platform's rules next to the others' is how a difference between them is noticed. The payload
+types are in ``payloads.py``. A sixth platform, or a section past ~150 lines, is the moment to
+split it per platform.
 """
 
 from __future__ import annotations
