@@ -16,22 +16,21 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sequence
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from broadcast.scripts import lua_source
+
 Arg = str | bytes | int
 _Pending = tuple[Sequence[str], Sequence[Arg], "asyncio.Future[Any]"]
 
 
-@cache
 def script_source(name: str) -> str:
     """The text of ``server/platforms/webhooks/lua/<name>.lua``."""
-    return resources.files("server.platforms.webhooks").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    return lua_source("server.platforms.webhooks", name)
 
 
 class BatchedScript:
