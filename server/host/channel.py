@@ -1,7 +1,7 @@
 """The control panel's WebSocket channel: the hosts' side of the live show.
 
 ``GET /ws/host/shows/{show_id}`` (docs/protocol.md, "Host channel") joins the hub like a viewer
-that is not counted (``audience=False``), so a host sees exactly the frames the audience sees, in
+that is not counted (``Role.HOST``), so a host sees exactly the frames the audience sees, in
 the same order, from the same code path. On top of that each node runs, per show and only while at
 least one host of that show is connected to it, a ticker that pushes every second:
 
@@ -36,7 +36,7 @@ import msgspec
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from broadcast.hub import Hub, Viewer
+from broadcast.hub import Connection, Hub, Role
 from broadcast.transport import Message, socket_for
 from server import keys as wh_keys
 from server.host.api import host_token_valid
@@ -76,7 +76,7 @@ class Room:
     """The hosts of one show connected to this node, and what the ticker remembers between ticks."""
 
     show_id: str
-    hosts: dict[Viewer, None] = field(default_factory=dict)
+    hosts: dict[Connection, None] = field(default_factory=dict)
     ticker: asyncio.Task[None] | None = None
     before: dict[str, DropSnapshot] = field(default_factory=dict)
     infos: dict[str, DropInfo] = field(default_factory=dict)
@@ -109,7 +109,7 @@ class HostPanels:
         self.rooms: dict[str, Room] = {}
         self.errors = 0
 
-    async def attach(self, viewer: Viewer) -> None:
+    async def attach(self, viewer: Connection) -> None:
         """Register a host that has had its ``welcome``: it gets the show's recent alerts and
         a ``host_stats`` at once, then the ticker's frames."""
         room = self.rooms.get(viewer.show_id)
@@ -136,7 +136,7 @@ class HostPanels:
             with contextlib.suppress(RedisError, UnknownDrop):
                 self.hub.deliver(viewer, self._stats_message(room, await self._figures(room, advance=False)))
 
-    async def detach(self, viewer: Viewer) -> None:
+    async def detach(self, viewer: Connection) -> None:
         room = self.rooms.get(viewer.show_id)
         if room is None:
             return
@@ -298,7 +298,7 @@ async def host_endpoint(websocket: WebSocket) -> None:
         if not await host_token_valid(state.settings, state.redis, token):
             await websocket.close(p.CLOSE_POLICY, "unknown host token")
             return
-        viewer = await hub.join(show_id, socket_for(websocket), None, audience=False)
+        viewer = await hub.join(show_id, socket_for(websocket), None, role=Role.HOST)
     except UnknownShow:
         await websocket.close(p.CLOSE_UNKNOWN_SHOW, "unknown show")
         return

@@ -17,7 +17,7 @@ import msgspec
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from broadcast.hub import Hub, Viewer
+from broadcast.hub import Connection, Hub
 from broadcast.transport import Message, SansIOSocket, socket_for
 from server.shows.catalog import UnknownShow
 from server.shows.node import ShowNode
@@ -63,7 +63,7 @@ def request_id(secret: bytes, customer: str, ref: str) -> str:
     return f"{digest}:{ref}"
 
 
-def _send(hub: Hub, viewer: Viewer, frame: msgspec.Struct) -> None:
+def _send(hub: Hub, viewer: Connection, frame: msgspec.Struct) -> None:
     hub.deliver(viewer, Message(p.server_encoder.encode(frame)))
 
 
@@ -112,7 +112,7 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         await hub.leave(viewer)
 
 
-async def _resume(live: ShowNode, hub: Hub, viewer: Viewer, after: int, epoch: str) -> None:
+async def _resume(live: ShowNode, hub: Hub, viewer: Connection, after: int, epoch: str) -> None:
     """Missed events, in order, before any live frame: what the hub would send meanwhile is
     held (``begin_resume``) and follows them, less the seqs the replay already carried."""
     hub.begin_resume(viewer)  # a cancel below leaves it held: the viewer is leaving anyway
@@ -126,7 +126,7 @@ async def _resume(live: ShowNode, hub: Hub, viewer: Viewer, after: int, epoch: s
         hub.end_resume(viewer, messages, after)
 
 
-async def _read_frames(websocket: WebSocket, state: Any, viewer: Viewer) -> None:
+async def _read_frames(websocket: WebSocket, state: Any, viewer: Connection) -> None:
     hub: Hub = state.hub
     limiter = RateLimit(rate=state.settings.reserve_rate, burst=state.settings.reserve_burst)
     # Never tighter than the reserve budget an operator configured (a load test raises it).
@@ -160,7 +160,7 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Viewer) -> None
         await _handle(state, viewer, frame, limiter, hellos)
 
 
-async def _handle(state: Any, viewer: Viewer, frame: p.ClientFrame, limiter: RateLimit, hellos: RateLimit) -> None:
+async def _handle(state: Any, viewer: Connection, frame: p.ClientFrame, limiter: RateLimit, hellos: RateLimit) -> None:
     hub: Hub = state.hub
     live: ShowNode = state.live
     match frame:
@@ -196,13 +196,13 @@ async def _handle(state: Any, viewer: Viewer, frame: p.ClientFrame, limiter: Rat
             await _waitlist(state, viewer, drop, qty, ref)
 
 
-def _in_show(live: ShowNode, viewer: Viewer, drop_id: str) -> bool:
+def _in_show(live: ShowNode, viewer: Connection, drop_id: str) -> bool:
     """Whether the drop belongs to the viewer's show, from the node's snapshot (no Redis)."""
     show = live.shows.get(viewer.show_id)
     return show is not None and drop_id in show.drops
 
 
-async def _reserve(state: Any, viewer: Viewer, ref: str, drop: str, qty: int) -> None:
+async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int) -> None:
     hub: Hub = state.hub
     batcher: ReserveBatcher = state.batcher
     assert viewer.customer is not None
@@ -242,7 +242,7 @@ async def _reserve(state: Any, viewer: Viewer, ref: str, drop: str, qty: int) ->
         _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason=reason))
 
 
-async def _release(state: Any, viewer: Viewer, hold: str, ref: str | None) -> None:
+async def _release(state: Any, viewer: Connection, hold: str, ref: str | None) -> None:
     hub: Hub = state.hub
     engine: StockEngine = state.engine
     try:
@@ -262,7 +262,7 @@ async def _release(state: Any, viewer: Viewer, hold: str, ref: str | None) -> No
     _send(hub, viewer, p.Released(hold=hold, ref=ref))
 
 
-async def _waitlist(state: Any, viewer: Viewer, drop: str, qty: int, ref: str | None) -> None:
+async def _waitlist(state: Any, viewer: Connection, drop: str, qty: int, ref: str | None) -> None:
     hub: Hub = state.hub
     engine: StockEngine = state.engine
     assert viewer.customer is not None

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 
-from broadcast.hub import Hub
+from broadcast.hub import Hub, Role
 from broadcast.transport import Message, SendResult
 from server import keys as wh_keys
 from server.host.channel import HostPanels
@@ -263,7 +263,7 @@ async def test_ticker_reports_slow_viewer_closes_to_hosts_only(redis: Redis) -> 
     hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
     panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live, interval=3600)
     host_socket, viewer_socket = Recorder(), Recorder()
-    host = await hub.join("s1", host_socket, None, audience=False)
+    host = await hub.join("s1", host_socket, None, role=Role.HOST)
     audience = await hub.join("s1", viewer_socket, "v1")
     try:
         await panels.attach(host)
