@@ -38,7 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from broadcast.hub import Connection, Hub, Role
 from broadcast.transport import Message, socket_for
-from server import keys as wh_keys
+from server import keys
 from server.host.api import host_token_valid
 from server.host.figures import (
     ALERT_SLOW_VIEWERS,
@@ -118,7 +118,7 @@ class HostPanels:
             # The position first, the history second: an alert written in between is in both,
             # and the panel drops repeats by id. The other order could lose it.
             with contextlib.suppress(RedisError):
-                last = await self.redis.xrevrange(wh_keys.ALERTS, count=1)
+                last = await self.redis.xrevrange(keys.ALERTS, count=1)
                 if last:
                     room.alerts_after = decoded(last[0][0])
             room.hosts[viewer] = None
@@ -126,7 +126,7 @@ class HostPanels:
         else:
             room.hosts[viewer] = None
         try:
-            history = await read_stream(self.redis, wh_keys.ALERTS, ALERT_SCAN)
+            history = await read_stream(self.redis, keys.ALERTS, ALERT_SCAN)
         except RedisError:
             history = []
         alerts = [a for entry_id, fields in history if (a := stream_alert(entry_id, fields, viewer.show_id))]
@@ -190,7 +190,7 @@ class HostPanels:
                 )
             )
         room.slow_closed = slow
-        reply = await self.redis.xread({wh_keys.ALERTS: room.alerts_after}, count=ALERT_BATCH)
+        reply = await self.redis.xread({keys.ALERTS: room.alerts_after}, count=ALERT_BATCH)
         for _, entries in reply or []:
             for entry_id, raw in entries:
                 room.alerts_after = decoded(entry_id)

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 from redis.exceptions import RedisError
 
-from server import keys as wh_keys
+from server import keys
 from server.loops import Backoff, repeat
 from server.ops.metrics import Metrics
 from server.platforms.reconcile.read import build_report
@@ -94,7 +94,7 @@ class Reconciler:
             if not await self._active(show.show_id, now_ms):
                 continue
             if not force and not await self.redis.set(
-                wh_keys.reconcile_lock(show.show_id), self.node, nx=True, px=lock_ms
+                keys.reconcile_lock(show.show_id), self.node, nx=True, px=lock_ms
             ):
                 continue
             report = await build_report(
@@ -118,7 +118,7 @@ class Reconciler:
 
     async def _publish(self, report: ReconciliationReport) -> None:
         ttl = max(60, round(self.settings.reconcile_interval * 3))
-        await self.redis.set(wh_keys.report(report.show_id), msgspec.json.encode(report), ex=ttl)
+        await self.redis.set(keys.report(report.show_id), msgspec.json.encode(report), ex=ttl)
         for drop in report.drops:
             for hold in drop.unmatched_holds:
                 await self.alerts.alert(

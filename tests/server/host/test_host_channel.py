@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from broadcast.hub import Hub, Role
 from broadcast.transport import Message, SendResult
-from server import keys as wh_keys
+from server import keys
 from server.host.channel import HostPanels
 from server.host.figures import ALERT_SLOW_VIEWERS, drop_figures, host_stats, stream_alert
 from server.keys import HOST_TOKENS_KEY
@@ -151,15 +151,15 @@ async def test_host_gets_broadcasts_and_live_stats(api: tuple[httpx.AsyncClient,
 
 async def test_alerts_history_and_live(api: tuple[httpx.AsyncClient, Node], redis: Redis) -> None:
     _, node = api
-    await redis.xadd(wh_keys.ALERTS, {"kind": "unmatched_hold", "show": "s1", "drop": "d1", "hold": "d1.3", "qty": "1"})
-    await redis.xadd(wh_keys.ALERTS, {"kind": "oversold", "show": "other", "drop": "x1", "qty": "1"})
+    await redis.xadd(keys.ALERTS, {"kind": "unmatched_hold", "show": "s1", "drop": "d1", "hold": "d1.3", "qty": "1"})
+    await redis.xadd(keys.ALERTS, {"kind": "oversold", "show": "other", "drop": "x1", "qty": "1"})
     host = await connect_host(node)
     await host.next()
     history = await host.until("alert")
     assert history["kind"] == "unmatched_hold" and history["drop"] == "d1" and "d1.3" in history["message"]
 
-    await redis.xadd(wh_keys.ALERTS, {"kind": "oversold", "show": "other", "drop": "x1", "qty": "3"})
-    await redis.xadd(wh_keys.ALERTS, {"kind": "dead_delivery", "platform": "shopify", "error": "boom"})
+    await redis.xadd(keys.ALERTS, {"kind": "oversold", "show": "other", "drop": "x1", "qty": "3"})
+    await redis.xadd(keys.ALERTS, {"kind": "dead_delivery", "platform": "shopify", "error": "boom"})
     dead = await host.until("alert", timeout=3)
     assert dead["kind"] == "dead_delivery" and "boom" in dead["message"]
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from server import keys as wh_keys
+from server import keys
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, TABLET, PageErrors, artifact, require_chromium
 from tests.support.servers import Node
 from tests.support.util import scaled
@@ -169,7 +169,7 @@ async def test_host_launches_a_drop_a_viewer_buys_and_the_panel_follows(
 
         # An alert written to the alerts stream reaches the panel's feed within a tick.
         await redis.xadd(
-            wh_keys.ALERTS,
+            keys.ALERTS,
             {"kind": "oversold", "show": "s1", "drop": drop_id, "platform": "shopify", "order": "1001", "qty": "2"},
         )
         alerts = panel.get_by_role("log", name="Alerts")
