@@ -60,6 +60,12 @@ def sku_key(sku: str) -> str:
     return f"{PREFIX}:sku:{sku}"
 
 
+def wake_key(tag: str, node_id: str) -> str:
+    """A node's wake-up stream for its blocking reads of the streams under hash tag ``tag``: an
+    entry there ends the node's XREAD BLOCK at once (a new stream to follow), in the same slot."""
+    return f"{PREFIX}:{{{tag}}}:wake:{node_id}"
+
+
 def launch_key(drop_id: str) -> str:
     """Hash of the audience at a drop's launch (``viewers``, ``at``): the conversion's denominator."""
     return _drop_base(drop_id) + "launch"

@@ -30,6 +30,7 @@ from typing import Any
 
 from redis.crc import key_slot
 
+from server.keys import wake_key
 from server.loops import Backoff, repeat
 from server.replies import decoded
 
@@ -119,7 +120,7 @@ class StreamTails:
         group = self.groups.get(slot)
         if group is None:
             tag = hash_tag(key) if self.cluster else f"tails:{self.node_id}"
-            group = self.groups[slot] = _Group(slot, f"ld:{{{tag}}}:wake:{self.node_id}")
+            group = self.groups[slot] = _Group(slot, wake_key(tag, self.node_id))
         group.streams[key] = _Watch(after, handler)
         if group.task is None:
             group.task = asyncio.get_running_loop().create_task(self._run(group), name=f"tails:{slot}")
