@@ -26,7 +26,7 @@ from stock.errors import (
     UnknownHold,
 )
 from stock.holdref import HoldRef, HoldRefs
-from stock.ledger import decode_entry
+from stock.ledger import decode_entries, entry_key
 from stock.scripts import Scripts
 from stock.types import (
     AdjustResult,
@@ -510,10 +510,26 @@ class StockEngine:
         return [(m, int(w or 1)) for m, w in zip(members, wanted, strict=True)]
 
     async def ledger(self, drop_id: str, after: str = "-", count: int = 1000) -> list[LedgerEntry]:
-        """Ledger entries after entry id ``after`` ('-' = from the start), at most ``count``."""
+        """Ledger entries after entry id ``after`` ('-' = from the start), at most ``count``, one
+        per change: a batch's packed entry is expanded (``stock.ledger.decode_entries``), and a
+        page may end inside it — the next page, after the last id returned, goes on from there.
+        Fewer than ``count`` entries means the end of the ledger."""
+        if count < 1:
+            raise InvalidArgument("count must be at least 1")
+        key = keys.drop_keys(drop_id).ledger
+        floor = None if after == "-" else entry_key(after)
+        # A packed entry is stored under the last of its ids, so every entry holding a change
+        # after ``after`` is stored after it too; only its earlier changes need skipping.
         start = after if after == "-" else f"({after}"
-        raw = await self.redis.xrange(keys.drop_keys(drop_id).ledger, min=start, max="+", count=count)
-        return [decode_entry(entry_id, fields) for entry_id, fields in raw]
+        found: list[LedgerEntry] = []
+        while len(found) < count:
+            raw = await self.redis.xrange(key, min=start, max="+", count=count)
+            for entry_id, fields in raw:
+                found += [e for e in decode_entries(entry_id, fields) if floor is None or entry_key(e.entry_id) > floor]
+            if len(raw) < count:
+                break
+            start = f"({_text(raw[-1][0])}"
+        return found[:count]
 
     async def iter_ledger(self, drop_id: str, page: int = 1000) -> AsyncIterator[LedgerEntry]:
         """Every ledger entry of a drop, read page by page."""
