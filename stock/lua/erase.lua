@@ -33,10 +33,10 @@ for i = 1, #lines, 2 do
   end
 end
 
-local units = redis.call('HGET', K_CUSTOMERS, customer)
+local units = redis.call('HGET', K_CUSTOMERS, D.cprefix .. customer)
 if units then
-  redis.call('HDEL', K_CUSTOMERS, customer)
-  redis.call('HSET', K_CUSTOMERS, tombstone, units)
+  redis.call('HDEL', K_CUSTOMERS, D.cprefix .. customer)
+  redis.call('HSET', K_CUSTOMERS, D.cprefix .. tombstone, units)
   places = places + 1
 end
 

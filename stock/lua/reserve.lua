@@ -77,7 +77,9 @@ for i = 0, n - 1 do
     answers[#answers + 1] = {a[1], a[2], a[3], a[4], 1, a[5] or ''}
   else
     local code, hold_id, expires, nonce = 'reserved', '', 0, ''
-    if not is_selling() then
+    if D.variants > 0 then
+      code = 'invalid' -- a drop with variants sells them, never itself: the request names none
+    elseif not is_selling() then
       code = 'not_live'
     elseif not qty or qty < 1 or qty ~= math.floor(qty) then
       code = 'invalid'

@@ -28,11 +28,11 @@ local HANDOUT_BATCH = 64
 
 local META_FIELDS = {
   'id', 'show', 'state', 'total', 'available', 'held', 'sold', 'oversold', 'limit', 'hold_ms',
-  'ends_at', 'hold_seq', 'wait_seq', 'clock_ms', 'salt',
+  'ends_at', 'hold_seq', 'wait_seq', 'clock_ms', 'salt', 'cprefix', 'variants',
 }
 local NUMERIC = {
   total = true, available = true, held = true, sold = true, oversold = true, limit = true,
-  hold_ms = true, ends_at = true, hold_seq = true, wait_seq = true, clock_ms = true,
+  hold_ms = true, ends_at = true, hold_seq = true, wait_seq = true, clock_ms = true, variants = true,
 }
 
 -- D: the drop's meta, loaded once per call; counters are written back by save().
@@ -203,11 +203,14 @@ local function tally(field, n)
   TALLIES[field] = (TALLIES[field] or 0) + n
 end
 
+-- A variant's customers key is its drop's (stock/keys.py): `cprefix` is '' when the drop's limit
+-- counts across its variants, '<variant>|' when each variant counts its own (never in a customer id).
 local function customer_units(customer)
-  local units = UNITS[customer]
+  local field = D.cprefix .. customer
+  local units = UNITS[field]
   if units == nil then
-    units = tonumber(redis.call('HGET', K_CUSTOMERS, customer) or '0')
-    UNITS[customer] = units
+    units = tonumber(redis.call('HGET', K_CUSTOMERS, field) or '0')
+    UNITS[field] = units
   end
   return units
 end
@@ -216,15 +219,16 @@ end
 local function load_units(customers)
   local missing = {}
   for _, customer in ipairs(customers) do
-    if UNITS[customer] == nil then
-      missing[#missing + 1] = customer
+    local field = D.cprefix .. customer
+    if UNITS[field] == nil then
+      missing[#missing + 1] = field
     end
   end
   if #missing > 0 then
     local values = redis.call('HMGET', K_CUSTOMERS, unpack(missing))
-    for i, customer in ipairs(missing) do
-      if UNITS[customer] == nil then
-        UNITS[customer] = tonumber(values[i] or '0')
+    for i, field in ipairs(missing) do
+      if UNITS[field] == nil then
+        UNITS[field] = tonumber(values[i] or '0')
       end
     end
   end
@@ -234,8 +238,8 @@ local function customer_add(customer, n)
   if n == 0 then
     return
   end
-  UNITS[customer] = customer_units(customer) + n
-  UNITS_DIRTY[customer] = true
+  UNITS[D.cprefix .. customer] = customer_units(customer) + n
+  UNITS_DIRTY[D.cprefix .. customer] = true
 end
 
 local function get_hold(hold_id)
