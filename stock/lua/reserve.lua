@@ -57,8 +57,16 @@ if n > 0 then
   load_units(customers)
 end
 
+-- A granted request is recorded as its hold id alone: qty, deadline and nonce never change in the
+-- hold record, so a retry's answer is read from there (a retry is rare; a record per hold is not).
+-- Anything else is a msgpack array (a rejection, or a granted answer recorded by an earlier version).
 local function recorded_answer(i)
-  local raw = granted[i] or rej_new[i] or rej_old[i]
+  local raw = granted[i]
+  if raw and string.byte(raw, 1) < 0x90 then
+    local h = get_hold(raw)
+    return h and {'reserved', raw, h.q, h.e, h.n}
+  end
+  raw = raw or rej_new[i] or rej_old[i]
   return raw and cmsgpack.unpack(raw)
 end
 
@@ -99,7 +107,7 @@ for i = 0, n - 1 do
     local a = {code, hold_id, qty or 0, expires, nonce}
     fresh[request_id] = a
     target[#target + 1] = request_id
-    target[#target + 1] = cmsgpack.pack(a)
+    target[#target + 1] = code == 'reserved' and hold_id or cmsgpack.pack(a)
     answers[#answers + 1] = {code, hold_id, qty or 0, expires, 0, nonce}
   end
 end

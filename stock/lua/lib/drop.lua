@@ -9,7 +9,7 @@
 --   2 holds      hash   hold id -> msgpack {c=customer, q=qty, e=expires_ms, s=state, r=request,
 --                       o=order ref, m=order line it was matched with, n=nonce of its reference}
 --   3 expiry     zset   hold id -> expires_ms, for live holds only (the sweeper's index)
---   4 requests   hash   request id -> msgpack of the first answer (reserve, adjust)
+--   4 requests   hash   request id -> hold id of a granted reservation, or msgpack of an adjustment
 --   5 customers  hash   customer -> units held + sold that count toward the per-customer limit
 --   6 orders     hash   platform|order|line -> msgpack line record; line#event -> 1 (cancel events)
 --   7 waitlist   zset   customer -> join sequence number (FIFO order)
@@ -247,7 +247,10 @@ local function get_hold(hold_id)
   if not raw then
     return nil
   end
-  return cmsgpack.unpack(raw)
+  local h = cmsgpack.unpack(raw)
+  -- A new hold is stored without its (empty) order ref and matched line: see create_hold.
+  h.o, h.m = h.o or '', h.m or ''
+  return h
 end
 
 local function put_hold(hold_id, h)
@@ -264,8 +267,10 @@ local function create_hold(customer, qty, request_id, op)
   local expires = NOW + D.hold_ms
   local nonce = string.sub(redis.sha1hex(D.salt .. '|' .. hold_id .. '|' .. customer .. '|' .. NOW), 1, 32)
   NEW_HOLDS[#NEW_HOLDS + 1] = hold_id
+  -- o (order ref) and m (matched line) are left out while empty: get_hold fills them in. Every byte
+  -- of a new hold is written to the AOF too (bench/stock.py).
   NEW_HOLDS[#NEW_HOLDS + 1] = cmsgpack.pack({c = customer, q = qty, e = expires, s = 'held', r = request_id,
-    o = '', m = '', n = nonce})
+    n = nonce})
   NEW_EXPIRY[#NEW_EXPIRY + 1] = expires
   NEW_EXPIRY[#NEW_EXPIRY + 1] = hold_id
   customer_add(customer, qty)
