@@ -5,7 +5,9 @@
 -- KEYS, the same twelve in this order for every drop script, all under one {drop:<id>} hash tag:
 --   1 meta       hash   id, show, state, total, available, held, sold, oversold, limit, hold_ms,
 --                       ends_at, end_reason, initial_total, hold_seq, wait_seq, clock_ms, tallies,
---                       salt (secret: seeds hold nonces, never read outside Lua), rej_gen
+--                       salt (secret: seeds hold nonces, never read outside Lua), rej_gen,
+--                       cprefix (whose per-customer counts: customer_units), variants (how many
+--                       a drop has; a drop with variants sells none itself: stock/keys.py)
 --   2 holds      hash   hold id -> msgpack {c=customer, q=qty, e=expires_ms, s=state, r=request,
 --                       o=order ref, m=order line it was matched with, n=nonce of its reference}
 --   3 expiry     zset   hold id -> expires_ms, for live holds only (the sweeper's index)
