@@ -8,6 +8,9 @@ import asyncio
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stock import (
     DropConfig,
@@ -20,8 +23,9 @@ from stock import (
     StockEngine,
     UnknownDrop,
 )
-from stock.types import Counters, ReserveRequest, VariantConfig, WaitlistOutcome
+from stock.types import Counters, HoldState, ReserveRequest, ReserveResult, VariantConfig, WaitlistOutcome
 from tests.invariants import assert_drop_invariants, assert_variant_drop_invariants
+from tests.util import RedisServerFactory, scaled
 
 SIZES = (VariantConfig("S", "TEE-S", 2), VariantConfig("M", "TEE-M", 3), VariantConfig("L", "TEE-L", 0))
 
@@ -222,3 +226,41 @@ async def test_a_single_sku_drop_is_unchanged(engine: StockEngine, redis: Redis)
         f"ld:{{drop:one}}:{name}" for name in ("meta", "holds", "expiry", "requests", "customers", "ledger")
     )
     assert await engine.drop_ids() == ["one"]
+
+
+@pytest.mark.slow
+async def test_kill_9_mid_burst_on_variants_loses_no_acknowledged_hold(fresh_redis_server: RedisServerFactory) -> None:
+    server = fresh_redis_server(appendfsync="always")
+    redis = Redis.from_url(server.url, socket_timeout=2, socket_connect_timeout=1)
+    engine = StockEngine(redis)
+    batcher = ReserveBatcher(engine, max_batch=16)
+    sizes = (VariantConfig("S", "X-S", 50_000), VariantConfig("M", "X-M", 50_000))
+    await engine.define(DropConfig("crash", "show", 0, 0, 600, sizes))
+    await engine.open("crash")
+    acknowledged: list[ReserveResult] = []
+
+    async def buyer(i: int) -> None:
+        try:
+            acknowledged.append(await batcher.reserve("crash", f"c{i}", 1, f"r{i}", "S" if i % 2 else "M"))
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            pass  # not acknowledged: the client would retry with r{i}
+
+    tasks = [asyncio.create_task(buyer(i)) for i in range(4000)]
+    while len(acknowledged) < 300:
+        await asyncio.sleep(0.001)
+    server.kill()
+    await asyncio.gather(*tasks)
+    server.restart()
+    async with asyncio.timeout(scaled(20)):
+        while True:
+            try:
+                await engine.counters("crash")
+                break
+            except RedisError:
+                await asyncio.sleep(0.1)
+    held = {h.hold_id for name in ("S", "M") for h in await engine.holds("crash", name) if h.state is HoldState.HELD}
+    assert {a.hold_id for a in acknowledged} <= held
+    each = await assert_variant_drop_invariants(engine, "crash")
+    assert sum(c.held for c in each.values()) == len(held)
+    await batcher.aclose()
+    await redis.aclose()
