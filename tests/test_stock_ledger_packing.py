@@ -118,3 +118,21 @@ async def test_erasure_reaches_customers_inside_packed_entries(engine: StockEngi
     custs = [e.fields.get("cust", "") for e in entries if e.op == "reserve"]
     assert custs[0].startswith("erased-") and custs[1] == "bob-3"
     await assert_drop_invariants(engine, "d1")
+
+
+async def test_a_stream_whose_tail_was_deleted_gets_one_entry_per_hold(engine: StockEngine, redis: Redis) -> None:
+    # Someone deleted the ledger's last entry by hand, after it had been added under an id ahead of
+    # the clock: the stream's top id is above its last entry, so the packed entry's id would be
+    # refused. The script writes one plain entry per hold instead, and nothing is half-applied.
+    await live_drop(engine)
+    key = drop_keys("d1").ledger
+    ahead = await redis.xadd(key, {"op": "noise"}, id=f"{2**42}-0")
+    await redis.xdel(key, ahead)
+    answers = await engine.reserve_many("d1", batch(4))
+    assert all(a.ok for a in answers)
+    entries = await engine.ledger("d1")
+    assert [e.op for e in entries[-4:]] == ["reserve"] * 4
+    assert [e.fields["hold"] for e in entries[-4:]] == [a.hold_id for a in answers]
+    assert [e.after.available for e in entries[-4:]] == [99, 98, 97, 96]
+    assert await redis.xlen(key) == len(entries)
+    await assert_drop_invariants(engine, "d1")

@@ -131,7 +131,8 @@ end
 -- largest cost of a reservation in Redis (bench/stock.py), so every field counts.
 local LAST_ID = nil -- id of this call's last ledger entry
 
-local function write_entry(id, op, da, dh, ds, dt, dover, extra)
+-- Returns the new entry's id, or nil if Redis refused an explicit `id` (only then is pcall used).
+local function write_entry(id, op, da, dh, ds, dt, dover, extra, counters_after)
   local args = {K_LEDGER, id, 'op', op}
   local deltas = {'da', da, 'dh', dh, 'ds', ds, 'dt', dt, 'do', dover}
   for i = 1, #deltas, 2 do
@@ -140,7 +141,8 @@ local function write_entry(id, op, da, dh, ds, dt, dover, extra)
       args[#args + 1] = deltas[i + 1]
     end
   end
-  for _, v in ipairs({'a', D.available, 'h', D.held, 's', D.sold, 't', D.total, 'o', D.oversold, 'ts', NOW}) do
+  local c = counters_after or D
+  for _, v in ipairs({'a', c.available, 'h', c.held, 's', c.sold, 't', c.total, 'o', c.oversold, 'ts', NOW}) do
     args[#args + 1] = v
   end
   if extra then
@@ -150,6 +152,14 @@ local function write_entry(id, op, da, dh, ds, dt, dover, extra)
         args[#args + 1] = extra[i + 1]
       end
     end
+  end
+  if id ~= '*' then
+    local added = redis.pcall('XADD', unpack(args))
+    if type(added) == 'table' and added.err then
+      return nil
+    end
+    LAST_ID = added
+    return added
   end
   LAST_ID = redis.call('XADD', unpack(args))
   return LAST_ID
@@ -190,8 +200,21 @@ flush_reserves = function()
   if ms <= last_ms then
     ms, seq = last_ms, last_seq + 1
   end
-  write_entry(string.format('%d-%d', ms, seq + n - 1), 'reserves', -qty, qty, 0, 0, 0,
-    {'drop', D.id, 'n', n, 'first', PACK_FIRST, 'exp', PACK_EXP, 'b', table.concat(list, ',')})
+  if write_entry(string.format('%d-%d', ms, seq + n - 1), 'reserves', -qty, qty, 0, 0, 0,
+      {'drop', D.id, 'n', n, 'first', PACK_FIRST, 'exp', PACK_EXP, 'b', table.concat(list, ',')}) then
+    return
+  end
+  -- Redis refused the id: the stream's last id is above its last entry (entries deleted from its
+  -- tail by hand). Nothing has been written yet by this flush, so write one plain entry per hold.
+  local later = qty
+  for i = 1, n do
+    local q = tonumber(list[3 * i - 1])
+    later = later - q
+    local after = {available = D.available + later, held = D.held - later, sold = D.sold, total = D.total,
+      oversold = D.oversold}
+    write_entry('*', 'reserve', -q, q, 0, 0, 0, {'hold', D.id .. '.' .. (PACK_FIRST + i - 1), 'cust', list[3 * i - 2],
+      'qty', q, 'req', list[3 * i], 'exp', PACK_EXP}, after)
+  end
 end
 
 -- One ledger entry per change: the deltas (replayed by stock.ledger.replay) and the counters
