@@ -201,6 +201,7 @@ class StockEngine:
             raise InvalidArgument("per_customer_limit must be ≥ 0 (0 = no limit)")
         hold_ms = self._hold_ms(config.hold_seconds)
         variants = self._check_variants(config)
+        await self._check_no_conflict(config, variants)
         # The variants first: a drop that names them must find them all (a retry after a crash
         # defines what is missing; each define is idempotent).
         for v in variants:
@@ -235,6 +236,18 @@ class StockEngine:
         if variants:
             return await self.counters(config.drop_id)
         return _counters(result[1])
+
+    async def _check_no_conflict(self, config: DropConfig, variants: tuple[VariantConfig, ...]) -> None:
+        """A drop that exists with other variants is a conflict, found before anything is written
+        (define.lua finds every other difference, but the variants are defined before the drop)."""
+        meta = await self.redis.hgetall(keys.drop_keys(config.drop_id).meta)
+        if not meta:
+            return
+        m = {_text(k): _text(v) for k, v in meta.items()}
+        have = {k[2:]: v.split("|", 1)[1] for k, v in m.items() if k.startswith("v:")}
+        want = {v.variant: v.sku for v in variants}
+        if have != want or int(m.get("variants") or 0) != len(variants):
+            raise DropConflict(f"drop {config.drop_id} exists with other variants")
 
     @staticmethod
     def _check_variants(config: DropConfig) -> tuple[VariantConfig, ...]:

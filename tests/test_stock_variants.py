@@ -101,6 +101,17 @@ async def test_define_is_idempotent_and_conflicts_on_other_variants(engine: Stoc
         await engine.define(DropConfig("tee", "s1", 0, 0, 60, SIZES[:2]))
 
 
+async def test_variants_on_an_existing_single_sku_drop_are_a_conflict_that_writes_nothing(
+    engine: StockEngine, redis: Redis
+) -> None:
+    await engine.define(DropConfig("one", "s1", 5))
+    keys_before = sorted(await redis.keys("*"))
+    with pytest.raises(DropConflict):
+        await engine.define(DropConfig("one", "s1", 5, variants=SIZES))
+    assert sorted(await redis.keys("*")) == keys_before
+    assert await engine.variant_names("one") == []
+
+
 async def test_the_limit_counts_across_variants(engine: StockEngine) -> None:
     await tee(engine, limit=2)
     assert (await engine.reserve("tee", "c1", 1, "r1", variant="S")).ok
