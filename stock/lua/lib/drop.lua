@@ -13,6 +13,7 @@
 --   3 expiry     zset   hold id -> expires_ms, for live holds only (the sweeper's index)
 --   4 requests   hash   request id -> hold id of a granted reservation, or msgpack of an adjustment
 --   5 customers  hash   customer -> units held + sold that count toward the per-customer limit
+--                       (a variant's scripts get its drop's hash here: see cprefix)
 --   6 orders     hash   platform|order|line -> msgpack line record; line#event -> 1 (cancel events)
 --   7 waitlist   zset   customer -> join sequence number (FIFO order)
 --   8 waitqty    hash   customer -> units wanted
