@@ -14,7 +14,10 @@ Phases, each on a drop of its own (deleted when the phase ends):
    an idempotent replay; the run checks afterwards that the placeholder was substituted and that
    the drop's ``holds_created`` counter moved by (nearly) one per call. Optionally a third run
    sends batches of ``--ceiling-batch`` reservations per call: the Redis-side ceiling of the
-   batched path.
+   batched path. Beside them, the same runs of a **reference** script (``bench/reserve_ref.lua``:
+   clock, conditional decrement, hold record, expiry entry, nothing else): the least a
+   reservation with a hold costs Redis. Every figure is also printed as a ratio to its ``-P 1``
+   rate (``x ref``), and every row with Redis' CPU per reservation (``Redis µs/res``).
 2. **One EVALSHA per request**: ``StockEngine.reserve`` from ``--levels`` concurrent asyncio tasks
    (one process), each awaiting its answer before sending the next request. Every in-flight call
    holds a connection, so the client's pool is a plain ``ConnectionPool`` sized to the highest
@@ -61,6 +64,8 @@ from urllib.parse import urlsplit
 import redis
 from redis.asyncio import ConnectionPool, Redis
 
+from bench.stock_ref import SOURCE as REF_SOURCE
+from bench.stock_ref import ref_command, ref_keys
 from loadtest.stack import LOOPBACK, RedisProcess
 from stock import DropConfig, RejectReason, ReserveBatcher, ReserveResult, StockEngine, keys
 from stock.scripts import source
@@ -168,7 +173,13 @@ class Row:
     holds: int | None = None  # bursts: holds granted
     ratio_p1: float | None = None
     ratio_p16: float | None = None
+    ratio_ref: float | None = None  # to the reference script's -P 1 rate
     note: str = ""
+
+    @property
+    def redis_us(self) -> float | None:
+        """Redis CPU per reservation in µs (its share of a core over the rate)."""
+        return self.cpu.redis / 100 * 1e6 / self.rate if self.rate > 0 else None
 
 
 @dataclass
@@ -356,6 +367,73 @@ async def ceiling(
         avg_batch=float(batch) if batch > 1 else None,
         runs=[r[0].rps * batch for r in sorted(runs, key=lambda r: r[0].rps)],
         note=f"median of {len(runs)}",
+    )
+
+
+async def reference(
+    report: Report, args: argparse.Namespace, binary: str, port: int, admin: Redis, sha: str, *, batch: int
+) -> Row:
+    """The reference script (bench/reserve_ref.lua) through redis-benchmark -P 1: the least a
+    reservation with a hold can cost Redis, measured like the ceiling of the real script."""
+    label = "reference script -P 1" + (f", {batch} per call" if batch > 1 else "")
+    calls = args.ceiling_requests if batch == 1 else max(200, args.ceiling_requests // batch)
+    print(f"  {label}: {args.ceiling_runs} x {calls} calls, {BENCH_CLIENTS} clients", flush=True)
+    runs: list[tuple[BenchOutput, CpuShare, float]] = []
+    for run in range(args.ceiling_runs):
+        name = f"{args.run_id}-ref-b{batch}-{run}"
+        stock_key, holds_key, expiry_key = ref_keys(name)
+        await admin.hset(stock_key, "available", HUGE_TOTAL)
+        command = ref_command(
+            binary,
+            port,
+            sha,
+            name,
+            requests=calls,
+            clients=BENCH_CLIENTS,
+            pipeline=1,
+            batch=batch,
+            rand_keyspace=RAND_KEYSPACE,
+            hold_ms=round(HOLD_SECONDS * 1000),
+        )
+        meter = CpuMeter(admin)
+        await meter.start()
+        started = time.perf_counter()
+        proc = await asyncio.to_thread(
+            subprocess.run, command, capture_output=True, text=True, timeout=args.ceiling_timeout, check=False
+        )
+        seconds = time.perf_counter() - started
+        cpu = await meter.stop()
+        if proc.returncode != 0:
+            raise RuntimeError(f"redis-benchmark failed ({proc.returncode}): {proc.stderr[-500:]}")
+        output = parse_redis_benchmark_csv(proc.stdout)
+        # Random hold ids collide now and then (a collision overwrites a hold, the stock was taken twice).
+        holds = int(await admin.hlen(holds_key))
+        taken = HUGE_TOTAL - int(await admin.hget(stock_key, "available") or 0)
+        expected = calls * batch
+        report.check(
+            f"{label} run {run + 1}: holds created",
+            taken == expected and holds >= 0.99 * expected,
+            f"{taken} units taken, {holds} distinct holds for {expected} reservations",
+        )
+        print(f"    run {run + 1}: {output.rps:,.0f} calls/s, p99 {output.p99_ms:.2f} ms ({seconds:.1f} s)", flush=True)
+        runs.append((output, cpu, seconds))
+        await admin.delete(stock_key, holds_key, expiry_key)
+    runs.sort(key=lambda r: r[0].rps)
+    median, cpu, seconds = runs[len(runs) // 2]
+    return Row(
+        phase="reference",
+        label=label,
+        concurrency=BENCH_CLIENTS,
+        requests=calls * batch,
+        seconds=seconds,
+        rate=median.rps * batch,
+        calls_per_s=median.rps if batch > 1 else None,
+        p50_ms=median.p50_ms,
+        p99_ms=median.p99_ms,
+        cpu=cpu,
+        avg_batch=float(batch) if batch > 1 else None,
+        runs=[r[0].rps * batch for r in runs],
+        note=f"median of {len(runs)}; not the engine: no guarantees",
     )
 
 
@@ -590,6 +668,8 @@ def table(rows: Sequence[Row]) -> str:
         "avg batch",
         "x P1",
         "x P16",
+        "x ref",
+        "Redis µs/res",
         "CPU bench/redis/rb/other %",
         "note",
     ]
@@ -606,12 +686,14 @@ def table(rows: Sequence[Row]) -> str:
                 _num(row.avg_batch, ".1f"),
                 _num(row.ratio_p1, ".2f"),
                 _num(row.ratio_p16, ".2f"),
+                _num(row.ratio_ref, ".2f"),
+                _num(row.redis_us, ".1f"),
                 f"{cpu.bench:.0f}/{cpu.redis:.0f}/{cpu.child:.0f}/{_pct(cpu.other).rstrip('%')}",
                 row.note,
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    numeric = {1, 2, 3, 4, 5, 6, 7}
+    numeric = {1, 2, 3, 4, 5, 6, 7, 8, 9}
 
     def fmt(line: list[str]) -> str:
         cells = [c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
@@ -765,6 +847,12 @@ async def run(args: argparse.Namespace, url: str, port: int, private: bool) -> R
                 row = await ceiling(report, args, binary, port, admin, engine, sha, pipeline=pipeline, batch=batch)
                 ceilings[f"P{pipeline}" if batch == 1 else "batch"] = row
                 report.rows.append(row)
+            ref_sha = _text(await admin.script_load(REF_SOURCE))
+            for batch in (1, args.ceiling_batch):
+                if batch >= 1:
+                    row = await reference(report, args, binary, port, admin, ref_sha, batch=batch)
+                    ceilings.setdefault("ref", row)
+                    report.rows.append(row)
 
         print("\n[2] engine.reserve: one EVALSHA per request", flush=True)
         for level in args.levels:
@@ -813,10 +901,11 @@ async def run(args: argparse.Namespace, url: str, port: int, private: bool) -> R
                 )
             )
 
-        p1, p16 = ceilings.get("P1"), ceilings.get("P16")
+        p1, p16, ref = ceilings.get("P1"), ceilings.get("P16"), ceilings.get("ref")
         for row in report.rows:
             row.ratio_p1 = row.rate / p1.rate if p1 else None
             row.ratio_p16 = row.rate / p16.rate if p16 else None
+            row.ratio_ref = row.rate / ref.rate if ref else None
     finally:
         await batcher.aclose()
         await batch_client.aclose()
@@ -832,11 +921,12 @@ def print_report(report: Report) -> None:
         "\nreserves/s: reservations answered per second (ceiling: calls/s times reservations per call, median run); "
         "p50/p99: answer latency (bursts: from each request's due time, the fire time when all go at once); "
         "x P1 / x P16: ratio to the "
-        "redis-benchmark EVALSHA rate without / with 16-deep pipelining; CPU in % of one core: this process, "
+        "redis-benchmark EVALSHA rate without / with 16-deep pipelining; x ref: ratio to the reference script "
+        "(bench/reserve_ref.lua) at -P 1; Redis µs/res: Redis CPU per reservation; CPU in % of one core: this process, "
         "Redis, redis-benchmark, everything else on the machine."
     )
     for row in report.rows:
-        if row.phase == "ceiling":
+        if row.phase in ("ceiling", "reference"):
             runs = ", ".join(f"{r:,.0f}" for r in row.runs)
             print(f"  {row.label}: runs {runs} reserves/s")
     failed = [c for c in report.checks if not c.ok]

@@ -16,6 +16,7 @@ from stock.engine import MAX_BATCH, StockEngine
 from stock.types import ReserveRequest, ReserveResult
 
 _Pending = tuple[ReserveRequest, "asyncio.Future[ReserveResult]"]
+_Unit = tuple[str, str]  # (drop, variant): one script call serves one of them
 
 
 class ReserveBatcher:
@@ -24,27 +25,31 @@ class ReserveBatcher:
     def __init__(self, engine: StockEngine, max_batch: int = MAX_BATCH) -> None:
         self.engine = engine
         self.max_batch = max_batch
-        self._queues: dict[str, deque[_Pending]] = {}
-        self._drains: dict[str, asyncio.Task[None]] = {}
+        self._queues: dict[_Unit, deque[_Pending]] = {}
+        self._drains: dict[_Unit, asyncio.Task[None]] = {}
         self.calls = 0
         self.requests = 0
 
-    async def reserve(self, drop_id: str, customer: str, qty: int, request_id: str) -> ReserveResult:
+    async def reserve(self, drop_id: str, customer: str, qty: int, request_id: str, variant: str = "") -> ReserveResult:
         """Same contract as ``StockEngine.reserve``. If the caller is cancelled, the request
-        may still be applied: retry with the same request id to learn its answer."""
+        may still be applied: retry with the same request id to learn its answer. Each variant
+        of a drop is batched on its own (its own stock: FIFO holds per variant)."""
         future: asyncio.Future[ReserveResult] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(drop_id, deque()).append((ReserveRequest(request_id, customer, qty), future))
-        if drop_id not in self._drains:
-            self._drains[drop_id] = asyncio.create_task(self._drain(drop_id), name=f"reserve-batch:{drop_id}")
+        unit = (drop_id, variant)
+        self._queues.setdefault(unit, deque()).append((ReserveRequest(request_id, customer, qty), future))
+        if unit not in self._drains:
+            name = f"reserve-batch:{drop_id}" + (f"~{variant}" if variant else "")
+            self._drains[unit] = asyncio.create_task(self._drain(unit), name=name)
         return await future
 
-    async def _drain(self, drop_id: str) -> None:
-        queue = self._queues[drop_id]
+    async def _drain(self, unit: _Unit) -> None:
+        drop_id, variant = unit
+        queue = self._queues[unit]
         try:
             while queue:
                 batch = [queue.popleft() for _ in range(min(self.max_batch, len(queue)))]
                 try:
-                    results = await self.engine.reserve_many(drop_id, [request for request, _ in batch])
+                    results = await self.engine.reserve_many(drop_id, [request for request, _ in batch], variant)
                 except asyncio.CancelledError:
                     for _, future in batch:
                         future.cancel()
@@ -60,9 +65,9 @@ class ReserveBatcher:
                     if not future.done():
                         future.set_result(result)
         finally:
-            del self._drains[drop_id]
+            del self._drains[unit]
             if not queue:
-                del self._queues[drop_id]
+                del self._queues[unit]
 
     async def aclose(self) -> None:
         """Cancel in-flight batches (their callers get CancelledError) at shutdown."""

@@ -31,8 +31,10 @@ import secrets
 from typing import NamedTuple
 
 _LABEL = b"livedrop hold reference v1"
-_REF_RE = re.compile(r"([A-Za-z0-9_-]{1,64})\.([0-9]{1,18})\.([0-9a-f]{32})\.([A-Za-z0-9_-]{22})")
-MAX_REF_LENGTH = 64 + 1 + 18 + 1 + 32 + 1 + 22
+_REF_RE = re.compile(
+    r"([A-Za-z0-9_-]{1,64})((?:~[A-Za-z][A-Za-z0-9_-]{0,31})?)\.([0-9]{1,18})\.([0-9a-f]{32})\.([A-Za-z0-9_-]{22})"
+)
+MAX_REF_LENGTH = 64 + 33 + 1 + 18 + 1 + 32 + 1 + 22
 """Longest possible reference (a checkout or order field must hold this many characters)."""
 
 # The key used when a caller gives none: one per process, so two engines of one process (the
@@ -74,8 +76,8 @@ class HoldRefs:
         match = _REF_RE.fullmatch(ref)
         if match is None:
             return None
-        drop_id, seq, nonce, mac = match.groups()
-        hold_id = f"{drop_id}.{seq}"
+        drop_id, variant, seq, nonce, mac = match.groups()
+        hold_id = f"{drop_id}{variant}.{seq}"
         if not hmac.compare_digest(mac, self._mac(drop_id, hold_id, nonce)):
             return None
         return HoldRef(drop_id, hold_id, nonce)

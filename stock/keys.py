@@ -21,7 +21,9 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Customer, request and order ids are opaque ids chosen by the integrator (DESIGN §10): no
 # separators we use ourselves ('|', '#', ','), no spaces, nothing that looks like an e-mail.
 _OPAQUE_RE = re.compile(r"[A-Za-z0-9_.:/+=-]{1,128}")
-_HOLD_RE = re.compile(r"([A-Za-z0-9_-]{1,64})\.([0-9]{1,18})")
+# A variant's name starts with a letter, so that ``<drop>~<variant>.<n>`` never reads two ways.
+_VARIANT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+_HOLD_RE = re.compile(r"([A-Za-z0-9_-]{1,64})(?:~([A-Za-z][A-Za-z0-9_-]{0,31}))?\.([0-9]{1,18})")
 
 # Retention. None of the drop's keys carries a TTL: request, hold and order-line records are
 # what make retries idempotent, and a retry may come hours later (Shopify retries over four
@@ -68,20 +70,53 @@ def check_opaque(kind: str, value: str) -> str:
     return value
 
 
-def drop_of_hold(hold_id: str) -> str:
-    """The drop a hold id belongs to: hold ids are ``<drop id>.<sequence>``."""
+def check_variant(value: str) -> str:
+    """Return ``value`` if it is a valid variant name ('' = the drop itself, no variant)."""
+    if value == "":
+        return value
+    if not isinstance(value, str) or not _VARIANT_RE.fullmatch(value):
+        raise InvalidArgument(f"variant must be 1-32 characters of A-Z a-z 0-9 _ -, from a letter, got {value!r:.80}")
+    return value
+
+
+def hold_place(hold_id: str) -> tuple[str, str]:
+    """(drop, variant) of a hold id: ``<drop>.<n>``, or ``<drop>~<variant>.<n>`` for a variant's
+    hold (variant '' for the former)."""
     match = _HOLD_RE.fullmatch(hold_id) if isinstance(hold_id, str) else None
     if match is None:
         raise InvalidArgument(f"not a hold id: {hold_id!r:.80}")
-    return match.group(1)
+    return match.group(1), match.group(2) or ""
+
+
+def drop_of_hold(hold_id: str) -> str:
+    """The drop a hold id belongs to (a variant's hold belongs to the variant's drop)."""
+    return hold_place(hold_id)[0]
+
+
+def unit_id(drop_id: str, variant: str = "") -> str:
+    """What a drop's or a variant's meta calls itself, and its holds' ids start with."""
+    return f"{drop_id}~{variant}" if variant else drop_id
 
 
 @lru_cache(maxsize=4096)
-def drop_keys(drop_id: str) -> DropKeys:
-    """All keys of a drop (cached: built once per drop, not once per reservation)."""
+def drop_keys(drop_id: str, variant: str = "") -> DropKeys:
+    """All keys of a drop, or of one of its variants: a variant is stocked like a drop of its
+    own (counters, holds, waitlist, ledger…) under the drop's hash tag, so that a script on a
+    variant stays one Cluster slot; only the per-customer counts are the drop's, shared
+    (stock/lua/lib/drop.lua: `cprefix`). Cached: built once, not once per reservation."""
     check_name("drop id", drop_id)
+    check_variant(variant)
     base = f"{PREFIX}:{{drop:{drop_id}}}:"
-    return DropKeys(*(base + name for name in DropKeys._fields))
+    if not variant:
+        return DropKeys(*(base + name for name in DropKeys._fields))
+    own = DropKeys(*(f"{base}v:{variant}:{name}" for name in DropKeys._fields))
+    return own._replace(customers=base + "customers")
+
+
+def variants_key(drop_id: str) -> str:
+    """Hash of a drop's variants: variant -> msgpack {sku, limit} (written by ``define``)."""
+    check_name("drop id", drop_id)
+    return f"{PREFIX}:{{drop:{drop_id}}}:variants"
 
 
 def show_tag(show_id: str) -> str:

@@ -2,6 +2,14 @@
 
 Replaying the deltas of every entry must give the drop's counters (DESIGN §3): the test-suite
 checks it after every step, and operators can check it with ``livedrop`` at any time.
+
+One stream entry is one change, except a reserve call's packed entry (op ``reserves``, written by
+``lib/drop.lua``): the n reservations of one batch in one entry, to keep Redis' cost per hold low.
+``decode_entries`` expands it into the n ``reserve`` entries it stands for, each with an id of its
+own (the packed entry was added under the last of n consecutive ids that no other entry can have),
+so a reader sees one entry per change either way. ``decode_entry`` gives one entry per stream entry:
+for a packed one, the batch as a whole (op ``reserves``, the deltas summed, the counters after it),
+which is all a reader of counters needs and replays to the same counters.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from stock.types import Counters, LedgerEntry
 _DELTA_FIELDS = ("dt", "da", "dh", "ds", "do")
 _AFTER_FIELDS = ("t", "a", "h", "s", "o")
 _RESERVED = {"op", "ts", *_DELTA_FIELDS, *_AFTER_FIELDS}
+PACKED_OP = "reserves"
+"""The op of a packed entry: the reservations of one reserve call (see the module's docstring)."""
 
 
 def _text(value: bytes | str) -> str:
@@ -40,6 +50,59 @@ def decode_entry(entry_id: bytes | str, raw: Mapping[bytes, bytes] | Mapping[str
         at_ms=int(fields["ts"]),
         fields={k: v for k, v in fields.items() if k not in _RESERVED},
     )
+
+
+def decode_entries(entry_id: bytes | str, raw: Mapping[bytes, bytes] | Mapping[str, str]) -> list[LedgerEntry]:
+    """One XRANGE/XREAD item into the changes it records: one entry, or the ``reserve`` entries of
+    a packed one, oldest first, with the ids ``<ms>-<seq-n+1>`` … ``<ms>-<seq>`` (its own id last)."""
+    entry = decode_entry(entry_id, raw)
+    if entry.op != PACKED_OP:
+        return [entry]
+    f = entry.fields
+    n, first, drop_id = int(f["n"]), int(f["first"]), f.get("drop", "")
+    parts = f["b"].split(",")
+    if n < 1 or len(parts) != 3 * n:
+        raise ValueError(f"ledger entry {entry.entry_id}: packed entry of {n} holds has {len(parts)} fields")
+    ms, seq = (int(x) for x in entry.entry_id.split("-"))
+    qtys = [int(q) for q in parts[1::3]]
+    if sum(qtys) != entry.d_held or entry.d_available != -entry.d_held:
+        raise ValueError(f"ledger entry {entry.entry_id}: packed quantities do not add up to its deltas")
+    if not drop_id:
+        raise ValueError(f"ledger entry {entry.entry_id}: packed entry without its drop")
+    after = entry.after
+    # Counters after reservation i: those after the batch, less what the later ones took.
+    later = sum(qtys)
+    out = []
+    for i in range(n):
+        customer, qty, request_id = parts[3 * i : 3 * i + 3]
+        later -= qtys[i]
+        out.append(
+            LedgerEntry(
+                entry_id=f"{ms}-{seq - n + 1 + i}",
+                op="reserve",
+                d_total=0,
+                d_available=-qtys[i],
+                d_held=qtys[i],
+                d_sold=0,
+                d_oversold=0,
+                after=Counters(after.total, after.available + later, after.held - later, after.sold, after.oversold),
+                at_ms=entry.at_ms,
+                fields={
+                    "hold": f"{drop_id}.{first + i}",
+                    "cust": customer,
+                    "qty": qty,
+                    "req": request_id,
+                    "exp": f["exp"],
+                },
+            )
+        )
+    return out
+
+
+def entry_key(entry_id: str) -> tuple[int, int]:
+    """A ledger entry id as a sortable pair (``<ms>-<seq>``)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def replay(entries: Iterable[LedgerEntry]) -> Counters:

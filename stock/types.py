@@ -117,14 +117,39 @@ class StateChange(msgspec.Struct, frozen=True):
     counters: Counters
 
 
+class VariantConfig(msgspec.Struct, frozen=True):
+    """One variant of a drop (a size, a colour…): its own SKU and stock. ``per_customer_limit``
+    None means the drop's; it only counts when the drop's ``limit_per_variant`` is set."""
+
+    variant: str
+    sku: str
+    total: int
+    per_customer_limit: int | None = None
+
+
 class DropConfig(msgspec.Struct, frozen=True):
-    """What a drop is created with. ``per_customer_limit`` 0 means no limit."""
+    """What a drop is created with. ``per_customer_limit`` 0 means no limit.
+
+    A drop with ``variants`` is stocked by them: each has its own counters, holds, waitlist and
+    ledger, and ``total`` must be 0 or their sum. The per-customer limit counts a customer's units
+    across all variants, or, with ``limit_per_variant``, in each variant on its own (each variant's
+    own limit, or the drop's)."""
 
     drop_id: str
     show_id: str
     total: int
     per_customer_limit: int = 0
     hold_seconds: float = 600.0
+    variants: tuple[VariantConfig, ...] = ()
+    limit_per_variant: bool = False
+
+
+class Variant(msgspec.Struct, frozen=True):
+    """A variant as stored: its SKU (what platform order lines name) and its counters."""
+
+    variant: str
+    sku: str
+    counters: Counters
 
 
 class DropSnapshot(msgspec.Struct, frozen=True):
@@ -165,6 +190,7 @@ class PlatformSale(msgspec.Struct, frozen=True):
     drop_id: str
     qty: int
     hold_ref: str | None = None
+    variant: str = ""
 
 
 class OrderResult(msgspec.Struct, frozen=True):
@@ -197,6 +223,7 @@ class PlatformCancel(msgspec.Struct, frozen=True):
     drop_id: str
     event: str = "cancel"
     qty: int = 0
+    variant: str = ""
 
 
 class CancelResult(msgspec.Struct, frozen=True):

@@ -33,10 +33,10 @@ for i = 1, #lines, 2 do
   end
 end
 
-local units = redis.call('HGET', K_CUSTOMERS, customer)
+local units = redis.call('HGET', K_CUSTOMERS, D.cprefix .. customer)
 if units then
-  redis.call('HDEL', K_CUSTOMERS, customer)
-  redis.call('HSET', K_CUSTOMERS, tombstone, units)
+  redis.call('HDEL', K_CUSTOMERS, D.cprefix .. customer)
+  redis.call('HSET', K_CUSTOMERS, D.cprefix .. tombstone, units)
   places = places + 1
 end
 
@@ -50,28 +50,41 @@ if position then
   places = places + 1
 end
 
+-- The customer of a packed entry's reservation i is item 3i+1 of its comma-separated `b`
+-- (lib/drop.lua, flush_reserves); returns the rewritten `b` and how many it replaced.
+local function erase_packed(packed)
+  local items, replaced = {}, 0
+  for item in string.gmatch(packed, '[^,]+') do
+    if #items % 3 == 0 and item == customer then
+      item = tombstone
+      replaced = replaced + 1
+    end
+    items[#items + 1] = item
+  end
+  return table.concat(items, ','), replaced
+end
+
 local entries = redis.call('XRANGE', K_LEDGER, '-', '+')
-local touched = false
+local touched = 0
 for _, entry in ipairs(entries) do
   local fields = entry[2]
   for i = 1, #fields, 2 do
     if fields[i] == 'cust' and fields[i + 1] == customer then
-      touched = true
+      fields[i + 1] = tombstone
+      touched = touched + 1
+    elseif fields[i] == 'b' then
+      local packed, replaced = erase_packed(fields[i + 1])
+      fields[i + 1] = packed
+      touched = touched + replaced
     end
   end
 end
-if touched then
+if touched > 0 then
   redis.call('DEL', K_LEDGER)
   for _, entry in ipairs(entries) do
-    local fields = entry[2]
-    for i = 1, #fields, 2 do
-      if fields[i] == 'cust' and fields[i + 1] == customer then
-        fields[i + 1] = tombstone
-        places = places + 1
-      end
-    end
-    redis.call('XADD', K_LEDGER, entry[1], unpack(fields))
+    redis.call('XADD', K_LEDGER, entry[1], unpack(entry[2]))
   end
+  places = places + touched
 end
 if places > 0 then
   ledger('erase', 0, 0, 0, 0, 0, {'cust', tombstone})

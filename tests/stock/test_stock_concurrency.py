@@ -126,6 +126,11 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_reservation(fresh_redis_se
         assert answer.hold_id in held, answer
     assert counters.held == len(held) >= len(acknowledged)
     await assert_drop_invariants(engine, "crash")
+    # Batches are packed into one ledger entry each: every acknowledged hold is in the ledger
+    # (expanded, one entry per hold) once, and so is every hold that survived.
+    in_ledger = [e.fields["hold"] async for e in engine.iter_ledger("crash") if e.op == "reserve"]
+    assert sorted(in_ledger) == sorted(held)
+    assert {a.hold_id for a in acknowledged} <= set(in_ledger)
     # Retrying every request now gives each acknowledged one its first answer.
     retried = await asyncio.gather(*(batcher.reserve("crash", f"c{i}", 1, f"r{i}") for i in range(5000)))
     first = {a.request_id: a.hold_id for a in acknowledged}
