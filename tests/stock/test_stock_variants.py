@@ -24,8 +24,8 @@ from stock import (
     UnknownDrop,
 )
 from stock.types import Counters, HoldState, ReserveRequest, ReserveResult, VariantConfig, WaitlistOutcome
-from tests.invariants import assert_drop_invariants, assert_variant_drop_invariants
-from tests.util import RedisServerFactory, scaled
+from tests.support.invariants import assert_drop_invariants, assert_variant_drop_invariants
+from tests.support.util import RedisServerFactory, scaled
 
 SIZES = (VariantConfig("S", "TEE-S", 2), VariantConfig("M", "TEE-M", 3), VariantConfig("L", "TEE-L", 0))
 

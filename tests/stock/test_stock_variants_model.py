@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from redis.asyncio import Redis
 
-from server.redis_local import LocalRedis
+from server.ops.local_redis import LocalRedis
 from stock import (
     DropConfig,
     HoldNotActive,
@@ -29,8 +29,8 @@ from stock import (
     UnknownHold,
 )
 from stock.types import ReserveRequest, VariantConfig
-from tests.invariants import assert_variant_drop_invariants
-from tests.stock_model import DropModel
+from tests.support.invariants import assert_variant_drop_invariants
+from tests.support.stock_model import DropModel
 
 T = TypeVar("T")
 HOLD_SECONDS = 60

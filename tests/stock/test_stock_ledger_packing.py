@@ -11,7 +11,7 @@ from stock import DropConfig, StockEngine
 from stock.keys import drop_keys
 from stock.ledger import PACKED_OP, decode_entries, decode_entry, entry_key, replay
 from stock.types import ReserveRequest
-from tests.invariants import assert_drop_invariants
+from tests.support.invariants import assert_drop_invariants
 
 
 @pytest.fixture
