@@ -1,0 +1,5 @@
+// LiveDrop viewer client: a dependency-free ES module for the viewer protocol (docs/protocol.md).
+export { CloseCode, LiveDropClient, SUBPROTOCOL, backoffDelay, closeMeaning, connect } from "./client.js";
+export { ServerClock, deadlineOf } from "./clock.js";
+export { RequestError, checkRef, newRef, Requests } from "./requests.js";
+export { Applied, SEQUENCED, Snapshot } from "./snapshot.js";
