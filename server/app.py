@@ -26,6 +26,7 @@ from broadcast.hub import Hub
 from broadcast.transport import CaptureTransport
 from server.api import build_api
 from server.catalog import Catalog
+from server.client_js import client_routes
 from server.demo import demo_routes
 from server.host import Host
 from server.live import Live
@@ -207,6 +208,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *webhook_routes(),
             *panel_routes(settings),
             *demo_routes(settings),
+            *client_routes(),
         ],
         # Outermost, so it sees the server's own `send` (the hub's non-awaiting fast path).
         middleware=[Middleware(CaptureTransport)],
