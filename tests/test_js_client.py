@@ -186,4 +186,4 @@ async def test_npm_pack_installs_into_an_empty_folder_and_imports(tmp_path: Path
     version = json.loads((PACKAGE / "package.json").read_text())["version"]
     assert json.loads(out) == {"seq": 1, "connect": "function", "version": version}
     types = app / "node_modules" / "@livedrop" / "client" / "src" / "index.d.ts"
-    assert "export function connect" in types.read_text()
+    assert "export declare function connect" in types.read_text()
