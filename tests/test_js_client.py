@@ -187,3 +187,42 @@ async def test_npm_pack_installs_into_an_empty_folder_and_imports(tmp_path: Path
     assert json.loads(out) == {"seq": 1, "connect": "function", "version": version}
     types = app / "node_modules" / "@livedrop" / "client" / "src" / "index.d.ts"
     assert "export declare function connect" in types.read_text()
+
+
+async def test_the_demo_viewer_page_runs_on_the_package(nodes: NodeFactory, browser: Browser) -> None:
+    """The demo page loads the client from the node's /client/ mount (the package's own files,
+    byte for byte) and buys through it: a hold, its timer, and a second viewer's stock update."""
+    import httpx
+    from playwright.async_api import expect
+
+    server = nodes(env={"LIVEDROP_HOST_TOKENS": HOST_TOKEN})
+    headers = {"Authorization": f"Bearer {HOST_TOKEN}"}
+    async with httpx.AsyncClient(base_url=server.http, headers=headers) as api:
+        for path, body in [
+            ("/api/shows", {"show_id": "s1", "title": "Client show"}),
+            ("/api/shows/s1/drops", {"drop_id": "d1", "sku": "S1", "title": "Sneaker", "total": 3, "hold_seconds": 90}),
+            ("/api/drops/d1/launch", {"duration_seconds": 300}),
+        ]:
+            assert (await api.post(path, json=body)).is_success
+        token = (await api.post("/api/shows/s1/tokens", json={"viewer_id": "v-demo"})).json()["token"]
+        served = await api.get("/client/client.js")
+        assert served.status_code == 200 and "javascript" in served.headers["content-type"]
+        assert served.text == (PACKAGE / "src" / "client.js").read_text(encoding="utf-8")
+
+    errors = PageErrors()
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        errors.watch(page, "viewer")
+        loaded: list[str] = []
+        page.on("request", lambda request: loaded.append(request.url))
+        await page.goto(f"{server.http}/demo/shows/s1#token={token}")
+        await expect(page.get_by_role("heading", name="Sneaker")).to_be_visible(timeout=scaled(5) * 1000)
+        assert f"{server.http}/client/index.js" in loaded and f"{server.http}/client/client.js" in loaded
+        await page.get_by_role("button", name="Buy now").click()
+        await expect(page.get_by_text("Reserved for you")).to_be_visible(timeout=scaled(5) * 1000)
+        await expect(page.get_by_role("timer", name="Hold time left")).to_have_text(re.compile(r"^(1:30|1:[0-2]\d)$"))
+        await expect(page.get_by_text("2 of 3 left")).to_be_visible(timeout=scaled(5) * 1000)
+        assert not errors.errors
+    finally:
+        await context.close()
