@@ -166,6 +166,23 @@ export const unitCases = [
     },
   },
   {
+    name: "a resume the server cannot serve ends in a reset welcome: snapshot replaced, reset emitted",
+    fn(lib) {
+      const { client, last, timers, events } = harness(lib);
+      last().open();
+      last().receive(welcome());
+      last().serverClose(1011);
+      timers.advance(100);
+      equal(new URL(last().url).searchParams.get("resume_from"), "10");
+      last().open();
+      last().receive(welcome({ seq: 400, epoch: "e2", reset: true, drops: [{ ...DROP, id: "d9" }] }));
+      deepEqual([client.snapshot.seq, client.snapshot.epoch, [...client.snapshot.drops.keys()]], [400, "e2", ["d9"]]);
+      equal(events.filter(([t]) => t === "reset").length, 1);
+      last().receive({ type: "drop_ended", seq: 401, drop: "d9", reason: "time" });
+      equal(client.snapshot.drops.get("d9").state, "closed", "events follow on from the new seq");
+    },
+  },
+  {
     name: "requests made while reconnecting go out on the next connection; timeouts count across it",
     async fn(lib) {
       const { client, last, timers } = harness(lib, { requestTimeoutMs: 5000 });
