@@ -57,13 +57,18 @@ function isTime(value) {
   return typeof value === "number" && Number.isFinite(value) && value > 0;
 }
 
+/** States in which a hold or a drop no longer counts down, whatever its deadline said. */
+const OVER = new Set(["released", "expired", "confirmed", "closed"]);
+
 /**
  * The deadline a thing counts down to: a number (server epoch ms), a hold (`expiresAt` or the
- * wire's `expires_at`) or a drop (`ends_at`). Undefined when it has none.
+ * wire's `expires_at`) or a drop (`ends_at`). Undefined when it has none, or is over (a released
+ * hold, a closed drop): its countdown is then 0.
  */
 export function deadlineOf(target) {
   if (typeof target === "number") return target;
   if (target && typeof target === "object") {
+    if (OVER.has(target.state)) return undefined;
     if (typeof target.expiresAt === "number") return target.expiresAt;
     if (typeof target.expires_at === "number") return target.expires_at;
     if (typeof target.ends_at === "number") return target.ends_at;

@@ -89,6 +89,9 @@ export const unitCases = [
       equal(lib.deadlineOf({ expires_at: 5 }), 5);
       equal(lib.deadlineOf({ expiresAt: 6 }), 6);
       equal(lib.deadlineOf({ ends_at: 7 }), 7);
+      equal(lib.deadlineOf({ ends_at: 7, state: "closed" }), undefined, "a closed drop counts no more");
+      equal(lib.deadlineOf({ expiresAt: 6, state: "released" }), undefined);
+      equal(lib.deadlineOf({ expiresAt: 6, state: "held" }), 6);
     },
   },
   {
