@@ -160,6 +160,7 @@ export declare class ServerClock {
 }
 
 export type Countdownable = number | Pick<Hold, "expiresAt"> | { expires_at: number } | { ends_at?: number | null };
+/** The server epoch ms `target` counts down to; undefined when none, or when the hold or drop is over. */
 export declare function deadlineOf(target: Countdownable | null | undefined): number | undefined;
 
 // -- requests ------------------------------------------------------------------------------------------
