@@ -249,6 +249,15 @@ async def test_the_demo_viewer_page_runs_on_the_package(nodes: NodeFactory, brow
         await expect(page.get_by_text("Reserved for you")).to_be_visible(timeout=scaled(5) * 1000)
         await expect(page.get_by_role("timer", name="Hold time left")).to_have_text(re.compile(r"^(1:30|1:[0-2]\d)$"))
         await expect(page.get_by_text("2 of 3 left")).to_be_visible(timeout=scaled(5) * 1000)
+
+        # A refused token (1008): the client asks the page's token hook once more, the page has
+        # dropped the token by then, and it goes on watching.
+        refused = await context.new_page()
+        errors.watch(refused, "refused")
+        await refused.goto(f"{server.http}/demo/shows/s1#token=e30.forged")
+        await expect(refused.get_by_text("Your viewer link has expired")).to_be_visible(timeout=scaled(5) * 1000)
+        await expect(refused.get_by_role("heading", name="Sneaker")).to_be_visible(timeout=scaled(5) * 1000)
+        await expect(refused.get_by_text("You are watching without a viewer token.")).to_be_visible()
         assert not errors.errors
     finally:
         await context.close()
