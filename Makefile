@@ -25,12 +25,12 @@ unit: install
 	$(BIN)/pytest
 
 # The one test command (README, CI): lint, types, then every test on real Redis servers. The JS
-# client's tests (clients/js) run inside `unit`, through tests/test_js_client.py, in Node and Chromium.
+# client's tests (clients/js) run inside `unit`, through tests/clients/test_js_client.py, in Node and Chromium.
 test: lint types unit
 
 # Only the JS client's tests (Node, Chromium and `npm pack`), against a real node.
 test-js: install
-	$(BIN)/pytest tests/test_js_client.py
+	$(BIN)/pytest tests/clients/test_js_client.py
 
 bench: bench-stock bench-fanout bench-webhooks
 

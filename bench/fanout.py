@@ -27,7 +27,7 @@ file-descriptor limit, and every step has a timeout (``--max-seconds`` bounds th
      latency of the ``drop`` frame to every viewer, from the bench's clock just before the request (A: just
      before its broadcast) to the client's clock at receipt, on the same machine;
    * ``--bursts`` bursts of ``--frames`` ``drop`` frames published back to back from this process with
-     ``Live.publish_drop`` (as a host acting through another node; A gets the burst's frames at once):
+     ``ShowNode.publish_drop`` (as a host acting through another node; A gets the burst's frames at once):
      delivered frames/s from the first publish to the last receipt, server CPU per delivered frame.
    ``livedrop_viewer_send_path_total`` is read from ``/metrics``; every viewer must get every frame, in
    ``seq`` order.
@@ -60,9 +60,8 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from importlib import metadata
+from collections.abc import Awaitable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,13 +71,16 @@ from redis.asyncio import Redis
 from bench.fanout_ceiling import wait_quiet
 from bench.fanout_lib import control
 from bench.fanout_lib.control import Child
+from bench.fanout_lib.measure import Cpu, CpuWindow, percentile, proc_cpu, split, tree_cpu, tree_rss
+from bench.fanout_lib.results import Check, FanOut, Reservations, Results, Storm
+from bench.fanout_lib.table import cpu_lines, package_version, table
 from bench.stock import Report, ceiling
 from broadcast.feed import Feed, frame
 from broadcast.hub import Hub
 from loadtest.hostapi import HostApi
 from loadtest.stack import Stack
-from server.catalog import Catalog
-from server.live import Live
+from server.shows.catalog import Catalog
+from server.shows.node import ShowNode
 from stock import StockEngine
 from stock.scripts import source
 
@@ -86,241 +88,7 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 FAN_SHOW = "fan"
 RES_SHOW = "res"
 BURST_DROPS = 4  # drops whose `drop` frames make up a burst (published in turn)
-P99_TARGET_MS = 250.0  # DESIGN §8: a drop reaches 10,000 viewers with p99 under 250 ms; burst answers too
-FPS_RATIO_TARGET = 0.8  # DESIGN §8: delivered frames/s >= 0.8 x websockets.broadcast to as many sockets
-STARLETTE_KIB = 24.0  # bare Starlette/uvicorn endpoint per idle socket (docs/fanout-research.md, B at 10,000)
-RSS_RATIO_TARGET = 1.25  # DESIGN §8: RSS per idle viewer <= 1.25 x bare Starlette ...
-RSS_CAP_KIB = 32.0  # ... and under 32 KiB
-SUSTAINED_RATIO_TARGET = 0.5  # DESIGN §8: sustained reservations >= 0.5 x redis-benchmark EVALSHA
 NOFILE = 65536
-
-
-# --- measurements --------------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..1); NaN when empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def split(total: int, parts: int) -> list[int]:
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
-def machine_busy() -> float:
-    """CPU-seconds the whole machine spent busy, all cores (Linux /proc/stat; 0 elsewhere)."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            fields = [int(x) for x in stat.readline().split()[1:]]
-    except (OSError, ValueError):
-        return 0.0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU-seconds (user + system) of another process (Linux /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_rss(pid: int) -> int:
-    """Resident set size of another process in bytes (Linux /proc)."""
-    with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants: a node run with ``--workers`` is a supervisor and its
-    worker processes, and their CPU and memory all count (Linux /proc; [pid] elsewhere)."""
-    parents: dict[int, list[int]] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return [pid]
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", encoding="ascii") as stat:
-                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        parents.setdefault(ppid, []).append(int(name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(parents.get(current, []))
-    return tree
-
-
-def tree_cpu(pid: int) -> float:
-    return sum(proc_cpu(each) for each in process_tree(pid))
-
-
-def tree_rss(pid: int) -> int:
-    total = 0
-    for each in process_tree(pid):
-        with contextlib.suppress(OSError):
-            total += proc_rss(each)
-    return total
-
-
-@dataclass
-class Cpu:
-    """CPU in % of one core over a window: the server under test, the clients, Redis, everything else."""
-
-    server: float = 0.0
-    clients: float = 0.0
-    redis: float = 0.0
-    others: float = 0.0
-
-    def text(self) -> str:
-        return f"{self.server:.0f}/{self.clients:.0f}/{self.redis:.0f}/{self.others:.0f}"
-
-
-class CpuWindow:
-    def __init__(self, admin: Redis, server_cpu: Callable[[], Awaitable[float]]) -> None:
-        self.admin = admin
-        self.server_cpu = server_cpu
-        self.start: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)
-
-    async def _redis_cpu(self) -> float:
-        info: dict[str, Any] = await self.admin.info("cpu")
-        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
-    async def _sample(self) -> tuple[float, float, float, float, float]:
-        return (
-            time.perf_counter(),
-            machine_busy(),
-            await self.server_cpu(),
-            await self._redis_cpu(),
-            time.process_time(),
-        )
-
-    async def begin(self) -> None:
-        self.start = await self._sample()
-
-    async def end(self, clients_cpu: float) -> tuple[Cpu, float]:
-        """The shares, and the server's CPU-seconds over the window."""
-        end = await self._sample()
-        wall = max(1e-9, end[0] - self.start[0])
-        busy, server, redis_cpu, own = (end[i] - self.start[i] for i in range(1, 5))
-        others = max(0.0, busy - server - redis_cpu - clients_cpu - own)
-        return Cpu(100 * server / wall, 100 * clients_cpu / wall, 100 * redis_cpu / wall, 100 * others / wall), server
-
-
-# --- results ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-
-@dataclass
-class FanOut:
-    """One server's fan-out figures (the LiveDrop node or the ceiling A)."""
-
-    server: str
-    viewers: int
-    connect_s: float = 0.0
-    rss_per_conn_kib: float = 0.0
-    probe_p50_ms: float = float("nan")
-    probe_p99_ms: float = float("nan")
-    probe_p99_each: list[float] = field(default_factory=list)
-    fps: float = 0.0  # median burst
-    fps_best: float = 0.0
-    fps_each: list[float] = field(default_factory=list)
-    burst_p50_ms: float = float("nan")
-    burst_p99_ms: float = float("nan")
-    us_per_frame: float = 0.0  # server CPU per delivered frame, median burst
-    delivered: int = 0
-    expected: int = 0
-    out_of_order: int = 0  # drop frames whose seq was not above the viewer's previous one
-    bad_frames: int = 0  # text frames that were not JSON objects with a type
-    lost: int = 0  # viewer sockets closed during the measurement
-    cpu: Cpu = field(default_factory=Cpu)
-    hold_ms: float = 0.0
-
-    def tally(self, replies: list[control.JSON]) -> list[float]:
-        """Count one collect's frames and faults; return its latencies."""
-        lat = [x for r in replies for x in r["lat"]]
-        self.delivered += len(lat)
-        self.expected += sum(r["expect"] for r in replies)
-        self.out_of_order += sum(r["out_of_order"] for r in replies)
-        self.bad_frames += sum(r["bad_frames"] for r in replies)
-        self.lost = max(self.lost, sum(r["lost"] for r in replies))
-        return lat
-
-
-@dataclass
-class Reservations:
-    label: str
-    viewers: int
-    sent: int = 0
-    answered: int = 0
-    rate: float = 0.0  # answers per second
-    offered: float = 0.0
-    p50_ms: float = float("nan")
-    p99_ms: float = float("nan")
-    answers: dict[str, int] = field(default_factory=dict)
-    unanswered: int = 0
-    skipped: int = 0
-    cpu: Cpu = field(default_factory=Cpu)
-    seconds: float = 0.0
-    stall_p99_ms: float = float("nan")  # node /healthz answer time during the window
-    stall_max_ms: float = float("nan")
-
-
-@dataclass
-class Storm:
-    viewers: int
-    spread: float
-    welcomed: int = 0
-    failed: int = 0
-    retries: int = 0
-    all_welcomed_s: float = float("nan")
-    p50_ms: float = float("nan")
-    p99_ms: float = float("nan")
-    readyz_during: list[int] = field(default_factory=list)
-    readyz_after: int = 0
-    cpu: Cpu = field(default_factory=Cpu)
-    stall_p99_ms: float = float("nan")
-    stall_max_ms: float = float("nan")
-
-
-@dataclass
-class Results:
-    command: str
-    machine: dict[str, str]
-    settings: dict[str, Any]
-    livedrop: FanOut | None = None
-    ceiling_a: FanOut | None = None
-    send_path: dict[str, float] = field(default_factory=dict)
-    hub: dict[str, float] = field(default_factory=dict)
-    redis_ceiling: float | None = None
-    redis_ceiling_runs: list[float] = field(default_factory=list)
-    burst: Reservations | None = None
-    sustained: list[Reservations] = field(default_factory=list)
-    storm: Storm | None = None
-    checks: list[Check] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def check(self, name: str, ok: bool, detail: str) -> bool:
-        self.checks.append(Check(name, ok, detail))
-        print(f"    [{'ok  ' if ok else 'FAIL'}] {name}: {detail}", flush=True)
-        return ok
 
 
 # --- the node and its HTTP endpoints ---------------------------------------------------------------------------
@@ -633,7 +401,9 @@ class Bench:
         print(f"  A: connected in {ceiling_a.connect_s:.1f} s; RSS/conn {ceiling_a.rss_per_conn_kib:.1f} KiB")
         engine = StockEngine(self.admin)
         feed = Feed(self.admin)
-        live = Live(redis=self.admin, engine=engine, catalog=Catalog(self.admin, engine), hub=Hub(), node_id="bench")
+        live = ShowNode(
+            redis=self.admin, engine=engine, catalog=Catalog(self.admin, engine), hub=Hub(), node_id="bench"
+        )
 
         async def replay(seqs: list[int]) -> tuple[dict[int, float], control.JSON]:
             """The node's frames of ``seqs``, byte for byte, broadcast by A back to back."""
@@ -1017,226 +787,6 @@ def fold(out: Reservations, replies: list[control.JSON]) -> None:
     out.p50_ms, out.p99_ms = 1000 * percentile(lat, 0.5), 1000 * percentile(lat, 0.99)
 
 
-# --- the table -------------------------------------------------------------------------------------------------
-
-
-def _r(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None or x != x else f"{x:.{digits}f}"
-
-
-def verdict(ok: bool | None) -> str:
-    return "-" if ok is None else ("meets" if ok else "misses")
-
-
-def table(results: Results) -> list[str]:
-    rows: list[tuple[str, str, str, str, str, str]] = []
-    d, a = results.livedrop, results.ceiling_a
-    if d is not None:
-        n = f"{d.viewers:,}"
-        ratio = d.probe_p99_ms / a.probe_p99_ms if a and a.probe_p99_ms else None
-        rows.append(
-            (
-                f"drop latency p50 / p99, {n} viewers (ms)",
-                f"{d.probe_p50_ms:.0f} / {d.probe_p99_ms:.0f}",
-                f"p99 < {P99_TARGET_MS:.0f}",
-                f"{a.probe_p50_ms:.0f} / {a.probe_p99_ms:.0f}" if a else "-",
-                f"p99 x{_r(ratio)}",
-                verdict(d.probe_p99_ms < P99_TARGET_MS),
-            )
-        )
-        fps_ratio = d.fps / a.fps if a and a.fps else None
-        best_ratio = d.fps_best / a.fps_best if a and a.fps_best else None
-        rows.append(
-            (
-                f"delivered frames/s, bursts of drop frames, median / best ({n})",
-                f"{d.fps:,.0f} / {d.fps_best:,.0f}",
-                f">= {FPS_RATIO_TARGET} x A",
-                f"{a.fps:,.0f} / {a.fps_best:,.0f}" if a else "-",
-                f"{_r(fps_ratio)} / {_r(best_ratio)}",
-                verdict(fps_ratio >= FPS_RATIO_TARGET if fps_ratio is not None else None),
-            )
-        )
-        cpu_ratio = a.us_per_frame / d.us_per_frame if a and d.us_per_frame else None
-        rows.append(
-            (
-                "server CPU per delivered frame (us), median burst",
-                f"{d.us_per_frame:.1f}",
-                "-",
-                f"{a.us_per_frame:.1f}" if a else "-",
-                f"A/LiveDrop {_r(cpu_ratio)}",
-                "-",
-            )
-        )
-        rows.append(
-            (
-                "latency inside a burst p50 / p99 (ms)",
-                f"{d.burst_p50_ms:.0f} / {d.burst_p99_ms:.0f}",
-                "-",
-                f"{a.burst_p50_ms:.0f} / {a.burst_p99_ms:.0f}" if a else "-",
-                "-",
-                "-",
-            )
-        )
-        rss_ok = d.rss_per_conn_kib <= RSS_RATIO_TARGET * STARLETTE_KIB and d.rss_per_conn_kib < RSS_CAP_KIB
-        rows.append(
-            (
-                "node RSS per idle viewer (KiB)",
-                f"{d.rss_per_conn_kib:.1f}",
-                f"<= {RSS_RATIO_TARGET} x {STARLETTE_KIB:.0f} and < {RSS_CAP_KIB:.0f}",
-                f"Starlette {STARLETTE_KIB:.0f}; A {a.rss_per_conn_kib:.1f}" if a else f"Starlette {STARLETTE_KIB:.0f}",
-                f"{d.rss_per_conn_kib / STARLETTE_KIB:.2f} x Starlette",
-                verdict(rss_ok),
-            )
-        )
-        rows.append(
-            (
-                "livedrop_viewer_send_path_total",
-                ", ".join(f"{k} {v:,.0f}" for k, v in results.send_path.items()) or "missing",
-                'path="sansio"',
-                "-",
-                "-",
-                "ok" if set(results.send_path) == {"sansio"} else "FAIL",
-            )
-        )
-        rows.append(
-            (
-                f"connect {n} viewers (gated, s)",
-                f"{d.connect_s:.1f}",
-                "-",
-                f"{a.connect_s:.1f}" if a else "-",
-                "-",
-                "-",
-            )
-        )
-    ceiling_text = f"{results.redis_ceiling:,.0f}/s" if results.redis_ceiling else "-"
-    for s in results.sustained:
-        ratio = s.rate / results.redis_ceiling if results.redis_ceiling else None
-        rows.append(
-            (
-                f"sustained reserves answered/s, {s.viewers:,} viewers, {s.offered:,.0f}/s offered "
-                f"(answer p50 / p99 {s.p50_ms:.0f} / {s.p99_ms:.0f} ms)",
-                f"{s.rate:,.0f}",
-                f">= {SUSTAINED_RATIO_TARGET} x redis-benchmark",
-                f"EVALSHA -P 1: {ceiling_text}",
-                _r(ratio),
-                "-",
-            )
-        )
-    if results.sustained:
-        best = max(results.sustained, key=lambda s: s.rate)
-        ratio = best.rate / results.redis_ceiling if results.redis_ceiling else None
-        rows.append(
-            (
-                "sustained reserves answered/s, best window",
-                f"{best.rate:,.0f}",
-                f">= {SUSTAINED_RATIO_TARGET} x redis-benchmark",
-                f"EVALSHA -P 1: {ceiling_text}",
-                _r(ratio),
-                verdict(ratio >= SUSTAINED_RATIO_TARGET if ratio is not None else None),
-            )
-        )
-    b = results.burst
-    if b is not None:
-        errors = sum(v for k, v in b.answers.items() if k.startswith("error"))
-        rows.append(
-            (
-                f"burst: {b.viewers:,} reserves within {b.seconds:g} s: reserved / sold_out / errors",
-                f"{b.answers.get('reserved', 0)} / {b.answers.get('rejected:sold_out', 0):,} / {errors}",
-                f"exactly {results.settings['burst_units']}, 0 errors",
-                "-",
-                "-",
-                "ok" if any(c.ok for c in results.checks if c.name.startswith("burst: exactly")) else "FAIL",
-            )
-        )
-        rows.append(
-            (
-                "burst answer latency p50 / p99 (ms)",
-                f"{b.p50_ms:.0f} / {b.p99_ms:.0f}",
-                f"p99 < {P99_TARGET_MS:.0f}",
-                "-",
-                "-",
-                verdict(b.p99_ms < P99_TARGET_MS),
-            )
-        )
-    st = results.storm
-    if st is not None:
-        rows.append(
-            (
-                f"reconnect storm: {st.viewers:,} within {st.spread:g} s, welcomed",
-                f"{st.welcomed:,}",
-                "all",
-                "-",
-                "-",
-                "ok" if st.welcomed == st.viewers and st.failed == 0 else "FAIL",
-            )
-        )
-        rows.append(
-            (
-                "storm: time to all welcomes (s) / welcome p50 / p99 (ms)",
-                f"{st.all_welcomed_s:.2f} / {st.p50_ms:.0f} / {st.p99_ms:.0f}",
-                "-",
-                "-",
-                "-",
-                "-",
-            )
-        )
-        rows.append(
-            (
-                "storm: /readyz afterwards",
-                str(st.readyz_after),
-                "200",
-                "-",
-                "-",
-                "ok" if st.readyz_after == 200 else "FAIL",
-            )
-        )
-    stalls = [
-        (label, w.stall_max_ms)
-        for label, w in (
-            ("burst", results.burst),
-            ("storm", results.storm),
-            *(("sustained", x) for x in results.sustained),
-        )
-        if w is not None
-    ]
-    if stalls:
-        rows.append(
-            (
-                "node /healthz answer max, ms (" + " / ".join(label for label, _ in stalls) + ")",
-                " / ".join(f"{x:.0f}" for _, x in stalls),
-                "-",
-                "-",
-                "-",
-                "-",
-            )
-        )
-    head = ("figure", "LiveDrop", "target", "ceiling (same run)", "ratio", "verdict")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def cpu_lines(results: Results) -> list[str]:
-    lines = []
-    for label, cpu in (
-        ("fan-out bursts, LiveDrop (median burst)", results.livedrop.cpu if results.livedrop else None),
-        ("fan-out bursts, A (median burst)", results.ceiling_a.cpu if results.ceiling_a else None),
-        ("reservation burst", results.burst.cpu if results.burst else None),
-        ("reconnect storm", results.storm.cpu if results.storm else None),
-        *((f"sustained reservations, {s.offered:,.0f}/s offered", s.cpu) for s in results.sustained),
-    ):
-        if cpu is not None:
-            lines.append(f"| {label} | {cpu.text()} |")
-    return ["| window | CPU % server/clients/redis/others |", "|---|---|", *lines]
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 # --- main --------------------------------------------------------------------------------------------------------
 
 
@@ -1255,11 +805,11 @@ async def main_async(args: argparse.Namespace) -> int:
             "cpus": str(os.cpu_count()),
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "uvicorn": _version("uvicorn"),
-            "websockets": _version("websockets"),
-            "starlette": _version("starlette"),
-            "uvloop": _version("uvloop"),
-            "redis-py": _version("redis"),
+            "uvicorn": package_version("uvicorn"),
+            "websockets": package_version("websockets"),
+            "starlette": package_version("starlette"),
+            "uvloop": package_version("uvloop"),
+            "redis-py": package_version("redis"),
             "load average before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         },
         settings={k: v for k, v in vars(args).items() if k != "json"},

@@ -11,10 +11,10 @@ has viewers for with XREAD BLOCK.
 from __future__ import annotations
 
 import secrets
-from importlib import resources
 from typing import Any, Final, NamedTuple
 
-from stock.keys import show_tag
+from broadcast.keys import show_tag
+from broadcast.scripts import lua_source
 
 # Entries kept per show. A resume further back than this gets a fresh welcome ("reset").
 RETENTION: Final = 2000
@@ -74,7 +74,7 @@ class Feed:
     def __init__(self, redis: Any, blocking_redis: Any = None) -> None:
         self.redis = redis
         self.blocking_redis = blocking_redis if blocking_redis is not None else redis  # for XREAD BLOCK
-        source = resources.files("broadcast").joinpath("lua", "publish.lua").read_text(encoding="utf-8")
+        source = lua_source("broadcast", "publish")
         self._publish = redis.register_script(source)
 
     async def publish(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,16 +36,25 @@ async def _nothing(show_id: str) -> None:
     return None
 
 
+class Role(enum.Enum):
+    """Who is on the other end of a connection: both get a show's broadcasts in the same order
+    from the same code path; only viewers are counted in the audience."""
+
+    VIEWER = "viewer"
+    HOST = "host"  # a host's control panel: also gets host frames through ``Hub.deliver``
+
+
 @dataclass(eq=False)
-class Viewer:
-    """One local viewer connection. ``customer`` is None for a viewer that may only watch."""
+class Connection:
+    """One local connection to a show: a viewer's (``customer`` is None for a viewer that may
+    only watch) or a host panel's."""
 
     socket: ViewerSocket
     show_id: str
     customer: str | None
     outbox: Outbox[Message]
     closed: bool = False
-    audience: bool = True  # False for a host's panel: it gets every broadcast, is not counted
+    role: Role = Role.VIEWER
     drain: asyncio.Task[None] | None = None
     close_reason: str = ""
     # The last seq this viewer has (from its welcome, its resume point or a frame sent): a
@@ -85,7 +95,7 @@ class _ShowLock:
 @dataclass(eq=False)
 class Channel:
     show_id: str
-    viewers: dict[Viewer, None] = field(default_factory=dict)  # an ordered set
+    viewers: dict[Connection, None] = field(default_factory=dict)  # an ordered set
     queue: deque[Message] = field(default_factory=deque)
     pump: asyncio.Task[None] | None = None
 
@@ -108,7 +118,7 @@ class Hub:
         self.on_first = on_first
         self.on_last = on_last
         self.channels: dict[str, Channel] = {}
-        self.by_customer: defaultdict[str, set[Viewer]] = defaultdict(set)
+        self.by_customer: defaultdict[str, set[Connection]] = defaultdict(set)
         self.stats = HubStats()
         self.conflated_closed = 0
         # Only while a join or leave runs: an entry per show name ever tried would grow
@@ -136,13 +146,13 @@ class Hub:
         show_id: str,
         socket: ViewerSocket,
         customer: str | None,
-        audience: bool = True,
+        role: Role = Role.VIEWER,
         resuming: bool = False,
-    ) -> Viewer:
+    ) -> Connection:
         """Add a viewer. On the show's first local viewer ``on_first`` runs (under the show's
         lock, so concurrent joins wait for it); if it fails nothing is left subscribed.
         ``resuming``: hold its frames from the first one until ``end_resume``."""
-        viewer = Viewer(socket, show_id, customer, Outbox(self.outbox_limit), audience=audience)
+        viewer = Connection(socket, show_id, customer, Outbox(self.outbox_limit), role=role)
         if resuming:
             viewer.held = []
         async with self._show_lock(show_id):
@@ -155,7 +165,7 @@ class Hub:
             self.by_customer[customer].add(viewer)
         return viewer
 
-    async def leave(self, viewer: Viewer) -> None:
+    async def leave(self, viewer: Connection) -> None:
         """Remove a viewer; on the show's last local viewer ``on_last`` runs."""
         viewer.closed = True
         if viewer.drain is not None:
@@ -184,7 +194,7 @@ class Hub:
 
     def viewer_count(self, show_id: str) -> int:
         channel = self.channels.get(show_id)
-        return sum(1 for v in channel.viewers if v.audience) if channel else 0
+        return sum(1 for v in channel.viewers if v.role is Role.VIEWER) if channel else 0
 
     def shows(self) -> list[str]:
         return list(self.channels)
@@ -227,14 +237,14 @@ class Hub:
             self.deliver(viewer, message)
         return len(viewers)
 
-    def begin_resume(self, viewer: Viewer) -> None:
+    def begin_resume(self, viewer: Connection) -> None:
         """Hold what would be sent to ``viewer`` until ``end_resume``: call it before reading
         the events it missed, so that no live frame reaches it before them."""
         if viewer.held is None:
             viewer.held = []
             viewer.held_bytes = 0
 
-    def end_resume(self, viewer: Viewer, first: list[Message], after: int | None = None) -> None:
+    def end_resume(self, viewer: Connection, first: list[Message], after: int | None = None) -> None:
         """Send ``first`` (the missed events then current stock, or a welcome), then what was
         held meanwhile, skipping every seq'd frame the viewer already has. ``after``: the seq
         the viewer said it has (none for a welcome, which sets the position itself)."""
@@ -248,7 +258,7 @@ class Hub:
         for message in held:
             self.deliver(viewer, message)
 
-    def deliver(self, viewer: Viewer, message: Message) -> None:
+    def deliver(self, viewer: Connection, message: Message) -> None:
         """Write now, or park behind what is already parked. Never awaits."""
         if viewer.closed:
             return
@@ -284,12 +294,12 @@ class Hub:
         else:
             self._gone(viewer)
 
-    def _gone(self, viewer: Viewer) -> None:
+    def _gone(self, viewer: Connection) -> None:
         """The socket is closing or closed (the socket itself sees to one that stays closing)."""
         self.stats.gone += 1
         viewer.closed = True
 
-    def _park(self, viewer: Viewer, message: Message) -> None:
+    def _park(self, viewer: Connection, message: Message) -> None:
         self.stats.frames_parked += 1
         if not viewer.outbox.park(message):
             self.close_slow(viewer, "over its send bound")
@@ -297,7 +307,7 @@ class Hub:
         if viewer.drain is None:
             viewer.drain = asyncio.get_running_loop().create_task(self._drain(viewer))
 
-    async def _drain(self, viewer: Viewer) -> None:
+    async def _drain(self, viewer: Connection) -> None:
         """The only per-viewer task, and only for a viewer that was set aside."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.slow_after
@@ -331,7 +341,7 @@ class Hub:
         finally:
             viewer.drain = None
 
-    def close_slow(self, viewer: Viewer, why: str) -> None:
+    def close_slow(self, viewer: Connection, why: str) -> None:
         if viewer.closed:
             return
         viewer.closed = True

@@ -9,10 +9,10 @@ fields behind forever.
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any, Final, NamedTuple
 
-from stock.keys import show_tag
+from broadcast.keys import show_tag
+from broadcast.scripts import lua_source
 
 # A node that has not reported for this long is gone. Nodes report every second.
 PRESENCE_TTL_MS: Final = 5000
@@ -33,7 +33,7 @@ def presence_keys(show_id: str) -> list[str]:
 class Presence:
     def __init__(self, redis: Any, ttl_ms: int = PRESENCE_TTL_MS) -> None:
         self.ttl_ms = ttl_ms
-        source = resources.files("broadcast").joinpath("lua", "presence.lua").read_text(encoding="utf-8")
+        source = lua_source("broadcast", "presence")
         self._script = redis.register_script(source)
 
     async def _call(self, show_id: str, node: str, count: str, exclude: str = "") -> Audience:

@@ -2,7 +2,7 @@
 
 Written from each platform's published scheme (docs/webhooks.md), not from the server's code, so
 the load test signs what a platform signs and the server's verifiers are checked against an
-independent implementation (tests/test_loadtest.py verifies these signatures with the server's
+independent implementation (tests/e2e/test_loadtest.py verifies these signatures with the server's
 checks):
 
 * Shopify: base64 HMAC-SHA256 of the raw body in ``X-Shopify-Hmac-Sha256``;

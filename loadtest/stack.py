@@ -96,7 +96,7 @@ class RedisProcess:
 
 def stack_secrets() -> dict[str, str]:
     """Fresh credentials for one run, in the variables the nodes read (server/settings.py and
-    server/webhooks/config.py); the load generator reads the same ones."""
+    server/platforms/webhooks/config.py); the load generator reads the same ones."""
     return {
         "LIVEDROP_HOST_TOKENS": "lt-host-" + secrets.token_urlsafe(16),
         "LIVEDROP_VIEWER_SECRET": secrets.token_urlsafe(32),

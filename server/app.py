@@ -24,20 +24,21 @@ from starlette.routing import Route, WebSocketRoute
 
 from broadcast.hub import Hub
 from broadcast.transport import CaptureTransport
-from server.api import build_api
-from server.catalog import Catalog
-from server.client_js import client_routes
-from server.demo import demo_routes
-from server.host import Host
-from server.live import Live
-from server.metrics import HubExport, Metrics, multiprocess_dir, process_exited
-from server.panel import HostPanels, panel_routes
-from server.reconcile import Reconciler
+from server.demo.checkout import demo_routes
+from server.host.api import build_api
+from server.host.channel import HostPanels
+from server.host.pages import panel_routes
+from server.ops.metrics import HubExport, Metrics, multiprocess_dir, process_exited
+from server.platforms.reconcile.service import Reconciler
+from server.platforms.webhooks.receiver import webhook_routes
+from server.platforms.webhooks.service import WebhookService
 from server.settings import Settings, from_env
-from server.sweeper import Sweeper
-from server.viewers import viewer_endpoint
-from server.webhooks.receiver import webhook_routes
-from server.webhooks.service import WebhookService
+from server.shows.actions import HostActions
+from server.shows.catalog import Catalog
+from server.shows.node import ShowNode
+from server.shows.sweeper import Sweeper
+from server.viewers.client_js import client_routes
+from server.viewers.endpoint import viewer_endpoint
 from stock import HoldRefs, ReserveBatcher, StockEngine
 
 
@@ -46,8 +47,8 @@ class State(TypedDict):
     engine: StockEngine
     catalog: Catalog
     hub: Hub
-    live: Live
-    host: Host
+    live: ShowNode
+    host: HostActions
     viewer_secret: bytes
     batcher: ReserveBatcher
     sweeper: Sweeper
@@ -128,7 +129,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         engine = StockEngine(redis, hold_refs)
         catalog = Catalog(redis, engine)
         hub = Hub(outbox_limit=settings.outbox_limit, slow_after=settings.slow_after)
-        live = Live(
+        live = ShowNode(
             redis=redis,
             engine=engine,
             catalog=catalog,
@@ -140,14 +141,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
         batcher = ReserveBatcher(engine)
         metrics_ = Metrics()
-        hub_export = HubExport(metrics_, hub, live)
+        hub_export = HubExport(metrics_, hub, lambda: live.redis_errors)
         # One process answers a scrape for all of them: the others keep their files current.
         export_task = asyncio.create_task(hub_export.run(), name="hub-export") if multiprocess_dir() else None
         sweeper = Sweeper(engine, metrics_, settings.sweep_interval, settings.drop_scan_interval)
         sweep_task = asyncio.create_task(sweeper.run(), name="sweeper")
         webhooks = WebhookService(redis, catalog, metrics_, settings.webhooks, hold_refs=hold_refs)
         reconciler = Reconciler(redis, engine, catalog, webhooks.alerts, metrics_, settings.webhooks)
-        host = Host(engine, catalog, live)
+        host = HostActions(engine, catalog, live)
         panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live)
         webhooks.start()
         reconciler.start()

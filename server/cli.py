@@ -17,9 +17,9 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 
-from server.logs import log_config
-from server.protocol import MAX_FRAME_BYTES
-from server.redis_local import LocalRedis, RedisUnavailable, default_data_dir
+from server.ops.local_redis import LocalRedis, RedisUnavailable, default_data_dir
+from server.ops.logs import log_config
+from server.viewers.protocol import MAX_FRAME_BYTES
 
 logger = logging.getLogger("livedrop")
 
@@ -124,8 +124,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     import asyncio
 
-    from server.reconcile import print_report
-    from server.webhooks.config import webhook_settings_from_env
+    from server.platforms.reconcile.cli import print_report
+    from server.platforms.webhooks.config import webhook_settings_from_env
 
     grace = args.grace if args.grace is not None else webhook_settings_from_env(os.environ).reconcile_grace_seconds
     with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url:
@@ -141,7 +141,7 @@ def _erase(args: argparse.Namespace) -> int:
 
     from redis.asyncio import Redis
 
-    from server.webhooks.erasure import erase_deliveries
+    from server.platforms.webhooks.erasure import erase_deliveries
     from stock import StockEngine
     from stock.errors import InvalidArgument
 
@@ -175,7 +175,7 @@ def _watch(args: argparse.Namespace) -> int:
     from websockets.exceptions import ConnectionClosed
     from websockets.typing import Subprotocol
 
-    from server.viewer_auth import subprotocols
+    from server.viewers.auth import subprotocols
 
     async def run() -> int:
         last: tuple[int, str] | None = None
@@ -214,7 +214,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from server.tokens import mint
+    from server.viewers.tokens import mint
 
     secret = args.secret or os.environ.get("LIVEDROP_VIEWER_SECRET", "")
     if not secret:
@@ -231,7 +231,7 @@ def _token_host(args: argparse.Namespace) -> int:
 
     from redis import Redis
 
-    from server.api import HOST_TOKENS_KEY
+    from server.keys import HOST_TOKENS_KEY
 
     with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url:
         client = Redis.from_url(url)
@@ -253,7 +253,7 @@ def _demo(args: argparse.Namespace) -> int:
     import asyncio
     from collections.abc import Callable
 
-    from server import demo
+    from server.demo import command as demo
 
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     with contextlib.suppress(ImportError):  # no uvloop on Windows
@@ -270,7 +270,7 @@ def _redis(args: argparse.Namespace) -> int:
     URLs on one line, space-separated), and SIGTERM or Ctrl-C stops it."""
     import threading
 
-    from server.redis_local import LocalCluster
+    from server.ops.local_redis import LocalCluster
 
     if args.cluster < 0:
         print("livedrop: --cluster takes the number of masters (1 or more)", file=sys.stderr)
@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--count", type=int, default=0, help="stop after this many frames (0: never)")
     watch.set_defaults(func=_watch)
 
-    from server.demo import add_arguments as demo_arguments
+    from server.demo.command import add_arguments as demo_arguments
 
     demo = commands.add_parser("demo", help="a demo show with bot viewers; prints the panel and viewer URLs")
     demo_arguments(demo)

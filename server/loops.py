@@ -17,12 +17,24 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from server.webhooks.consumer import raise_if_cancelled
-
 logger = logging.getLogger("livedrop.loops")
 
 # Errors that mean "Redis or the network is away": logged without a traceback, counted.
 EXPECTED: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+def raise_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop, even if the request was lost.
+
+    redis-py 8 sends every command through ``asyncio.wait_for`` (its default 5 s socket
+    timeout), and on Python 3.11 ``wait_for`` returns the result, dropping the cancellation,
+    when the cancel races with the command completing. A background loop that only relied on
+    CancelledError would then keep running and hang the app's shutdown. ``cancelling()`` still
+    counts the request, so loops check it once per turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Backoff:
@@ -48,12 +60,17 @@ async def repeat(
     backoff: Backoff | None = None,
     on_error: Callable[[BaseException], None] | None = None,
     log: logging.Logger = logger,
+    fixed_rate: bool = False,
 ) -> None:
     """Run ``step`` again and again, ``interval`` seconds apart, until it returns True or the
     task is cancelled. A step that raises is logged (``name`` says which loop), reported to
-    ``on_error`` (to count it) and retried after ``backoff``."""
+    ``on_error`` (to count it) and retried after ``backoff``. With ``fixed_rate`` the interval runs
+    from the start of one step to the start of the next (a ticker whose rates are per second),
+    else from the end of one step."""
     backoff = backoff or Backoff()
+    loop = asyncio.get_running_loop()
     while True:
+        started = loop.time()
         try:
             if await step():
                 return
@@ -73,4 +90,4 @@ async def repeat(
         raise_if_cancelled()
         backoff.reset()
         if interval > 0:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(0.0, started + interval - loop.time()) if fixed_rate else interval)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from server.webhooks.config import WebhookSettings, webhook_settings_from_env
+from server.platforms.webhooks.config import WebhookSettings, webhook_settings_from_env
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -24,7 +24,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # past its limit (DESIGN §9); the batcher keeps one call per drop in flight, so the pool
     # only needs to cover drops in flight + reads + the bus.
     redis_pool_size: int = 64
-    # Connections for blocking stream reads (XREAD BLOCK, server.tails). On one Redis a process
+    # Connections for blocking stream reads (XREAD BLOCK, server.shows.tails). On one Redis a process
     # reads every stream it follows in one XREAD: one connection. On a Cluster a read names
     # keys of one slot only, and each show and drop has its own: one read per followed slot,
     # up to this many per cluster node.
@@ -33,7 +33,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # long units stay held after their deadline when nobody is reserving.
     sweep_interval: float = 0.25
     # How often each node re-lists every drop to find those it must sweep. A launch enlists
-    # its drop on every node at once (server.sweeper), so this is the backstop, not the delay
+    # its drop on every node at once (server.shows.sweeper), so this is the backstop, not the delay
     # of a new drop. Keep it under LAUNCHED_KEEP_MS (10 min).
     drop_scan_interval: float = 5.0
     # Make full garbage collections rare (see server.app.tune_gc); off for embedding.

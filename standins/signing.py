@@ -2,7 +2,7 @@
 
 Deliberately independent of LiveDrop's own signing code: when LiveDrop's client is accepted by a
 stand-in, two separate readings of the documented algorithm agree, and the TikTok Shop official
-vectors (tests/test_standin_tiktok.py) pin this reading to the platform's published examples.
+vectors (tests/standins/test_standin_tiktok.py) pin this reading to the platform's published examples.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Real Redis servers for the tests, started by ``server.redis_local`` (STYLE, Tests).
+"""Real Redis servers for the tests, started by ``server.ops.local_redis`` (STYLE, Tests).
 
 - ``redis_server`` (session): one private server on a free loopback port, AOF "everysec".
 - ``redis`` (function, async): a ``redis.asyncio.Redis`` on it, after FLUSHALL.
@@ -20,9 +20,9 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from server.redis_local import AppendFsync, LocalCluster, LocalRedis, RedisUnavailable
-from tests.servers import Node
-from tests.util import RedisServerFactory, scaled
+from server.ops.local_redis import AppendFsync, LocalCluster, LocalRedis, RedisUnavailable
+from tests.support.servers import Node
+from tests.support.util import RedisServerFactory, scaled
 
 # Start-up budgets before scaling: a server is up in ~20 ms, a cluster in ~2 s.
 _SERVER_START_TIMEOUT = 10.0

@@ -42,9 +42,9 @@ def test_loadtest_imports_no_server_stock_or_hub_module() -> None:
 def test_the_check_sees_every_form_of_import() -> None:
     source = """
 import stock
-import os, server.webhooks.config as config
+import os, server.platforms.webhooks.config as config
 from broadcast.hub import Hub
-from server import api
+from server import keys
 from . import plan
 from loadtest.plan import Plan
 import importlib
@@ -53,7 +53,7 @@ __import__("server.cli")
 """
     assert internal_imports(source) == [
         "stock",
-        "server.webhooks.config",
+        "server.platforms.webhooks.config",
         "broadcast.hub",
         "server",
         "stock.ledger",

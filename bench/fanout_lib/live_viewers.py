@@ -44,7 +44,7 @@ import uvloop
 
 from bench.fanout_lib import control
 from bench.fanout_lib.client import split_frames
-from server.tokens import mint
+from server.viewers.tokens import mint
 
 HOST = "127.0.0.1"
 TOKEN_TTL = 3600.0

@@ -32,7 +32,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
                 raise ValueError(f"Limits.{name} must be at least 1")
 
 
-# What LiveDrop itself accepts (server/api.py CreateDrop, stock/keys.py check_opaque).
+# What LiveDrop itself accepts (server/host/api.py CreateDrop, stock/keys.py check_opaque).
 MAX_TITLE = 200
 MAX_IMAGE_URL = 2000
 MAX_OPTION_NAME = 50

@@ -2,7 +2,7 @@
 
 Everything here is plain data (msgspec Structs), so the API can send it as JSON and the panel
 can show it; nothing in it has touched Redis. Prices are minor units per ISO 4217 currency,
-the same shape as ``server.catalog.DropInfo.prices``.
+the same shape as ``server.shows.catalog.DropInfo.prices``.
 """
 
 from __future__ import annotations
