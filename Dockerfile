@@ -17,6 +17,9 @@ COPY server ./server
 COPY standins ./standins
 RUN pip install ".[load]"
 
+# The JS viewer client, served at /client/ (the demo viewer page imports it from there).
+COPY clients/js/src ./clients/js/src
+
 # The Locust scenario runs from the source tree (`python -m locust -f loadtest/locustfile.py`
 # in /app, so `loadtest` is importable).
 COPY loadtest ./loadtest

@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint types unit test bench bench-stock bench-webhooks bench-fanout bench-scaleout loadtest demo serve clean
+.PHONY: install lint types unit test test-js bench bench-stock bench-webhooks bench-fanout bench-scaleout loadtest demo serve clean
 
 install: $(STAMP)
 
@@ -24,8 +24,13 @@ types: install
 unit: install
 	$(BIN)/pytest
 
-# The one test command (README, CI): lint, types, then every test on real Redis servers.
+# The one test command (README, CI): lint, types, then every test on real Redis servers. The JS
+# client's tests (clients/js) run inside `unit`, through tests/clients/test_js_client.py, in Node and Chromium.
 test: lint types unit
+
+# Only the JS client's tests (Node, Chromium and `npm pack`), against a real node.
+test-js: install
+	$(BIN)/pytest tests/clients/test_js_client.py
 
 bench: bench-stock bench-fanout bench-webhooks
 

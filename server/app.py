@@ -37,6 +37,7 @@ from server.shows.actions import HostActions
 from server.shows.catalog import Catalog
 from server.shows.node import ShowNode
 from server.shows.sweeper import Sweeper
+from server.viewers.client_js import client_routes
 from server.viewers.endpoint import viewer_endpoint
 from stock import HoldRefs, ReserveBatcher, StockEngine
 
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *webhook_routes(),
             *panel_routes(settings),
             *demo_routes(settings),
+            *client_routes(),
         ],
         # Outermost, so it sees the server's own `send` (the hub's non-awaiting fast path).
         middleware=[Middleware(CaptureTransport)],

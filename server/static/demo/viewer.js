@@ -1,18 +1,13 @@
-// The demo viewer page: a phone-sized web player speaking the public viewer protocol
-// (docs/protocol.md). It shows the live drop, lets the viewer buy (reserve), shows the hold
-// timer, and the sold-out / waitlist / expired / confirmed states. A viewer token comes in the
-// URL fragment (#token=…), which browsers never send to a server; without one the page watches.
+// The demo viewer page: a phone-sized web player on the JavaScript viewer client
+// (clients/js, served at /client/), which speaks the public viewer protocol (docs/protocol.md):
+// it connects, resumes, keeps the show's snapshot and the server clock, and matches answers to
+// requests. This page only decides what to show: the live drop, the buy button, the hold timer,
+// and the sold-out / waitlist / expired / confirmed states. A viewer token comes in the URL
+// fragment (#token=…), which browsers never send to a server; without one the page watches.
 
+import { connect } from "/client/index.js";
 import { h, setText, show } from "/static/shared/dom.js";
-import {
-  ServerClock,
-  clearFragment,
-  formatCountdown,
-  formatPrices,
-  fragmentParams,
-  randomId,
-  safeImageUrl,
-} from "/static/shared/format.js";
+import { clearFragment, formatCountdown, formatPrices, fragmentParams, safeImageUrl } from "/static/shared/format.js";
 
 const $ = (id) => document.getElementById(id);
 const showId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
@@ -20,26 +15,20 @@ const tokenKey = `livedrop.viewer.${showId}`;
 const checkoutEnabled = document.body.dataset.checkout === "on";
 const SWITCH_AFTER_END_MS = 5000;
 const END_REASONS = { sold_out: "It sold out.", time: "Time is up.", host: "The host ended it." };
+const REJECTED_STATUS = { sold_out: "soldout", limit_exceeded: "limit", not_live: "idle", available: "idle" };
 
 const state = {
   token: "",
-  socket: null,
-  attempt: 0,
-  seq: null,
-  epoch: null,
-  title: "",
-  showState: "",
-  viewers: 0,
-  canReserve: false,
-  drops: new Map(), // id -> DropBody
+  client: null,
   current: null,
   mine: new Map(), // drop id -> {status, hold, expiresAt, qty, position, reason}
-  refs: new Map(), // request ref -> drop id
-  clock: new ServerClock(),
   actionKey: "",
   holdTimer: null,
   switchTimer: null,
 };
+
+/** The show as the client keeps it (drops, stock, viewers, title). */
+const snap = () => state.client.snapshot;
 
 function boot() {
   const fromLink = fragmentParams().get("token");
@@ -49,109 +38,54 @@ function boot() {
   if (!state.token) {
     setText($("notice"), "Watching only: open this page from a link with a viewer token (the panel's “Open viewer page”) to buy.");
   }
-  connect();
+  // The token rides in Sec-WebSocket-Protocol, never in the URL (URLs end up in logs); the
+  // client asks for it before every connection, so a refused one is dropped below and the page
+  // goes on watching without it.
+  const client = connect(`/ws/shows/${encodeURIComponent(showId)}`, { token: () => state.token });
+  state.client = client;
+  client.on("state", ({ state: now }) => document.body.classList.toggle("offline", now !== "open"));
+  client.on("close", onClose);
+  client.on("change", onChange);
+  client.on("waitlisted", (frame) => {
+    state.mine.set(frame.drop, { status: "waitlisted", position: frame.position });
+    render();
+  });
+  client.on("error", (frame) => {
+    if (!frame.ref) setText($("notice"), frame.message); // answers to our requests are handled where they were made
+  });
   setInterval(tick, 250);
 }
 
-// -- the socket -------------------------------------------------------------------------------------
-
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const params = new URLSearchParams();
-  if (state.seq !== null && state.epoch) {
-    params.set("resume_from", String(state.seq));
-    params.set("epoch", state.epoch);
+function onClose({ meaning }) {
+  if (meaning === "unknown_show") {
+    setText($("notice"), "This show does not exist.");
+  } else if (meaning === "unauthorized") {
+    // The token is expired or for another show: keep watching without it.
+    sessionStorage.removeItem(tokenKey);
+    state.token = "";
+    setText($("notice"), "Your viewer link has expired: you can watch, but ask for a new link to buy.");
   }
-  const query = params.toString();
-  // The token rides in Sec-WebSocket-Protocol, never in the URL (URLs end up in logs).
-  const protocols = state.token ? ["livedrop.v1", `livedrop.token.${state.token}`] : ["livedrop.v1"];
-  const socket = new WebSocket(`${scheme}//${location.host}/ws/shows/${encodeURIComponent(showId)}${query ? `?${query}` : ""}`, protocols);
-  state.socket = socket;
-  socket.addEventListener("open", () => document.body.classList.remove("offline"));
-  socket.addEventListener("message", (event) => {
-    try {
-      onFrame(JSON.parse(event.data));
-    } catch (err) {
-      console.error("bad frame", err);
-    }
-  });
-  socket.addEventListener("close", (event) => {
-    if (state.socket !== socket) return;
-    state.socket = null;
-    document.body.classList.add("offline");
-    if (event.code === 4404) {
-      setText($("notice"), "This show does not exist.");
-      return;
-    }
-    if (event.code === 1008) {
-      // The token is expired or for another show: keep watching without it.
-      sessionStorage.removeItem(tokenKey);
-      state.token = "";
-      setText($("notice"), "Your viewer link has expired: you can watch, but ask for a new link to buy.");
-    }
-    const delay = Math.min(10000, 400 * 2 ** state.attempt) * (0.5 + Math.random() / 2);
-    state.attempt += 1;
-    setTimeout(connect, delay);
-  });
 }
 
-function send(frame) {
-  if (state.socket && state.socket.readyState === WebSocket.OPEN) {
-    state.socket.send(JSON.stringify(frame));
-    return true;
-  }
-  setText($("notice"), "Reconnecting… try again in a moment.");
-  return false;
-}
+// -- frames (already applied to the client's snapshot) ----------------------------------------------
 
-// -- frames -------------------------------------------------------------------------------------------
-
-function onFrame(frame) {
-  if (typeof frame.seq === "number" && frame.type !== "welcome") state.seq = frame.seq;
+function onChange(frame) {
   switch (frame.type) {
-    case "welcome":
-      state.attempt = 0;
-      state.clock.sync(frame.server_time);
-      state.seq = frame.seq;
-      state.epoch = frame.epoch;
-      state.title = frame.title;
-      state.showState = frame.state;
-      state.viewers = frame.viewers;
-      state.canReserve = frame.can_reserve;
-      state.drops = new Map(frame.drops.map((d) => [d.id, d]));
-      if (!state.drops.has(state.current) || state.drops.get(state.current).state !== "live") state.current = latestLive();
+    case "welcome": {
+      const current = snap().drops.get(state.current);
+      if (!current || current.state !== "live") state.current = latestLive();
       break;
+    }
     case "drop":
-      state.drops.set(frame.drop.id, frame.drop);
       if (frame.drop.state === "live") state.current = frame.drop.id; // a new drop takes the stage
       break;
-    case "stock": {
-      const d = state.drops.get(frame.drop);
-      if (d) d.stock = { available: frame.available, held: frame.held, sold: frame.sold, total: frame.total };
-      break;
-    }
-    case "drop_ended": {
-      const d = state.drops.get(frame.drop);
-      if (d) {
-        d.state = "closed";
-        d.endReason = frame.reason;
-      }
+    case "drop_ended":
       if (frame.drop === state.current) scheduleSwitch();
       break;
-    }
-    case "viewers":
-      state.viewers = frame.count;
-      break;
-    case "show":
-      state.title = frame.title;
-      state.showState = frame.state;
-      break;
     case "show_ended":
-      state.showState = "ended";
       setText($("notice"), "The show has ended. Thanks for watching!");
       break;
     case "reserved":
-      state.refs.delete(frame.ref);
       state.mine.set(frame.drop, {
         status: "held",
         hold: frame.hold,
@@ -161,12 +95,6 @@ function onFrame(frame) {
       });
       if (frame.from_waitlist) state.current = frame.drop;
       break;
-    case "rejected": {
-      state.refs.delete(frame.ref);
-      const status = { sold_out: "soldout", limit_exceeded: "limit", not_live: "idle", available: "idle" }[frame.reason] || "idle";
-      state.mine.set(frame.drop, { status, reason: frame.reason });
-      break;
-    }
     case "released":
       for (const [dropId, mine] of state.mine) if (mine.hold === frame.hold) state.mine.set(dropId, { status: "released" });
       break;
@@ -176,19 +104,6 @@ function onFrame(frame) {
     case "confirmed":
       state.mine.set(frame.drop, { status: "confirmed", qty: frame.qty });
       break;
-    case "waitlisted":
-      state.mine.set(frame.drop, { status: "waitlisted", position: frame.position });
-      break;
-    case "error": {
-      const dropId = frame.ref ? state.refs.get(frame.ref) : null;
-      if (dropId) {
-        state.refs.delete(frame.ref);
-        const mine = state.mine.get(dropId);
-        if (mine && mine.status === "pending") state.mine.set(dropId, { status: "idle" });
-      }
-      setText($("notice"), frame.code === "rate_limited" ? "Easy! Too many taps: try again in a second." : frame.message);
-      break;
-    }
     default:
       break;
   }
@@ -197,7 +112,7 @@ function onFrame(frame) {
 
 function latestLive() {
   let best = null;
-  for (const d of state.drops.values()) if (d.state === "live" && (!best || d.ends_at > best.ends_at)) best = d;
+  for (const d of snap().drops.values()) if (d.state === "live" && (!best || d.ends_at > best.ends_at)) best = d;
   return best ? best.id : null;
 }
 
@@ -217,23 +132,34 @@ function scheduleSwitch() {
 
 // -- actions ----------------------------------------------------------------------------------------------
 
+/** A refused request: its reason on the card, or its message in the notice. */
+function refused(dropId, error) {
+  if (error.kind === "rejected") {
+    state.mine.set(dropId, { status: REJECTED_STATUS[error.reason] || "idle", reason: error.reason });
+  } else {
+    const mine = state.mine.get(dropId);
+    if (mine && mine.status === "pending") state.mine.set(dropId, { status: "idle" });
+    const text = error.rateLimited ? "Easy! Too many taps: try again in a second." : error.kind === "timeout" ? "No answer: try again." : error.message;
+    setText($("notice"), text);
+  }
+  render();
+}
+
 function buy(dropId) {
-  const ref = randomId("buy-").slice(0, 24);
-  if (!send({ type: "reserve", ref, drop: dropId, qty: 1 })) return;
-  state.refs.set(ref, dropId);
+  // While reconnecting, the request waits and goes out (once) on the next connection.
+  state.client.reserve(dropId, 1).catch((error) => refused(dropId, error));
   state.mine.set(dropId, { status: "pending" });
-  setText($("notice"), state.token ? "" : $("notice").textContent);
+  if (state.token) setText($("notice"), "");
   render();
 }
 
 function release(dropId) {
   const mine = state.mine.get(dropId);
-  if (mine?.hold) send({ type: "release", hold: mine.hold, ref: randomId("rel-").slice(0, 24) });
+  if (mine?.hold) state.client.release(mine.hold).catch((error) => setText($("notice"), error.message));
 }
 
 function joinWaitlist(dropId) {
-  const ref = randomId("wait-").slice(0, 24);
-  if (send({ type: "waitlist", drop: dropId, qty: 1, ref })) state.refs.set(ref, dropId);
+  state.client.waitlist(dropId, 1).catch((error) => refused(dropId, error));
 }
 
 async function pay(dropId) {
@@ -264,10 +190,11 @@ async function pay(dropId) {
 // -- rendering -----------------------------------------------------------------------------------------------
 
 function render() {
-  setText($("show-title"), state.title || "Live show");
-  document.title = `${state.title || "Live show"} · LiveDrop`;
-  setText($("watching"), `${state.viewers.toLocaleString()} watching`);
-  const d = state.current ? state.drops.get(state.current) : null;
+  const { title, viewers, drops } = snap();
+  setText($("show-title"), title || "Live show");
+  document.title = `${title || "Live show"} · LiveDrop`;
+  setText($("watching"), `${viewers.toLocaleString()} watching`);
+  const d = state.current ? drops.get(state.current) : null;
   show($("waiting"), !d);
   show($("drop"), Boolean(d));
   renderOthers(d);
@@ -294,7 +221,7 @@ function render() {
 }
 
 function renderOthers(current) {
-  const others = [...state.drops.values()].filter((d) => d.state === "live" && d !== current);
+  const others = [...snap().drops.values()].filter((d) => d.state === "live" && d !== current);
   show($("others-box"), others.length > 0);
   $("others").replaceChildren(
     ...others.map((d) =>
@@ -319,13 +246,14 @@ function renderOthers(current) {
 function renderAction(d) {
   const mine = state.mine.get(d.id) || { status: "idle" };
   const soldOut = d.stock.available === 0;
-  const key = [d.id, d.state, mine.status, mine.hold, mine.position, soldOut, state.canReserve, checkoutEnabled].join("|");
+  const canReserve = snap().canReserve;
+  const key = [d.id, d.state, mine.status, mine.hold, mine.position, soldOut, canReserve, checkoutEnabled].join("|");
   if (key === state.actionKey) return;
   state.actionKey = key;
   state.holdTimer = null;
   const area = $("action");
   const buyButton = (label = "Buy now") =>
-    h("button", { type: "button", onclick: () => buy(d.id), disabled: !state.canReserve, text: label });
+    h("button", { type: "button", onclick: () => buy(d.id), disabled: !canReserve, text: label });
   const parts = [];
   if (mine.status === "confirmed") {
     parts.push(
@@ -353,7 +281,7 @@ function renderAction(d) {
     );
   } else if (d.state !== "live") {
     parts.push(
-      h("div", { class: "state" }, h("p", { class: "title", text: "This drop has ended" }), h("p", { class: "muted", text: END_REASONS[d.endReason] || "Stay tuned for the next one." })),
+      h("div", { class: "state" }, h("p", { class: "title", text: "This drop has ended" }), h("p", { class: "muted", text: END_REASONS[d.end_reason] || "Stay tuned for the next one." })),
     );
   } else if (mine.status === "waitlisted") {
     parts.push(
@@ -367,7 +295,7 @@ function renderAction(d) {
   } else if (soldOut) {
     parts.push(
       h("div", { class: "state bad" }, h("p", { class: "title", text: "Sold out" }), h("p", { class: "muted", text: "Units come back when other viewers' holds expire." })),
-      h("button", { type: "button", class: "secondary", onclick: () => joinWaitlist(d.id), disabled: !state.canReserve, text: "Join waitlist" }),
+      h("button", { type: "button", class: "secondary", onclick: () => joinWaitlist(d.id), disabled: !canReserve, text: "Join waitlist" }),
     );
   } else {
     if (mine.status === "expired") {
@@ -381,19 +309,20 @@ function renderAction(d) {
     const button = buyButton(pending ? "Reserving…" : mine.status === "expired" ? "Buy again" : "Buy now");
     if (pending) button.disabled = true;
     parts.push(button);
-    if (!state.canReserve) parts.push(h("p", { class: "muted", text: "You are watching without a viewer token." }));
+    if (!canReserve) parts.push(h("p", { class: "muted", text: "You are watching without a viewer token." }));
   }
   area.replaceChildren(...parts);
 }
 
+/** Countdowns on the server's clock, which the client estimates from welcome and pong frames. */
 function tick() {
-  const d = state.current ? state.drops.get(state.current) : null;
+  const d = state.current ? snap().drops.get(state.current) : null;
   if (!d) return;
   const countdown = $("countdown");
-  if (d.state === "live" && d.ends_at) setText(countdown, `Ends in ${formatCountdown(d.ends_at - state.clock.now())}`);
+  if (d.state === "live" && d.ends_at) setText(countdown, `Ends in ${formatCountdown(state.client.remainingMs(d))}`);
   else setText(countdown, d.state === "live" ? "" : "Ended");
   const mine = state.mine.get(d.id);
-  if (state.holdTimer && mine?.expiresAt) setText(state.holdTimer, formatCountdown(mine.expiresAt - state.clock.now()));
+  if (state.holdTimer && mine?.expiresAt) setText(state.holdTimer, formatCountdown(state.client.remainingMs(mine.expiresAt)));
 }
 
 boot();

@@ -1,0 +1,129 @@
+// The viewer's picture of a show, built only from frames (pure: no socket, no timers), so an app
+// can read it at any time and a test can drive it frame by frame.
+
+/** Frames that carry a per-show `seq` and must be applied once each, in order. */
+export const SEQUENCED = new Set(["drop", "drop_ended", "show", "show_ended"]);
+
+/** What `Snapshot.apply` did with a frame. */
+export const Applied = Object.freeze({
+  APPLIED: "applied", // the frame changed (or confirmed) the snapshot
+  DUPLICATE: "duplicate", // a sequenced frame at or below the last seq: ignored
+  GAP: "gap", // a sequenced frame beyond last seq + 1: ignored; the client must resume
+  OTHER: "other", // not about the snapshot (pong, error, rejected, waitlisted, unknown types)
+});
+
+export class Snapshot {
+  constructor() {
+    /** @type {string | null} */ this.show = null;
+    this.title = "";
+    this.state = "";
+    /** @type {number | null} the last sequenced event applied */ this.seq = null;
+    /** @type {string | null} */ this.epoch = null;
+    this.viewers = 0;
+    this.canReserve = false;
+    /** @type {Map<string, any>} drop id -> the drop as the wire describes it, kept current */
+    this.drops = new Map();
+    /** @type {Map<string, any>} hold id -> this viewer's hold (private answers, kept across resets) */
+    this.holds = new Map();
+    /** @type {Map<string, number>} drop id -> `ts` of the last stock frame applied */
+    this.stockTs = new Map();
+  }
+
+  /** Apply one frame from the server. Returns one of `Applied`. */
+  apply(frame) {
+    if (frame.type === "welcome") return this.welcome(frame);
+    if (SEQUENCED.has(frame.type) && typeof frame.seq === "number") {
+      if (this.seq !== null) {
+        if (frame.seq <= this.seq) return Applied.DUPLICATE;
+        if (frame.seq > this.seq + 1) return Applied.GAP;
+      }
+      this.seq = frame.seq;
+    }
+    switch (frame.type) {
+      case "drop":
+        this.drops.set(frame.drop.id, { ...frame.drop, stock: { ...frame.drop.stock } });
+        this.stockTs.delete(frame.drop.id);
+        return Applied.APPLIED;
+      case "stock":
+        return this.stock(frame);
+      case "drop_ended": {
+        const drop = this.drops.get(frame.drop);
+        if (drop) this.drops.set(frame.drop, { ...drop, state: "closed", end_reason: frame.reason });
+        return Applied.APPLIED;
+      }
+      case "viewers":
+        this.viewers = frame.count;
+        return Applied.APPLIED;
+      case "show":
+        this.title = frame.title;
+        this.state = frame.state;
+        return Applied.APPLIED;
+      case "show_ended":
+        this.state = "ended";
+        return Applied.APPLIED;
+      case "reserved":
+        this.holds.set(frame.hold, {
+          hold: frame.hold,
+          drop: frame.drop,
+          qty: frame.qty,
+          expiresAt: frame.expires_at,
+          holdRef: frame.hold_ref,
+          fromWaitlist: Boolean(frame.from_waitlist),
+          state: "held",
+        });
+        return Applied.APPLIED;
+      case "released":
+        return this.holdState(frame.hold, "released");
+      case "hold_expired":
+        return this.holdState(frame.hold, "expired", frame.drop);
+      case "confirmed":
+        return this.holdState(frame.hold, "confirmed", frame.drop, frame.qty);
+      default:
+        return Applied.OTHER;
+    }
+  }
+
+  /** A welcome replaces the whole broadcast picture (a reset one too); the viewer's holds stay. */
+  welcome(frame) {
+    this.show = frame.show;
+    this.title = frame.title;
+    this.state = frame.state;
+    this.seq = frame.seq;
+    this.epoch = frame.epoch;
+    this.viewers = frame.viewers;
+    this.canReserve = Boolean(frame.can_reserve);
+    this.drops = new Map((frame.drops || []).map((d) => [d.id, { ...d, stock: { ...d.stock } }]));
+    this.stockTs = new Map();
+    return Applied.APPLIED;
+  }
+
+  /** Stock is conflated and unsequenced: the latest counters win, an older `ts` never does. */
+  stock(frame) {
+    const drop = this.drops.get(frame.drop);
+    if (!drop) return Applied.OTHER;
+    const last = this.stockTs.get(frame.drop);
+    if (typeof frame.ts === "number") {
+      if (last !== undefined && frame.ts < last) return Applied.DUPLICATE;
+      this.stockTs.set(frame.drop, frame.ts);
+    }
+    const { available, held, sold, total } = frame;
+    this.drops.set(frame.drop, { ...drop, stock: { available, held, sold, total } });
+    return Applied.APPLIED;
+  }
+
+  holdState(holdId, state, drop, qty) {
+    const hold = this.holds.get(holdId);
+    if (hold) {
+      this.holds.set(holdId, { ...hold, state, ...(qty === undefined ? {} : { qty }) });
+    } else if (drop !== undefined) {
+      // A push about a hold this client never saw reserved (another tab, or before a reload).
+      this.holds.set(holdId, { hold: holdId, drop, qty: qty ?? 0, expiresAt: 0, holdRef: undefined, fromWaitlist: false, state });
+    }
+    return Applied.APPLIED;
+  }
+
+  /** This viewer's holds on `dropId`, newest last. */
+  holdsOf(dropId) {
+    return [...this.holds.values()].filter((h) => h.drop === dropId);
+  }
+}

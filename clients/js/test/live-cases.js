@@ -1,0 +1,176 @@
+// Cases against a real LiveDrop node, through its host API (to set shows up and move them on)
+// and its viewer WebSocket. `env` gives `http` (the node's base URL), `hostToken`, and `scale`
+// (LIVEDROP_TEST_TIMEOUT_SCALE: waits scale with it). Each case makes its own show.
+
+import { deepEqual, equal, ok, rejects } from "./harness.js";
+
+async function api(env, method, path, body) {
+  const response = await fetch(env.http + path, {
+    method,
+    headers: { Authorization: `Bearer ${env.hostToken}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+let shows = 0;
+
+/** A show with live drops; returns ids and a way to mint viewer tokens. */
+async function liveShow(env, drops = [{ total: 5 }], launch = drops.length) {
+  shows += 1;
+  const show = `js${shows}-${Math.random().toString(36).slice(2, 8)}`;
+  await api(env, "POST", "/api/shows", { show_id: show, title: "JS client show" });
+  const ids = [];
+  for (const [i, d] of drops.entries()) {
+    const id = `${show}-d${i}`;
+    await api(env, "POST", `/api/shows/${show}/drops`, { drop_id: id, sku: `SKU-${i}`, title: `Drop ${i}`, total: d.total, per_customer_limit: 2, hold_seconds: 120, prices: { EUR: 1900 } });
+    ids.push(id);
+  }
+  for (const id of ids.slice(0, launch)) await api(env, "POST", `/api/drops/${id}/launch`, { duration_seconds: 300 });
+  const token = async (viewer) => (await api(env, "POST", `/api/shows/${show}/tokens`, { viewer_id: viewer })).token;
+  return { show, drops: ids, token, url: `${env.http.replace(/^http/, "ws")}/ws/shows/${show}` };
+}
+
+/** The next event `type` that satisfies `pred` (already true in the snapshot counts, for `change`). */
+function next(client, type, env, pred = () => true, seconds = 10) {
+  const closes = [];
+  client.on("close", (info) => closes.push(info));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${type} event in time (state ${client.state}, closes ${JSON.stringify(closes)})`));
+    }, seconds * 1000 * (env.scale || 1));
+    const off = client.on(type, (payload) => {
+      if (!pred(payload)) return;
+      clearTimeout(timer);
+      off();
+      resolve(payload);
+    });
+  });
+}
+
+async function until(client, env, pred, what) {
+  if (pred()) return;
+  await next(client, "change", env, () => pred()).catch(() => {
+    throw new Error(`the snapshot never reached: ${what}`);
+  });
+}
+
+export const liveCases = [
+  {
+    name: "reserve, stock converges, the hold counts down on the server clock, release",
+    async fn(lib, env) {
+      const setup = await liveShow(env);
+      const [drop] = setup.drops;
+      const client = lib.connect(setup.url, { token: await setup.token("v-js-1") });
+      try {
+        const welcome = await next(client, "welcome", env);
+        equal(welcome.drops[0].state, "live");
+        ok(client.snapshot.canReserve);
+        const reserved = await client.reserve(drop, 1);
+        ok(reserved.hold.startsWith(`${drop}.`) && reserved.hold_ref, "a hold with its reference");
+        const hold = client.snapshot.holds.get(reserved.hold);
+        equal(hold.state, "held");
+        const left = client.remainingMs(hold);
+        ok(left > 100_000 && left < 121_000, `hold time left ${left} (120 s, less the round trip, give or take the clock estimate)`);
+        ok(client.remainingMs(client.snapshot.drops.get(drop)) > 200_000, "the drop's own countdown");
+        await until(client, env, () => client.snapshot.drops.get(drop).stock.available === 4, "4 available");
+        const pong = await client.ping();
+        ok(pong.server_time > 0 && Number.isFinite(client.clock.rtt), "a round-trip sample");
+        ok(Math.abs(client.serverNow() - pong.server_time) < 60_000);
+        const released = await client.release(reserved.hold);
+        equal(released.hold, reserved.hold);
+        equal(client.snapshot.holds.get(reserved.hold).state, "released");
+        await until(client, env, () => client.snapshot.drops.get(drop).stock.available === 5, "5 available again");
+        const refused = await rejects(client.reserve(drop, 3));
+        equal(refused.kind, "rejected");
+        equal(refused.reason, "limit_exceeded");
+        equal((await rejects(client.reserve("no-such-drop"))).code, "unknown_drop");
+      } finally {
+        client.close();
+      }
+    },
+  },
+  {
+    name: "a reconnect resumes: the missed events arrive in order, with no second welcome",
+    async fn(lib, env) {
+      const setup = await liveShow(env, [{ total: 3 }, { total: 4 }], 1);
+      const [first, second] = setup.drops;
+      const token = await setup.token("v-js-2");
+      let connections = 0;
+      let openGate;
+      const gate = new Promise((resolve) => {
+        openGate = resolve;
+      });
+      // The hook holds the reconnect until the host has moved the show on: the events are missed.
+      const client = lib.connect(setup.url, { token: async () => (connections++ > 0 ? gate.then(() => token) : token) });
+      const welcomes = [];
+      const sequenced = [];
+      client.on("welcome", (f) => welcomes.push(f));
+      client.on("drop", (f) => sequenced.push([f.seq, "drop", f.drop.id]));
+      client.on("drop_ended", (f) => sequenced.push([f.seq, "drop_ended", f.drop]));
+      try {
+        const welcome = await next(client, "welcome", env);
+        client.reconnect();
+        equal(client.state, "reconnecting");
+        await api(env, "POST", `/api/drops/${first}/end`, { reason: "host" });
+        await api(env, "POST", `/api/drops/${second}/launch`, { duration_seconds: 300 });
+        openGate();
+        await next(client, "state", env, (s) => s.state === "open");
+        await until(client, env, () => client.snapshot.seq === welcome.seq + 2, "both missed events");
+        deepEqual(sequenced, [
+          [welcome.seq + 1, "drop_ended", first],
+          [welcome.seq + 2, "drop", second],
+        ]);
+        equal(welcomes.length, 1, "a resume, not a fresh welcome");
+        equal(client.snapshot.drops.get(first).state, "closed");
+        equal(client.snapshot.drops.get(second).state, "live");
+        equal(connections, 2);
+      } finally {
+        client.close();
+      }
+    },
+  },
+  {
+    name: "a reserve cut off by a reconnect is answered once, on its own ref",
+    async fn(lib, env) {
+      const setup = await liveShow(env, [{ total: 5 }]);
+      const [drop] = setup.drops;
+      const client = lib.connect(setup.url, { token: await setup.token("v-js-3") });
+      try {
+        await next(client, "welcome", env);
+        const answer = client.reserve(drop, 1, { ref: "cut-off-1" });
+        client.reconnect(); // the frame went out on the old socket; its answer may be lost with it
+        const reserved = await answer;
+        equal(reserved.ref, "cut-off-1");
+        const view = await api(env, "GET", `/api/drops/${drop}`);
+        equal(view.stock.counters.held, 1, "one hold, however many times the ref was sent");
+        equal([...client.snapshot.holds.values()].filter((h) => h.state === "held").length, 1);
+      } finally {
+        client.close();
+      }
+    },
+  },
+  {
+    name: "refusals: no token may watch but not reserve; a forged token and an unknown show stop",
+    async fn(lib, env) {
+      const setup = await liveShow(env);
+      const watcher = lib.connect(setup.url);
+      try {
+        await next(watcher, "welcome", env);
+        equal(watcher.snapshot.canReserve, false);
+        equal((await rejects(watcher.reserve(setup.drops[0]))).code, "unauthenticated");
+      } finally {
+        watcher.close();
+      }
+      const forged = lib.connect(setup.url, { token: "e30.forged" });
+      const refusal = await next(forged, "close", env);
+      deepEqual([refusal.code, refusal.meaning, refusal.willReconnect, forged.state], [1008, "unauthorized", false, "closed"]);
+      const lost = lib.connect(setup.url.replace(/[^/]+$/, "no-such-show"));
+      const gone = await next(lost, "close", env);
+      deepEqual([gone.code, gone.meaning, lost.state], [4404, "unknown_show", "closed"]);
+    },
+  },
+];
