@@ -58,9 +58,12 @@ def _last_count(viewer: Viewer) -> int | None:
 async def count_reaches(viewer: Viewer, count: int, timeout: float) -> None:
     """Wait until ``viewer`` has been told ``count``. The count may already be right in its
     welcome, and then no ``viewers`` frame follows (they are sent on change only)."""
-    async with asyncio.timeout(scaled(timeout)):
-        while _last_count(viewer) != count:
-            await viewer.next(timeout=timeout)
+    try:
+        async with asyncio.timeout(scaled(timeout)):
+            while _last_count(viewer) != count:
+                await viewer.next(timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(f"never told {count} viewers; frames: {viewer.frames}") from None
 
 
 async def test_countdowns_use_redis_time_not_the_node_clock(nodes: NodeFactory, redis: Redis, tmp_path: Path) -> None:
