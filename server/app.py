@@ -29,6 +29,7 @@ from server.host.api import build_api
 from server.host.channel import HostPanels
 from server.host.pages import panel_routes
 from server.ops.metrics import HubExport, Metrics, multiprocess_dir, process_exited
+from server.platforms.channels.service import ChannelService
 from server.platforms.reconcile.service import Reconciler
 from server.platforms.webhooks.receiver import webhook_routes
 from server.platforms.webhooks.service import WebhookService
@@ -59,6 +60,7 @@ class State(TypedDict):
     webhooks: WebhookService
     reconciler: Reconciler
     panels: HostPanels
+    channels: ChannelService
 
 
 async def healthz(request: Request) -> Response:
@@ -150,8 +152,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         reconciler = Reconciler(redis, engine, catalog, webhooks.alerts, metrics_, settings.webhooks)
         host = HostActions(engine, catalog, live)
         panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live)
+        channels = ChannelService(redis, catalog, webhooks.applier, webhooks.alerts, metrics_, settings.channels)
         webhooks.start()
         reconciler.start()
+        channels.start()
         if settings.gc_tuning:
             tune_gc()
         try:
@@ -172,11 +176,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "webhooks": webhooks,
                 "reconciler": reconciler,
                 "panels": panels,
+                "channels": channels,
             }
         finally:
             if export_task is not None:
                 export_task.cancel()
             process_exited()
+            await channels.aclose()
             await panels.aclose()
             await reconciler.aclose()
             await webhooks.aclose()
