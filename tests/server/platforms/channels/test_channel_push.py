@@ -41,6 +41,11 @@ async def stack(redis: Redis, stands: dict[str, Running]) -> AsyncIterator[Stack
         await built.aclose()
 
 
+async def alerts(redis: Redis, kind: str) -> list[dict[bytes, bytes]]:
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(keys.ALERTS)  # type: ignore[assignment]
+    return [f for _, f in entries if f[b"kind"] == kind.encode()]
+
+
 async def burst(stack: Stack, reservations: int, per_call: int = 50) -> int:
     """``reservations`` single-unit reservations in concurrent batches; returns how many held."""
     held_units = 0
@@ -102,8 +107,7 @@ async def test_wrong_credentials_raise_channel_failing_and_other_channels_keep_s
         assert held(stands)["shopify"] == 500 and held(stands)["tiktok"] == 500  # refused, untouched
 
         async def alerted() -> set[str]:
-            entries = await redis.xrange(keys.ALERTS)
-            return {f[b"channel"].decode() for _, f in entries if f[b"kind"] == b"channel_failing"}
+            return {f[b"channel"].decode() for f in await alerts(redis, "channel_failing")}
 
         async with asyncio.timeout(10):
             while await alerted() != {"shopify", "tiktok"}:
@@ -114,7 +118,7 @@ async def test_wrong_credentials_raise_channel_failing_and_other_channels_keep_s
         # The failing channels back off: a handful of refused calls, not a hot loop.
         await asyncio.sleep(1.0)
         assert len(stands["shopify"].calls("/admin")) < 10
-        assert len(await redis.xrange(keys.ALERTS)) == 2  # raised once each
+        assert len(await alerts(redis, "channel_failing")) == 2  # raised once each
     finally:
         await stack.aclose()
 
@@ -128,7 +132,7 @@ async def test_a_sku_unknown_to_a_platform_is_an_alert_and_is_not_retried_in_a_l
     await until(lambda: held(stands)["shopify"] == 30)
 
     async def unknown() -> list[dict[bytes, bytes]]:
-        return [f for _, f in await redis.xrange(keys.ALERTS) if f[b"kind"] == b"channel_sku_unknown"]
+        return await alerts(redis, "channel_sku_unknown")
 
     async with asyncio.timeout(10):
         while not await unknown():
