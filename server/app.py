@@ -152,7 +152,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         reconciler = Reconciler(redis, engine, catalog, webhooks.alerts, metrics_, settings.webhooks)
         host = HostActions(engine, catalog, live)
         panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live)
-        channels = ChannelService(redis, catalog, webhooks.applier, webhooks.alerts, metrics_, settings.channels)
+        channels = ChannelService(
+            redis, catalog, webhooks.applier, webhooks.alerts, metrics_, settings.channels, live.node_id
+        )
         webhooks.start()
         reconciler.start()
         channels.start()

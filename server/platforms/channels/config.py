@@ -2,10 +2,12 @@
 loop's pace. Pure. A channel is on when its credentials are set; ``repr`` never shows a secret.
 
 Buffers (docs/channels.md has the reasoning): what a channel is shown is
-``max(0, available - buffer)``. Shopify takes a compare-and-swap, so its own sales can never be
-overwritten and it needs none; TikTok Shop, Meta and WooCommerce only take absolute values, so an
-order they take between LiveDrop's push and LiveDrop learning of it is overwritten: the buffer is
-how many such orders a channel may take in that window without selling a unit twice.
+``max(0, available - buffer)``. Two races need it. (1) Sell-through: a viewer takes the last unit
+while a channel sells it too, before the push that says 0 arrives; every channel has it, for one
+push lag. (2) Overwrite: TikTok Shop, Meta and WooCommerce only take absolute values, so an order
+they took that LiveDrop has not applied yet is overwritten by the next push and sold again.
+Shopify's compare-and-swap removes (2), so its buffer covers (1) alone; the others cover both, for
+their webhook or pull latency.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import msgspec
 from server.platforms.channels.base import ChannelName
 
 DEFAULT_BUFFERS: Mapping[ChannelName, int] = {
-    ChannelName.SHOPIFY: 0,
-    ChannelName.TIKTOK: 2,
-    ChannelName.META: 3,
-    ChannelName.WOOCOMMERCE: 2,
+    ChannelName.SHOPIFY: 2,
+    ChannelName.TIKTOK: 3,
+    ChannelName.META: 4,
+    ChannelName.WOOCOMMERCE: 3,
 }
 
 

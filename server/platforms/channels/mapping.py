@@ -18,23 +18,23 @@ PlatformId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r
 """A platform's id: digits, a ``gid://…``, a retailer id. No space, no key separator."""
 
 
-class ShopifyMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ShopifyMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     inventory_item_id: PlatformId
     location_id: PlatformId
 
 
-class TikTokMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class TikTokMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     product_id: PlatformId
     sku_id: PlatformId
     warehouse_id: PlatformId | None = None
 
 
-class MetaMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class MetaMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     retailer_id: PlatformId
     catalog_id: PlatformId | None = None
 
 
-class WooCommerceMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class WooCommerceMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     product_id: PlatformId
     variation_id: PlatformId | None = None
 

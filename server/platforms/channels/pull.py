@@ -36,6 +36,7 @@ from server.platforms.webhooks.events import OrderStatus, PlatformOrderEvent
 logger = logging.getLogger("livedrop.channels")
 
 OK = "ok"
+NOTIFIED_PULL_SECONDS = 0.5
 
 
 async def queued(redis: Any, platform: str, limit: int = 500) -> list[str]:
@@ -70,13 +71,14 @@ class OrderPuller:
         lease_seconds: float,
         pull_interval: float,
         overlap: float,
+        node_id: str = "",
     ) -> None:
         self.redis = redis
         self.channel = channel
         self.platform = channel.name.value
         self.applier = applier
         self.metrics = metrics
-        self.lease = Lease(redis, f"pull:{self.platform}", lease_seconds)
+        self.lease = Lease(redis, f"pull:{self.platform}", lease_seconds, node_id)
         self.pull_interval = pull_interval
         self.overlap = overlap
         self.backoff = Backoff(base=0.5, cap=60.0)
@@ -162,8 +164,10 @@ class OrderPuller:
     async def _meta(self, meta: MetaChannel) -> None:
         waiting = await queued(self.redis, self.platform)
         elapsed = time.monotonic() - self._last_pull
-        # Notifications waiting: read soon (every 2 s at most); otherwise on the pull interval.
-        if elapsed < self.pull_interval and not (waiting and elapsed >= min(2.0, self.pull_interval)):
+        # Notifications waiting: read at once (at most every NOTIFIED_PULL_SECONDS); otherwise on
+        # the pull interval. Meta decrements its own stock per order, and until LiveDrop has the
+        # order a push overwrites that decrement: the sooner it is read, the smaller the buffer.
+        if elapsed < self.pull_interval and not (waiting and elapsed >= NOTIFIED_PULL_SECONDS):
             return
         started = time.time()
         raw = await self.redis.get(keys.channel_pull_cursor(self.platform))

@@ -73,6 +73,7 @@ class ChannelService:
         alerts: Alerts,
         metrics: Metrics,
         settings: ChannelSettings,
+        node_id: str = "",
     ) -> None:
         self.redis = redis
         self.settings = settings
@@ -88,7 +89,7 @@ class ChannelService:
             name: ChannelPusher(
                 channel,
                 store=self.store,
-                lease=Lease(redis, name.value, settings.lease_seconds),
+                lease=Lease(redis, name.value, settings.lease_seconds, node_id),
                 marker=self.marker,
                 cache=self.cache,
                 alerts=alerts,
@@ -113,6 +114,7 @@ class ChannelService:
                 lease_seconds=settings.lease_seconds,
                 pull_interval=settings.pull_interval,
                 overlap=settings.pull_overlap,
+                node_id=node_id,
             )
             for channel in pullable
         ]

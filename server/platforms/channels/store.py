@@ -128,9 +128,10 @@ class ChannelStore:
 class Lease:
     """A channel's lease for this node. ``hold()`` takes or renews it; only the holder pushes."""
 
-    def __init__(self, redis: Any, channel: str, seconds: float) -> None:
+    def __init__(self, redis: Any, channel: str, seconds: float, owner: str = "") -> None:
         self.key = keys.channel_lease(channel)
-        self.token = secrets.token_hex(8)
+        # The node's id first, so an operator (and a test) can tell which process pushes.
+        self.token = f"{owner}|{secrets.token_hex(8)}"
         self.ms = max(100, round(seconds * 1000))
         self._take = _script(redis, "lease")
         self._release = _script(redis, "release")

@@ -25,7 +25,7 @@ from stock import HoldRefs, StockEngine
 from tests.support.standins import Running
 from tests.support.util import scaled
 
-BUFFERS = {"shopify": 0, "tiktok": 2, "meta": 3, "woocommerce": 2}
+BUFFERS = {"shopify": 2, "tiktok": 3, "meta": 4, "woocommerce": 3}
 
 
 def credentials(stands: dict[str, Running], **wrong: str) -> tuple[ChannelConfig, ...]:
