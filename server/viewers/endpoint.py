@@ -8,7 +8,6 @@ reach another viewer's connection.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import Any
@@ -18,10 +17,11 @@ from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from broadcast.hub import Connection, Hub
-from broadcast.transport import Message, SansIOSocket, socket_for
+from broadcast.transport import SansIOSocket, socket_for
 from server.shows.catalog import UnknownShow
 from server.shows.node import ShowNode
 from server.viewers import protocol as p
+from server.viewers.answers import answer, ref_of, release_key, request_id, reserve_key
 from server.viewers.auth import credentials
 from server.viewers.tokens import BadToken, verify
 from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
@@ -56,15 +56,9 @@ class RateLimit:
         return False
 
 
-def request_id(secret: bytes, customer: str, ref: str) -> str:
-    """A reservation's request id: viewer-scoped (two viewers may both say ref "1"), without
-    the customer id in it (ids in Redis records stay pseudonymous, DESIGN §10)."""
-    digest = hashlib.blake2b(customer.encode(), key=secret[:64], digest_size=12).hexdigest()
-    return f"{digest}:{ref}"
-
-
 def _send(hub: Hub, viewer: Connection, frame: msgspec.Struct) -> None:
-    hub.deliver(viewer, Message(p.server_encoder.encode(frame)))
+    """To the asking connection, or to every connection of its viewer (server.viewers.answers)."""
+    answer(hub, viewer, frame)
 
 
 async def viewer_endpoint(websocket: WebSocket) -> None:
@@ -155,7 +149,8 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Connection) -> 
             frame = p.client_decoder.decode(raw)
         except msgspec.DecodeError as exc:
             code, text = p.describe_decode_error(exc)
-            _send(hub, viewer, p.Error(code=code, message=text))
+            ref = ref_of(raw) if code == p.ERR_BAD_FRAME else None
+            _send(hub, viewer, p.Error(code=code, message=text, ref=ref))
             continue
         await _handle(state, viewer, frame, limiter, hellos)
 
@@ -207,10 +202,11 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
     batcher: ReserveBatcher = state.batcher
     assert viewer.customer is not None
     started = time.perf_counter()
+    request = request_id(state.viewer_secret, viewer.customer, ref)
+    live: ShowNode = state.live
+    live.echoes.originated.mark(reserve_key(request))  # this node's tabs are answered here
     try:
-        result = await batcher.reserve(
-            drop, viewer.customer, qty, request_id(state.viewer_secret, viewer.customer, ref)
-        )
+        result = await batcher.reserve(drop, viewer.customer, qty, request)
     except UnknownDrop:
         _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
         return
@@ -245,6 +241,8 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
 async def _release(state: Any, viewer: Connection, hold: str, ref: str | None) -> None:
     hub: Hub = state.hub
     engine: StockEngine = state.engine
+    live: ShowNode = state.live
+    live.echoes.originated.mark(release_key(hold))
     try:
         await engine.release(hold, viewer.customer)
     except (UnknownHold, InvalidArgument):
