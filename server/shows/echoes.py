@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from broadcast.hub import Hub
 from broadcast.transport import Message
 from server.viewers import protocol as p
-from server.viewers.answers import Originated, release_key, reserve_key
+from server.viewers.answers import Originated, release_key, reserve_key, state_of
 from stock import StockEngine, UnknownHold
 from stock.ledger import PACKED_OP, decode_entries
 from stock.types import LedgerEntry
@@ -36,8 +36,9 @@ RefOfRequest = Callable[[str, str], str | None]  # (customer, request id) -> the
 
 
 class Echoes:
-    def __init__(self, hub: Hub, engine: StockEngine, ref_of_request: RefOfRequest) -> None:
+    def __init__(self, hub: Hub, engine: StockEngine, ref_of_request: RefOfRequest, now_ms: Callable[[], int]) -> None:
         self.hub = hub
+        self.now_ms = now_ms  # Redis' clock (server.shows.clock)
         self.engine = engine
         self.ref_of_request = ref_of_request
         self.originated = Originated()
@@ -81,6 +82,7 @@ class Echoes:
                 qty=hold.qty,
                 expires_at=hold.expires_at_ms,
                 hold_ref=self.engine.hold_ref(hold.drop_id, hold_id, hold.nonce),
+                state=state_of(hold, self.now_ms()),
             )
             self._send(customer, frame)
 

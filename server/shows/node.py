@@ -84,7 +84,7 @@ class ShowNode:
         self.clock = Clock()
         self.hub = hub
         # Answers for this node's connections of a viewer whose request another node took.
-        self.echoes = Echoes(hub, engine, ref_of_request or (lambda customer, request: None))
+        self.echoes = Echoes(hub, engine, ref_of_request or (lambda customer, request: None), self.clock.now_ms)
         self.node_id = node_id
         self.stock_interval = stock_interval
         self.viewers_interval = viewers_interval

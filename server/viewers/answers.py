@@ -20,10 +20,13 @@ from collections import OrderedDict
 from typing import Any, Final
 
 import msgspec
+from redis.exceptions import RedisError
 
 from broadcast.hub import Connection, Hub
 from broadcast.transport import Message
 from server.viewers import protocol as p
+from stock import StockEngine, UnknownHold
+from stock.types import Hold, HoldState
 
 _REF = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -111,3 +114,20 @@ def ref_of_request(secret: bytes, customer: str, request: str) -> str | None:
     prefix = request_id(secret, customer, "")
     ref = request[len(prefix) :] if request.startswith(prefix) else ""
     return ref if _REF.fullmatch(ref) else None
+
+
+def state_of(hold: Hold, now_ms: int) -> str:
+    """What ``reserved.state`` says of ``hold`` at ``now_ms`` (Redis' clock): a hold past its
+    deadline is expired, even before the sweeper has recorded it (nothing can pay for it)."""
+    if hold.state is HoldState.HELD and hold.expires_at_ms <= now_ms:
+        return p.HOLD_EXPIRED
+    return hold.state.value
+
+
+async def current_state(engine: StockEngine, hold_id: str, expires_at_ms: int, now_ms: int) -> str:
+    """The state of a hold a retried ``ref`` names, read now (one read, on retries only). If
+    Redis cannot say, the deadline does."""
+    try:
+        return state_of(await engine.hold(hold_id), now_ms)
+    except (RedisError, OSError, UnknownHold):
+        return p.HOLD_EXPIRED if expires_at_ms <= now_ms else p.HOLD_HELD

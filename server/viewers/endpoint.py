@@ -21,7 +21,7 @@ from broadcast.transport import SansIOSocket, socket_for
 from server.shows.catalog import UnknownShow
 from server.shows.node import ShowNode
 from server.viewers import protocol as p
-from server.viewers.answers import answer, ref_of, release_key, request_id, reserve_key
+from server.viewers.answers import answer, current_state, ref_of, release_key, request_id, reserve_key
 from server.viewers.auth import credentials
 from server.viewers.tokens import BadToken, verify
 from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
@@ -220,6 +220,13 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
     state.metrics.reserve_seconds.observe(time.perf_counter() - started)
     if result.ok and result.hold_id is not None:
         state.metrics.reservations.labels("reserved").inc()
+        now = live.clock.now_ms()
+        # A retry names the hold its first answer made: say what became of it since.
+        held = (
+            await current_state(state.engine, result.hold_id, result.expires_at_ms, now)
+            if result.duplicate
+            else p.HOLD_HELD
+        )
         _send(
             hub,
             viewer,
@@ -230,6 +237,7 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
                 qty=result.qty,
                 expires_at=result.expires_at_ms,
                 hold_ref=result.hold_ref,
+                state=held,
             ),
         )
     else:

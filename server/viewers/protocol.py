@@ -34,6 +34,12 @@ ERR_NOT_OWNER: Final = "not_owner"
 ERR_HOLD_NOT_ACTIVE: Final = "hold_not_active"
 ERR_UNAVAILABLE: Final = "unavailable"
 
+# -- states of a hold in `reserved.state` -------------------------------------------------------
+HOLD_HELD: Final = "held"
+HOLD_RELEASED: Final = "released"
+HOLD_EXPIRED: Final = "expired"
+HOLD_CONFIRMED: Final = "confirmed"
+
 Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 HoldId = Annotated[str, msgspec.Meta(min_length=3, max_length=90, pattern=r"^[A-Za-z0-9_-]+\.[0-9]+$")]
@@ -166,7 +172,9 @@ class ShowEnded(msgspec.Struct, tag="show_ended"):
 class Reserved(msgspec.Struct, tag="reserved"):
     """``hold`` is the hold's id (what ``release``, ``hold_expired`` and ``confirmed`` name);
     ``hold_ref`` the signed reference a cart, a checkout or a platform order must carry to pay for
-    it (docs/webhooks.md): the id alone is guessable and never enough."""
+    it (docs/webhooks.md): the id alone is guessable and never enough. ``state`` is the hold's
+    state when the answer was sent: a retried ``ref`` is answered with the same hold, which may
+    have been released, expired or paid since (docs/protocol.md, "Idempotency")."""
 
     ref: str
     drop: str
@@ -175,6 +183,7 @@ class Reserved(msgspec.Struct, tag="reserved"):
     expires_at: int
     from_waitlist: bool = False
     hold_ref: str = ""
+    state: str = HOLD_HELD
 
 
 class Rejected(msgspec.Struct, tag="rejected"):

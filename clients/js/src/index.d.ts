@@ -72,6 +72,11 @@ export interface ReservedFrame {
   from_waitlist: boolean;
   /** The hold's signed reference: what the cart and the checkout carry. */
   hold_ref: string;
+  /**
+   * The hold's state when this answer was sent: "held" for a new hold; a retried ref (a request
+   * sent again after a reconnect) may name a hold released, expired or paid since.
+   */
+  state: "held" | "released" | "expired" | "confirmed";
 }
 export interface RejectedFrame { type: "rejected"; ref: string; drop: string; reason: RejectReason }
 export interface ReleasedFrame { type: "released"; hold: string; ref: string | null }

@@ -154,6 +154,36 @@ export const liveCases = [
     },
   },
   {
+    name: "two tabs of one viewer: each answer reaches both; a retried ref says its hold was released",
+    async fn(lib, env) {
+      const setup = await liveShow(env);
+      const [drop] = setup.drops;
+      const token = await setup.token("v-js-tabs");
+      const phone = lib.connect(setup.url, { token });
+      const laptop = lib.connect(setup.url, { token });
+      try {
+        await Promise.all([next(phone, "welcome", env), next(laptop, "welcome", env)]);
+        const seen = next(laptop, "reserved", env, (f) => f.ref === "tab-1");
+        const reserved = await phone.reserve(drop, 1, { ref: "tab-1" });
+        equal(reserved.state, "held");
+        equal((await seen).hold, reserved.hold);
+        equal(laptop.snapshot.holds.get(reserved.hold).holdRef, reserved.hold_ref, "the other tab can pay for it");
+        const gone = next(laptop, "released", env, (f) => f.hold === reserved.hold);
+        await phone.release(reserved.hold);
+        await gone;
+        equal(laptop.snapshot.holds.get(reserved.hold).state, "released");
+        const retried = await phone.reserve(drop, 1, { ref: "tab-1" });
+        deepEqual([retried.hold, retried.state], [reserved.hold, "released"], "the same hold, and the truth about it");
+        equal(phone.snapshot.holds.get(reserved.hold).state, "released");
+        const view = await api(env, "GET", `/api/drops/${drop}`);
+        equal(view.stock.counters.held, 0, "a retried ref never makes a second hold");
+      } finally {
+        phone.close();
+        laptop.close();
+      }
+    },
+  },
+  {
     name: "refusals: no token may watch but not reserve; a forged token and an unknown show stop",
     async fn(lib, env) {
       const setup = await liveShow(env);

@@ -65,6 +65,8 @@ export const unitCases = [
       equal(snap.holds.get("d1.1").state, "expired");
       snap.apply({ type: "confirmed", drop: "d2", hold: "d2.7", qty: 2 });
       equal(snap.holds.get("d2.7").state, "confirmed", "a push about a hold reserved elsewhere is kept");
+      snap.apply({ type: "reserved", ref: "r2", drop: "d1", hold: "d1.3", qty: 1, expires_at: 5_600_000, from_waitlist: false, hold_ref: "x", state: "released" });
+      equal(snap.holds.get("d1.3").state, "released", "a retried ref's answer says what became of its hold");
     },
   },
   {

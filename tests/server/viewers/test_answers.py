@@ -133,3 +133,33 @@ async def test_a_hold_and_its_release_reach_the_viewers_tab_on_another_node(
     assert [f["type"] for f in phone.frames if f["type"] in ("reserved", "released")] == ["reserved", "released"]
     for v in (phone, laptop):
         await v.close()
+
+
+async def test_a_retried_ref_says_what_became_of_its_hold(nodes: NodeFactory, host: HostActions) -> None:
+    await host.launch("d1")
+    node = nodes()
+    viewer = await tab(node, "alice")
+
+    async def ask(ref: str) -> dict[str, object]:
+        await viewer.send({"type": "reserve", "ref": ref, "drop": "d1", "qty": 1})
+        return await viewer.until("reserved", ref=ref)
+
+    first = await ask("r-1")
+    assert first["state"] == "held"
+    assert (await ask("r-1")) == first  # a retry while held: the same answer
+    await viewer.send({"type": "release", "ref": "l-1", "hold": first["hold"]})
+    await viewer.until("released", ref="l-1")
+    again = await ask("r-1")
+    assert again == first | {"state": "released"}  # the same hold, and the truth about it
+    assert (await host.engine.counters("d1")).held == 0  # never a second hold
+
+    paid = await ask("r-2")
+    await host.engine.confirm(paid["hold"], "order-1")
+    assert (await ask("r-2"))["state"] == "confirmed"
+
+    await host.engine.configure("d1", hold_seconds=0.2)
+    short = await ask("r-3")
+    await viewer.until("hold_expired", hold=short["hold"])
+    assert (await ask("r-3")) == short | {"state": "expired"}
+    assert len(await host.engine.holds("d1")) == 3
+    await viewer.close()
