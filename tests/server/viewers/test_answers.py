@@ -5,6 +5,7 @@ the node that answered and, for a granted hold or a release, on the others."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -140,7 +141,7 @@ async def test_a_retried_ref_says_what_became_of_its_hold(nodes: NodeFactory, ho
     node = nodes()
     viewer = await tab(node, "alice")
 
-    async def ask(ref: str) -> dict[str, object]:
+    async def ask(ref: str) -> dict[str, Any]:
         await viewer.send({"type": "reserve", "ref": ref, "drop": "d1", "qty": 1})
         return await viewer.until("reserved", ref=ref)
 
