@@ -41,6 +41,7 @@ from server.shows.sweeper import Sweeper
 from server.viewers.answers import ref_of_request
 from server.viewers.client_js import client_routes
 from server.viewers.endpoint import viewer_endpoint
+from server.viewers.handshake import check_endpoint
 from stock import HoldRefs, ReserveBatcher, StockEngine
 
 
@@ -209,6 +210,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             WebSocketRoute("/ws/shows/{show_id}", viewer_endpoint),
+            Route("/ws/shows/{show_id}", check_endpoint),  # plain HTTP: why a handshake failed
             *webhook_routes(),
             *panel_routes(settings),
             *demo_routes(settings),

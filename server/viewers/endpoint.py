@@ -23,7 +23,7 @@ from server.shows.node import ShowNode
 from server.viewers import protocol as p
 from server.viewers.answers import answer, current_state, ref_of, release_key, request_id, reserve_key
 from server.viewers.auth import credentials
-from server.viewers.tokens import BadToken, verify
+from server.viewers.handshake import Refused, admit, refuse
 from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
 from stock.types import WaitlistOutcome
 
@@ -67,16 +67,16 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
     hub: Hub = state.hub
     secret: bytes = state.viewer_secret
     show_id = websocket.path_params["show_id"]
-    customer: str | None = None
     # The Sec-WebSocket-Protocol header, else ?token= (old clients): see server.viewers.auth.
     token, subprotocol = credentials(websocket.query_params.get("token"), websocket.scope.get("subprotocols", ()))
+    try:
+        # Refusals are answered in the handshake, before `accept` (server.viewers.handshake).
+        claims = await admit(live, secret, show_id, token)
+    except Refused as refused:
+        await refuse(websocket, refused, subprotocol)
+        return
+    customer = claims.viewer if claims is not None else None
     await websocket.accept(subprotocol=subprotocol)
-    if token:
-        try:
-            customer = verify(secret, token, show_id).viewer
-        except BadToken as exc:
-            await websocket.close(p.CLOSE_POLICY, str(exc))
-            return
     socket = socket_for(websocket)
     state.metrics.viewer_send_path.labels("sansio" if isinstance(socket, SansIOSocket) else "asgi").inc()
     resume_from = websocket.query_params.get("resume_from")
@@ -85,7 +85,7 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         # A resuming viewer's frames are held from its first one: the live pump must not reach
         # it before the events it missed (server/viewers/endpoint.py ``_resume``).
         viewer = await hub.join(show_id, socket, customer, resuming=resuming)
-    except UnknownShow:
+    except UnknownShow:  # deleted since the handshake admitted it
         await websocket.close(p.CLOSE_UNKNOWN_SHOW, "unknown show")
         return
     except RedisError:

@@ -243,6 +243,8 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Ping every so often to refine the server clock (ms). Default 30000; 0: only when you call ping(). */
   clockSyncMs?: number;
+  /** Asks why a handshake failed (default: the global fetch). */
+  fetch?: (url: string, init?: { headers?: Record<string, string>; cache?: string }) => Promise<{ status: number; json(): Promise<unknown> }>;
   /** Injectables, for tests. */
   random?: () => number;
   now?: () => number;
@@ -272,6 +274,15 @@ export interface CloseInfo {
   reason: string;
   meaning: CloseMeaning;
   willReconnect: boolean;
+  /**
+   * True when the connection never opened: the handshake failed. The client then asked the server
+   * why over plain HTTP (a browser hides a refused handshake's status): `status` is what it
+   * answered (401 a bad or expired token, 403 a token that does not open the show, 404 an unknown
+   * show, 204 nothing against this connection, 0 could not ask), `problem` its problem body.
+   */
+  handshake?: boolean;
+  status?: number;
+  problem?: { type: string; title: string; status: number; detail?: string; code?: string } | null;
 }
 
 export declare const CloseCode: Readonly<{

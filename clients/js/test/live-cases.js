@@ -184,7 +184,7 @@ export const liveCases = [
     },
   },
   {
-    name: "refusals: no token may watch but not reserve; a forged token and an unknown show stop",
+    name: "refusals: no token may watch but not reserve; a forged token and an unknown show never open, and stop",
     async fn(lib, env) {
       const setup = await liveShow(env);
       const watcher = lib.connect(setup.url);
@@ -195,12 +195,19 @@ export const liveCases = [
       } finally {
         watcher.close();
       }
+      // Refused in the handshake: the socket never opens (a browser reports 1006), the client asks
+      // the server why over HTTP, and stops.
+      const states = [];
       const forged = lib.connect(setup.url, { token: "e30.forged" });
+      forged.on("state", ({ state }) => states.push(state));
       const refusal = await next(forged, "close", env);
-      deepEqual([refusal.code, refusal.meaning, refusal.willReconnect, forged.state], [1008, "unauthorized", false, "closed"]);
+      deepEqual([refusal.handshake, refusal.status, refusal.problem.code], [true, 401, "invalid_token"]);
+      deepEqual([refusal.meaning, refusal.willReconnect, forged.state], ["unauthorized", false, "closed"]);
       const lost = lib.connect(setup.url.replace(/[^/]+$/, "no-such-show"));
+      lost.on("state", ({ state }) => states.push(state));
       const gone = await next(lost, "close", env);
-      deepEqual([gone.code, gone.meaning, lost.state], [4404, "unknown_show", "closed"]);
+      deepEqual([gone.status, gone.meaning, lost.state], [404, "unknown_show", "closed"]);
+      ok(!states.includes("open"), `never shown as connected: ${states}`);
     },
   },
 ];

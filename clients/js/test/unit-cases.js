@@ -289,6 +289,56 @@ export const unitCases = [
     },
   },
   {
+    name: "a refused handshake never shows open: the client asks over HTTP why, and stops or retries",
+    async fn(lib) {
+      const verdicts = { "401": 401, "404": 404, "204": 204, none: null };
+      const asked = [];
+      for (const [name, status] of Object.entries(verdicts)) {
+        const fetch = async (url, init) => {
+          asked.push([url, init.headers.Authorization]);
+          if (status === null) throw new TypeError("offline");
+          return { status, json: async () => ({ status, code: `c${status}`, title: "t", type: "x" }) };
+        };
+        const { client, last, timers, events } = harness(lib, { fetch });
+        const waiting = client.reserve("d1");
+        last().serverClose(1006); // what a browser reports for any failed handshake
+        await settle();
+        const [, info] = events.find(([t]) => t === "close");
+        ok(!events.some(([t, p]) => t === "state" && p.state === "open"), `${name}: never open`);
+        equal(info.handshake, true);
+        equal(info.status, status ?? 0, name);
+        if (status === 401 || status === 404) {
+          deepEqual([info.meaning, info.willReconnect, client.state], [status === 401 ? "unauthorized" : "unknown_show", false, "closed"], name);
+          equal(info.problem.code, `c${status}`);
+          equal((await rejects(waiting)).kind, "closed");
+        } else {
+          deepEqual([info.meaning, info.willReconnect, client.state], ["network", true, "reconnecting"], name);
+          timers.advance(100);
+          ok(last().url.startsWith("ws://node.test/ws/shows/s1"), "tries again");
+        }
+      }
+      deepEqual(asked[0], ["http://node.test/ws/shows/s1", "Bearer tok"], "the token in a header, never in the URL");
+    },
+  },
+  {
+    name: "a handshake refused for the token asks the token hook once more, then stops",
+    async fn(lib) {
+      const tokens = ["stale", "still-stale"];
+      const fetch = async () => ({ status: 401, json: async () => ({ code: "token_expired" }) });
+      const { client, sockets, timers, events } = harness(lib, { fetch, token: async () => tokens.shift() });
+      await settle();
+      sockets[0].serverClose(1006);
+      await settle();
+      ok(events.some(([t, p]) => t === "close" && p.status === 401 && p.willReconnect));
+      timers.advance(100);
+      await settle();
+      deepEqual(sockets[1].protocols, ["livedrop.v1", "livedrop.token.still-stale"]);
+      sockets[1].serverClose(1006);
+      await settle();
+      equal(client.state, "closed", "two refusals in a row: stop");
+    },
+  },
+  {
     name: "a skipped seq asks the server to rewind (hello) and ignores what overtook the gap",
     fn(lib) {
       const { client, last } = harness(lib);
