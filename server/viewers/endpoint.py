@@ -23,7 +23,8 @@ from server.shows.node import ShowNode
 from server.viewers import protocol as p
 from server.viewers.answers import answer, current_state, ref_of, release_key, request_id, reserve_key
 from server.viewers.auth import credentials
-from server.viewers.handshake import Refused, admit, refuse
+from server.viewers.expiry import close_at_expiry
+from server.viewers.handshake import BAD_POSITION, Position, Refused, admit, refuse, resume_position
 from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
 from stock.types import WaitlistOutcome
 
@@ -79,8 +80,9 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
     await websocket.accept(subprotocol=subprotocol)
     socket = socket_for(websocket)
     state.metrics.viewer_send_path.labels("sansio" if isinstance(socket, SansIOSocket) else "asgi").inc()
-    resume_from = websocket.query_params.get("resume_from")
-    resuming = resume_from is not None and resume_from.isdigit()
+    # A position that does not parse is no position: the viewer gets a welcome marked reset.
+    position = resume_position(websocket.query_params)
+    resuming = position is not None and position is not BAD_POSITION
     try:
         # A resuming viewer's frames are held from its first one: the live pump must not reach
         # it before the events it missed (server/viewers/endpoint.py ``_resume``).
@@ -92,16 +94,18 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         await websocket.close(p.CLOSE_RESTART, "unavailable, retry")
         return
     state.metrics.viewer_connections.inc()
+    expiry = close_at_expiry(websocket, viewer, claims.exp) if claims is not None else None
     try:
-        epoch = websocket.query_params.get("epoch", "")
-        if resume_from is not None and resuming:
-            await _resume(live, hub, viewer, int(resume_from), epoch)
+        if isinstance(position, Position):
+            await _resume(live, hub, viewer, position.after, position.epoch)
         else:
-            hub.deliver(viewer, live.welcome(show_id, customer is not None))
+            hub.deliver(viewer, live.welcome(show_id, customer is not None, reset=position is BAD_POSITION))
         await _read_frames(websocket, state, viewer)
     except WebSocketDisconnect:
         pass
     finally:
+        if expiry is not None:
+            expiry.cancel()
         state.metrics.viewer_connections.dec()
         await hub.leave(viewer)
 
@@ -134,10 +138,10 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Connection) -> 
         if message["type"] == "websocket.disconnect":
             return
         data = message.get("text")
-        if data is None:
-            raw = message.get("bytes") or b""
-        else:
-            raw = data.encode()
+        if data is None:  # a binary frame: the protocol is JSON text frames
+            await websocket.close(p.CLOSE_UNSUPPORTED_DATA, "text frames only")
+            return
+        raw = data.encode()
         if len(raw) > p.MAX_FRAME_BYTES:
             await websocket.close(p.CLOSE_TOO_BIG, "frame too big")
             return

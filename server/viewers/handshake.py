@@ -15,9 +15,11 @@ handshake fail asks it why (``@livedrop/client`` does).
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final, NamedTuple
 
 from redis.exceptions import RedisError
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -28,6 +30,31 @@ from server.viewers import protocol as p
 from server.viewers.tokens import BadToken, ExpiredToken, ForbiddenToken, ViewerClaims, verify
 
 DENIAL_EXTENSION = "websocket.http.response"
+_SEQ = re.compile(r"[0-9]{1,15}")  # a seq below 2**53: what every client's numbers hold exactly
+_EPOCH = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class Position(NamedTuple):
+    """Where a reconnecting viewer asks to resume: after ``after``, in stream ``epoch``."""
+
+    after: int
+    epoch: str
+
+
+BAD_POSITION: Final = Position(-1, "")
+"""A ``resume_from``/``epoch`` that does not parse: the viewer gets a welcome marked reset."""
+
+
+def resume_position(query: QueryParams) -> Position | None:
+    """The resume position a handshake's query asks for: None (a fresh connection), a
+    ``Position``, or ``BAD_POSITION`` for anything malformed (``-1``, ``abc``, ``²``, a seq past
+    2**53, a missing or malformed ``epoch``, a parameter given twice)."""
+    seqs, epochs = query.getlist("resume_from"), query.getlist("epoch")
+    if not seqs:
+        return None
+    if len(seqs) > 1 or len(epochs) != 1 or not _SEQ.fullmatch(seqs[0]) or not _EPOCH.fullmatch(epochs[0]):
+        return BAD_POSITION
+    return Position(int(seqs[0]), epochs[0])
 
 
 class Refused(Problem):

@@ -15,10 +15,12 @@ T = TypeVar("T")
 # -- close codes ----------------------------------------------------------------------------
 CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
+CLOSE_UNSUPPORTED_DATA: Final = 1003  # a binary frame: the protocol is JSON text frames
 CLOSE_POLICY: Final = 1008  # bad token for a show, banned
 CLOSE_TOO_BIG: Final = 1009  # frame over MAX_FRAME_BYTES
 CLOSE_RESTART: Final = 1012  # node shutting down: reconnect (to another node) and resume
 CLOSE_SLOW: Final = 1013  # stayed over its send bound: reconnect and resume ("try again later")
+CLOSE_TOKEN_EXPIRED: Final = 4401  # the token's exp passed on an open connection
 CLOSE_UNKNOWN_SHOW: Final = 4404
 
 MAX_FRAME_BYTES: Final = 4096

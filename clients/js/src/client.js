@@ -22,12 +22,14 @@ export const CloseCode = Object.freeze({
   KEEPALIVE_TIMEOUT: 1011,
   RESTART: 1012,
   TRY_AGAIN: 1013,
+  TOKEN_EXPIRED: 4401,
   UNKNOWN_SHOW: 4404,
 });
 
 const MEANINGS = new Map([
   [1000, { meaning: "normal", reconnect: true }],
   [1001, { meaning: "going_away", reconnect: true }],
+  [1003, { meaning: "bad_data", reconnect: false }],
   [1006, { meaning: "network", reconnect: true }],
   [1007, { meaning: "bad_data", reconnect: false }],
   [1008, { meaning: "unauthorized", reconnect: false }],
@@ -35,11 +37,16 @@ const MEANINGS = new Map([
   [1011, { meaning: "keepalive_timeout", reconnect: true }],
   [1012, { meaning: "restart", reconnect: true }],
   [1013, { meaning: "slow", reconnect: true }],
+  [4401, { meaning: "token_expired", reconnect: false }],
   [4404, { meaning: "unknown_show", reconnect: false }],
 ]);
 
-/** Close codes after which the token hook, if any, is asked for a new token (once). */
-const AUTH_CLOSES = new Set([1008]);
+/**
+ * Close codes after which the token hook, if any, is asked for a new token (once, until a frame
+ * arrives again): a token refused after the upgrade, or one that expired on an open connection.
+ * With a static token the client stops: it never reconnects with a token the server refused.
+ */
+const AUTH_CLOSES = new Set([1008, 4401]);
 
 /**
  * What a close code means and whether reconnecting can help. Unknown codes reconnect: a code

@@ -265,6 +265,7 @@ export type CloseMeaning =
   | "restart"
   | "slow"
   | "unknown_show"
+  | "token_expired"
   | "token_hook"
   | "unknown";
 
@@ -295,6 +296,7 @@ export declare const CloseCode: Readonly<{
   KEEPALIVE_TIMEOUT: 1011;
   RESTART: 1012;
   TRY_AGAIN: 1013;
+  TOKEN_EXPIRED: 4401;
   UNKNOWN_SHOW: 4404;
 }>;
 

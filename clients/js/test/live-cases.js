@@ -154,6 +154,29 @@ export const liveCases = [
     },
   },
   {
+    name: "a token that expires on an open connection closes it (4401); the hook's new token resumes it",
+    async fn(lib, env) {
+      const setup = await liveShow(env);
+      const mint = async (ttl) =>
+        (await api(env, "POST", `/api/shows/${setup.show}/tokens`, { viewer_id: "v-js-exp", ttl_seconds: ttl })).token;
+      const tokens = [await mint(1.5), await mint(600)];
+      const client = lib.connect(setup.url, { token: async () => tokens.shift() });
+      const welcomes = [];
+      client.on("welcome", (f) => welcomes.push(f));
+      try {
+        await next(client, "welcome", env);
+        const expired = await next(client, "close", env, () => true, 5);
+        deepEqual([expired.code, expired.meaning, expired.willReconnect], [4401, "token_expired", true]);
+        await next(client, "state", env, (s) => s.state === "open");
+        const reserved = await client.reserve(setup.drops[0], 1);
+        ok(reserved.hold, "the new token reserves");
+        equal(welcomes.length, 1, "a resume, not a fresh welcome");
+      } finally {
+        client.close();
+      }
+    },
+  },
+  {
     name: "two tabs of one viewer: each answer reaches both; a retried ref says its hold was released",
     async fn(lib, env) {
       const setup = await liveShow(env);

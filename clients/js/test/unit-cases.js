@@ -339,6 +339,31 @@ export const unitCases = [
     },
   },
   {
+    name: "a token that expires on an open connection (4401): the hook gives a new one and the client resumes; a static token stops",
+    async fn(lib) {
+      const tokens = ["first", "fresh"];
+      const { client, sockets, timers, events } = harness(lib, { token: async () => tokens.shift() });
+      await settle();
+      sockets[0].open();
+      sockets[0].receive(welcome());
+      sockets[0].serverClose(4401, "token_expired");
+      ok(events.some(([t, p]) => t === "close" && p.meaning === "token_expired" && p.willReconnect));
+      timers.advance(100);
+      await settle();
+      deepEqual(sockets[1].protocols, ["livedrop.v1", "livedrop.token.fresh"]);
+      equal(new URL(sockets[1].url).searchParams.get("resume_from"), "10", "resumes where it was");
+
+      const fixed = harness(lib);
+      fixed.last().open();
+      fixed.last().receive(welcome());
+      fixed.last().serverClose(4401, "token_expired");
+      equal(fixed.client.state, "closed", "never again with the stale token");
+      fixed.timers.advance(100_000);
+      equal(fixed.sockets.length, 1);
+      equal(client.state, "reconnecting");
+    },
+  },
+  {
     name: "a skipped seq asks the server to rewind (hello) and ignores what overtook the gap",
     fn(lib) {
       const { client, last } = harness(lib);

@@ -4,16 +4,22 @@ of the upgrade, from a raw client and from Chromium; the same verdict over plain
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
-from websockets.exceptions import InvalidStatus
+from starlette.datastructures import QueryParams
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server.shows.catalog import Catalog, Show
+from server.viewers.handshake import BAD_POSITION, resume_position
 from server.viewers.tokens import mint
 from stock import StockEngine
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
@@ -115,3 +121,89 @@ async def test_chromium_never_sees_a_refused_connection_open(nodes: NodeFactory,
                 assert (seen["status"], seen["body"]["code"]) == (status, code), name
         finally:
             await browser.close()
+
+
+# -- after the handshake: the query's resume position, binary frames, token expiry ---------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "resume_from=-1&epoch=e",
+        "resume_from=abc&epoch=e",
+        "resume_from=%C2%B2&epoch=e",  # "²": a digit to str.isdigit, not to int()
+        "resume_from=1e3&epoch=e",
+        "resume_from=99999999999999999999&epoch=e",
+        "resume_from=1",  # no epoch
+        "resume_from=1&epoch=",
+        "resume_from=1&epoch=a%20b",
+        "resume_from=1&resume_from=2&epoch=e",
+        "resume_from=&epoch=e",
+    ],
+)
+async def test_a_malformed_resume_position_gets_a_reset_welcome(nodes: NodeFactory, show: str, query: str) -> None:
+    node = nodes()
+    viewer = await Viewer.connect(node.ws("s1", query))
+    welcome = await viewer.next()
+    assert welcome["type"] == "welcome" and welcome["reset"] is True, (query, welcome)
+    await viewer.send({"type": "ping", "ref": "p"})
+    assert (await viewer.until("pong"))["ref"] == "p"
+    await viewer.close()
+
+
+async def test_a_binary_frame_closes_with_1003(nodes: NodeFactory, show: str) -> None:
+    node = nodes()
+    viewer = await Viewer.connect(node.ws("s1"))
+    await viewer.next()
+    await viewer.conn.send(b'{"type": "ping", "ref": "p"}')  # valid JSON, but binary
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await viewer.next()
+    assert viewer.conn.close_code == 1003
+
+
+async def test_a_token_that_expires_on_an_open_connection_closes_it_with_4401(nodes: NodeFactory, show: str) -> None:
+    node = nodes()
+    viewer = await Viewer.connect(node.ws("s1"), mint(SECRET, "s1", "v1", ttl=1.5))
+    assert (await viewer.next())["can_reserve"] is True
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await viewer.next(timeout=5)
+    assert (viewer.conn.close_code, viewer.conn.close_reason) == (4401, "token_expired")
+    # A watcher without a token has nothing to expire.
+    watcher = await Viewer.connect(node.ws("s1"))
+    await watcher.next()
+    await watcher.send({"type": "ping", "ref": "p"})
+    assert (await watcher.until("pong"))["ref"] == "p"
+    await watcher.close()
+
+
+@given(
+    seqs=st.lists(st.text(max_size=24) | st.integers().map(str), max_size=3),
+    epochs=st.lists(st.text(max_size=70), max_size=2),
+)
+def test_any_query_gives_a_position_or_a_reset_never_an_exception(seqs: list[str], epochs: list[str]) -> None:
+    query = QueryParams([("resume_from", s) for s in seqs] + [("epoch", e) for e in epochs])
+    position = resume_position(query)
+    if not seqs:
+        assert position is None
+    elif position is not BAD_POSITION:
+        assert position is not None and position.after == int(seqs[0]) < 2**53 and position.epoch == epochs[0]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    query=st.text(max_size=60).map(lambda q: "resume_from=" + quote(q, safe="") + "&epoch=" + quote(q[::-1], safe=""))
+)
+def test_any_resume_query_gets_a_welcome_from_a_node(node_for_fuzz: Node, query: str) -> None:
+    async def once() -> None:
+        viewer = await Viewer.connect(node_for_fuzz.ws("s1", query))
+        assert (await viewer.next())["type"] == "welcome"
+        await viewer.close()
+
+    asyncio.run(once())
+
+
+@pytest.fixture
+def node_for_fuzz(nodes: NodeFactory, show: str) -> Node:
+    return nodes()
