@@ -59,7 +59,7 @@ function boot() {
 function onClose({ meaning }) {
   if (meaning === "unknown_show") {
     setText($("notice"), "This show does not exist.");
-  } else if (meaning === "unauthorized") {
+  } else if (meaning === "unauthorized" || meaning === "token_expired") {
     // The token is expired or for another show (refused in the handshake, or closed later when
     // it expires): keep watching without it.
     sessionStorage.removeItem(tokenKey);
