@@ -51,17 +51,24 @@ class Echoes:
             if customer in self.hub.by_customer and release_key(hold) not in self.originated:
                 self._send(customer, p.Released(hold=hold, ref=None))
         elif entry.op in (PACKED_OP, "reserve"):
-            grants = decode_entries(entry_id, raw) if entry.op == PACKED_OP else [entry]
-            wanted = [
-                g
-                for g in grants
-                if g.fields.get("cust") in self.hub.by_customer
-                and reserve_key(g.fields.get("req", "")) not in self.originated
-            ]
+            if entry.op == PACKED_OP:
+                # A burst's batch on every node: look at its customers before expanding it.
+                parts = entry.fields.get("b", "").split(",")
+                if not any(self._wanted(c, r) for c, r in zip(parts[0::3], parts[2::3], strict=False)):
+                    return
+                grants = decode_entries(entry_id, raw)
+            else:
+                grants = [entry]
+            wanted = [g for g in grants if self._wanted(g.fields.get("cust", ""), g.fields.get("req", ""))]
             if wanted:
                 task = asyncio.get_running_loop().create_task(self._reserved(wanted), name="echo:reserved")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    def _wanted(self, customer: str, request: str) -> bool:
+        """Whether a grant must be told here: its viewer has a connection on this node, and the
+        request did not come through this node (whose connections were answered directly)."""
+        return customer in self.hub.by_customer and reserve_key(request) not in self.originated
 
     async def _reserved(self, grants: list[LedgerEntry]) -> None:
         for grant in grants:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
@@ -16,11 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 from starlette.datastructures import QueryParams
+from starlette.websockets import WebSocket
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server.shows.catalog import Catalog, Show
-from server.viewers.handshake import BAD_POSITION, resume_position
-from server.viewers.tokens import mint
+from server.viewers.handshake import BAD_POSITION, refuse, resume_position, token_refusal
+from server.viewers.tokens import ExpiredToken, mint
 from stock import StockEngine
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.support.servers import VIEWER_SECRET, Node
@@ -207,3 +208,22 @@ def test_any_resume_query_gets_a_welcome_from_a_node(node_for_fuzz: Node, query:
 @pytest.fixture
 def node_for_fuzz(nodes: NodeFactory, show: str) -> Node:
     return nodes()
+
+
+async def test_a_server_without_the_denial_extension_gets_the_close_code_after_the_upgrade() -> None:
+    """The fallback of ``refuse``: the upgrade is accepted and closed at once with the refusal's
+    close code (what every server did before the ASGI WebSocket Denial Response extension)."""
+    sent: list[MutableMapping[str, Any]] = []
+    incoming = [{"type": "websocket.connect"}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/ws/shows/s1", "headers": [], "extensions": {}, "subprotocols": []}
+    refusal = token_refusal(ExpiredToken("expired token"))
+    await refuse(WebSocket(scope, receive, send), refusal, "livedrop.v1")
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+    assert sent[1]["code"] == 1008 and refusal.body.status == 401
