@@ -28,6 +28,7 @@ from server.problems import Problem, problem_response
 from server.shows.node import ShowNode
 from server.viewers import protocol as p
 from server.viewers.tokens import BadToken, ExpiredToken, ForbiddenToken, ViewerClaims, verify
+from stock.errors import InvalidArgument
 
 DENIAL_EXTENSION = "websocket.http.response"
 _SEQ = re.compile(r"[0-9]{1,15}")  # a seq below 2**53: what every client's numbers hold exactly
@@ -88,6 +89,8 @@ async def admit(live: ShowNode, secret: bytes, show_id: str, token: str | None) 
     if show_id not in live.shows:
         try:
             show = await live.catalog.get_show(show_id)
+        except InvalidArgument:  # not even a show id (``a:b``): no such show
+            show = None
         except (RedisError, OSError):
             raise Refused(503, "unavailable", "Try again", "Redis is unreachable", p.CLOSE_RESTART) from None
         if show is None:

@@ -4,10 +4,13 @@ the node that answered and, for a granted hold or a release, on the others."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from broadcast.hub import Hub
@@ -164,3 +167,9 @@ async def test_a_retried_ref_says_what_became_of_its_hold(nodes: NodeFactory, ho
     assert (await ask("r-3")) == short | {"state": "expired"}
     assert len(await host.engine.holds("d1")) == 3
     await viewer.close()
+
+
+@given(raw=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_ref_of_never_raises_and_only_returns_well_formed_refs(raw: bytes) -> None:
+    ref = ref_of(raw)
+    assert ref is None or re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", ref)

@@ -45,6 +45,7 @@ REFUSALS: list[tuple[str, str, str | None, int, str]] = [
     ("other show", "s1", mint(SECRET, "s2", "v1"), 403, "forbidden_token"),
     ("unknown show", "nope", None, 404, "unknown_show"),
     ("unknown show, good token", "nope", mint(SECRET, "nope", "v1"), 404, "unknown_show"),
+    ("not a show id", "a:b", None, 404, "unknown_show"),
 ]
 
 
@@ -227,3 +228,21 @@ async def test_a_server_without_the_denial_extension_gets_the_close_code_after_t
     await refuse(WebSocket(scope, receive, send), refusal, "livedrop.v1")
     assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
     assert sent[1]["code"] == 1008 and refusal.body.status == 401
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    header=st.text(max_size=200).filter(lambda h: h.isprintable() and h.isascii()),
+    # Any show id a route can carry ("/" and dot segments make other paths, the router's 404).
+    show_id=st.text(min_size=1, max_size=30).filter(lambda s: "/" not in s and s.strip(".")),
+)
+def test_any_authorization_header_gets_a_verdict_never_a_crash(node_for_fuzz: Node, header: str, show_id: str) -> None:
+    async def once() -> None:
+        async with httpx.AsyncClient(base_url=node_for_fuzz.http) as client:
+            path = "/ws/shows/" + quote(show_id, safe="")
+            answer = await client.get(path, headers={"Authorization": header.strip()})
+        assert answer.status_code in (204, 401, 403, 404), (header, show_id, answer.text)
+        if answer.status_code != 204:
+            assert answer.headers["content-type"] == "application/problem+json"
+
+    asyncio.run(once())
