@@ -64,7 +64,12 @@ async def test_panel_defines_sizes_and_shows_each_sizes_counters(
         await expect(panel.get_by_role("status", name="Connection")).to_have_text("Live", timeout=ms(5))
 
         form = panel.get_by_role("region", name="Add a drop")
-        for label, value in {"SKU": "SNK-AURORA", "Title": "Aurora sneaker", "Price": "89.00", "Currency": "EUR"}.items():
+        for label, value in {
+            "SKU": "SNK-AURORA",
+            "Title": "Aurora sneaker",
+            "Price": "89.00",
+            "Currency": "EUR",
+        }.items():
             await form.get_by_label(label, exact=True).fill(value)
         await form.get_by_label("Per-customer limit").fill("2")
         sizes = [("41", "SNK-41", "1"), ("42", "SNK-42", "3"), ("43", "SNK-43", "2")]
