@@ -4,13 +4,19 @@ that become alerts, and a SKU a platform does not know."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis
 
 from server import keys
+from server.ops.local_redis import LocalRedis
 from server.platforms.channels.status import Sync, channels_status
+from standins.cli import livedrop_channel_env
 from standins.meta import MetaStandIn
 from standins.shopify import ShopifyStandIn
 from standins.tiktok import TikTokStandIn
@@ -75,6 +81,10 @@ async def test_a_burst_of_reservations_becomes_a_handful_of_calls(stack: Stack, 
     for channel in status.channels:
         [glow] = channel.skus
         assert glow.sync is Sync.IN_SYNC and glow.available == 0 and glow.lag_ms is not None
+    scrape = stack.metrics.exposition().decode()
+    for name in ("shopify", "tiktok", "meta", "woocommerce"):
+        assert f'livedrop_channel_lag_seconds_count{{channel="{name}"}}' in scrape
+        assert f'livedrop_channel_calls_total{{channel="{name}",outcome="ok"}}' in scrape
 
 
 async def test_changes_made_while_no_node_pushes_go_out_after_a_restart(
@@ -142,3 +152,32 @@ async def test_a_sku_unknown_to_a_platform_is_an_alert_and_is_not_retried_in_a_l
     calls = len(stands["woocommerce"].calls("/wp-json"))
     await asyncio.sleep(0.5)
     assert len(stands["woocommerce"].calls("/wp-json")) == calls  # not pushed again until it changes
+
+
+async def test_livedrop_channels_status_prints_what_each_channel_holds(
+    stack: Stack, stands: dict[str, Running], redis_server: LocalRedis
+) -> None:
+    await stack.drop(500)
+    stack.channels.start()
+    await until(lambda: held(stands) == expected(500))
+    running = list(stands.values())
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        **livedrop_channel_env([r.standin for r in running], [r.url for r in running]),
+    }
+    table = subprocess.run(
+        [sys.executable, "-m", "server.cli", "channels", "status"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "shopify" in table and "GLOW" in table and "in_sync" in table
+    assert "shpat_standin" not in table and "cs_standin" not in table  # no secret
+    raw = subprocess.run(
+        [sys.executable, "-m", "server.cli", "channels", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    status = json.loads(raw)
+    values = {c["channel"]: c["skus"][0]["value"] for c in status["channels"]}
+    assert values == expected(500)
