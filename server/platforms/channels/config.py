@@ -125,5 +125,6 @@ def channel_settings_from_env(env: Mapping[str, str]) -> ChannelSettings:
         flush_interval=_float(env, "LIVEDROP_CHANNEL_FLUSH_INTERVAL", 0.25),
         lease_seconds=_float(env, "LIVEDROP_CHANNEL_LEASE_SECONDS", 3.0),
         pull_interval=_float(env, "LIVEDROP_CHANNEL_PULL_INTERVAL", 30.0),
+        pull_overlap=_float(env, "LIVEDROP_CHANNEL_PULL_OVERLAP", 300.0),
         timeout=_float(env, "LIVEDROP_CHANNEL_TIMEOUT", 10.0),
     )

@@ -48,17 +48,26 @@ def _iso(seconds: Any) -> str | None:
         return None
 
 
+def _count(value: Any) -> int:
+    """A ``sku_count``: a positive int, else 1 (a combined listing names each component once)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def tiktok_units(order: Mapping[str, Any]) -> dict[str, tuple[int, str]]:
     """sku_id → (units, seller_sku) of an order's rows, combined listings expanded."""
     units: dict[str, tuple[int, str]] = {}
-    for row in order.get("line_items") or ():
+    for row in _list(order.get("line_items")):
         if not isinstance(row, dict):
             continue
-        parts = row.get("combined_listing_skus") or []
+        parts = [p for p in _list(row.get("combined_listing_skus")) if isinstance(p, dict)]
         pairs = (
-            [(str(p.get("sku_id", "")), int(p.get("sku_count") or 1), str(p.get("seller_sku") or "")) for p in parts]
+            [(str(p.get("sku_id") or ""), _count(p.get("sku_count")), str(p.get("seller_sku") or "")) for p in parts]
             if parts
-            else [(str(row.get("sku_id", "")), 1, str(row.get("seller_sku") or ""))]
+            else [(str(row.get("sku_id") or ""), 1, str(row.get("seller_sku") or ""))]
         )
         for sku_id, count, seller_sku in pairs:
             if sku_id:
@@ -91,13 +100,13 @@ def tiktok_event(order: Mapping[str, Any], skus: Mapping[str, str]) -> PlatformO
 def meta_event(order: Mapping[str, Any], skus: Mapping[str, str]) -> PlatformOrderEvent:
     """A Meta commerce order as an event; ``skus`` maps ``retailer_id`` to the drop SKU."""
     order_id = str(order.get("id", ""))
-    state = order.get("order_status") or {}
+    state = order.get("order_status")
     label = str(state.get("state", "")) if isinstance(state, dict) else ""
     status = META_STATE.get(label, OrderStatus.OTHER)
     lines = []
     if status.is_sale:
-        items = (order.get("items") or {}).get("data") or []
-        for item in items:
+        items = order.get("items")
+        for item in _list(items.get("data") if isinstance(items, dict) else None):
             if not isinstance(item, dict):
                 continue
             retailer_id = str(item.get("retailer_id", ""))
