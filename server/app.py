@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         webhooks = WebhookService(redis, catalog, metrics_, settings.webhooks, hold_refs=hold_refs)
         reconciler = Reconciler(redis, engine, catalog, webhooks.alerts, metrics_, settings.webhooks)
         host = HostActions(engine, catalog, live)
-        panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live)
+        panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live, channels=settings.channels)
         channels = ChannelService(
             redis, catalog, webhooks.applier, webhooks.alerts, metrics_, settings.channels, live.node_id
         )
