@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from server.host import audit
+from server.host.imports import add_import_routes
 from server.host.openapi import Api
 from server.keys import HOST_TOKENS_KEY
 from server.platforms.reconcile.read import build_report
@@ -373,4 +374,5 @@ def build_api() -> Api:
         page: audit.AlertPage = await _guard(audit.alerts(request.state.redis, after, count))
         return page
 
+    add_import_routes(api)  # server/host/imports.py: run-of-show imports from product feeds
     return api
