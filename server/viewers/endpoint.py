@@ -24,6 +24,7 @@ from server.shows.node import ShowNode
 from server.viewers import protocol as p
 from server.viewers.auth import credentials
 from server.viewers.tokens import BadToken, verify
+from server.viewers.variants import drop_of_hold, variant_error
 from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
 from stock.types import WaitlistOutcome
 
@@ -186,14 +187,18 @@ async def _handle(state: Any, viewer: Connection, frame: p.ClientFrame, limiter:
         case p.Reserve(drop=drop) | p.Waitlist(drop=drop) if not _in_show(live, viewer, drop):
             # A token is for one show: its viewer buys that show's drops, none other.
             _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop} in this show", ref=frame.ref))
-        case p.Release(hold=hold, ref=ref) if not _in_show(live, viewer, hold.rsplit(".", 1)[0]):
+        case p.Release(hold=hold, ref=ref) if not _in_show(live, viewer, drop_of_hold(hold)):
             _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_HOLD, message=f"no hold {hold}", ref=ref))
-        case p.Reserve(ref=ref, drop=drop, qty=qty):
-            await _reserve(state, viewer, ref, drop, qty)
+        case p.Reserve(drop=drop, variant=variant) | p.Waitlist(drop=drop, variant=variant) if (
+            wrong := variant_error(live, viewer.show_id, drop, variant, frame.ref)
+        ) is not None:
+            _send(hub, viewer, wrong)
+        case p.Reserve(ref=ref, drop=drop, qty=qty, variant=variant):
+            await _reserve(state, viewer, ref, drop, qty, variant or "")
         case p.Release(hold=hold, ref=ref):
             await _release(state, viewer, hold, ref)
-        case p.Waitlist(drop=drop, qty=qty, ref=ref):
-            await _waitlist(state, viewer, drop, qty, ref)
+        case p.Waitlist(drop=drop, qty=qty, ref=ref, variant=variant):
+            await _waitlist(state, viewer, drop, qty, ref, variant or "")
 
 
 def _in_show(live: ShowNode, viewer: Connection, drop_id: str) -> bool:
@@ -202,20 +207,20 @@ def _in_show(live: ShowNode, viewer: Connection, drop_id: str) -> bool:
     return show is not None and drop_id in show.drops
 
 
-async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int) -> None:
+async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int, variant: str = "") -> None:
     hub: Hub = state.hub
     batcher: ReserveBatcher = state.batcher
     assert viewer.customer is not None
     started = time.perf_counter()
     try:
         result = await batcher.reserve(
-            drop, viewer.customer, qty, request_id(state.viewer_secret, viewer.customer, ref)
+            drop, viewer.customer, qty, request_id(state.viewer_secret, viewer.customer, ref), variant
         )
     except UnknownDrop:
         _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
         return
     except InvalidArgument:
-        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason="invalid"))
+        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason="invalid", variant=variant or p.UNSET))
         return
     except RedisError:
         state.metrics.redis_errors.labels("reserve").inc()
@@ -234,12 +239,13 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
                 qty=result.qty,
                 expires_at=result.expires_at_ms,
                 hold_ref=result.hold_ref,
+                variant=variant or p.UNSET,
             ),
         )
     else:
         reason = result.reason.value if result.reason else "invalid"
         state.metrics.reservations.labels(reason).inc()
-        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason=reason))
+        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason=reason, variant=variant or p.UNSET))
 
 
 async def _release(state: Any, viewer: Connection, hold: str, ref: str | None) -> None:
@@ -262,12 +268,12 @@ async def _release(state: Any, viewer: Connection, hold: str, ref: str | None) -
     _send(hub, viewer, p.Released(hold=hold, ref=ref))
 
 
-async def _waitlist(state: Any, viewer: Connection, drop: str, qty: int, ref: str | None) -> None:
+async def _waitlist(state: Any, viewer: Connection, drop: str, qty: int, ref: str | None, variant: str = "") -> None:
     hub: Hub = state.hub
     engine: StockEngine = state.engine
     assert viewer.customer is not None
     try:
-        result = await engine.join_waitlist(drop, viewer.customer, qty)
+        result = await engine.join_waitlist(drop, viewer.customer, qty, variant)
     except UnknownDrop:
         _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
         return
@@ -275,6 +281,8 @@ async def _waitlist(state: Any, viewer: Connection, drop: str, qty: int, ref: st
         _send(hub, viewer, p.Error(code=p.ERR_UNAVAILABLE, message="try again", ref=ref))
         return
     if result.outcome in (WaitlistOutcome.WAITLISTED, WaitlistOutcome.DUPLICATE):
-        _send(hub, viewer, p.Waitlisted(drop=drop, position=result.position, ref=ref))
+        _send(hub, viewer, p.Waitlisted(drop=drop, position=result.position, ref=ref, variant=variant or p.UNSET))
     else:
-        _send(hub, viewer, p.Rejected(ref=ref or "", drop=drop, reason=result.outcome.value))
+        _send(
+            hub, viewer, p.Rejected(ref=ref or "", drop=drop, reason=result.outcome.value, variant=variant or p.UNSET)
+        )
