@@ -17,6 +17,7 @@ import logging
 from server.keys import drop_info_key, show_drops_key, sku_key
 from server.shows.catalog import Catalog, DropInfo
 from server.shows.importer import ProposedDrop
+from server.shows.variants import VariantInfo
 from stock import DropConflict, keys
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,13 @@ def drop_info(
     show_id: str, drop: ProposedDrop, default_stock: int | None, per_customer_limit: int, hold_seconds: float
 ) -> DropInfo:
     """The catalog's description of a proposed drop, with the host's rules and stock."""
+
+    def stock(given: int | None) -> int:
+        return given if given is not None else (default_stock or 0)
+
+    variants = [
+        VariantInfo(id=v.id, sku=v.sku, total=stock(v.stock), options=v.options, prices=v.prices) for v in drop.variants
+    ]
     return DropInfo(
         drop_id=drop.drop_id,
         show_id=show_id,
@@ -41,12 +49,13 @@ def drop_info(
         prices=drop.prices,
         per_customer_limit=per_customer_limit,
         hold_seconds=hold_seconds,
+        variants=variants,
     )
 
 
 def skus_of(info: DropInfo) -> list[str]:
-    """The SKUs whose index entry creating ``info`` writes."""
-    return [info.sku]
+    """The SKUs whose index entry creating ``info`` writes (each variant's, or the drop's)."""
+    return [v.sku for v in info.variants] if info.variants else [info.sku]
 
 
 async def create_all(catalog: Catalog, infos: list[DropInfo]) -> None:
