@@ -26,9 +26,10 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpcore
+import httpx
 import msgspec
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -107,16 +108,19 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def _check_scheme(url: str) -> None:
+def _checked(url: str) -> str:
+    """``url`` in plain ASCII (IDNA host, percent-encoded path), if it is one to fetch."""
     try:
-        parts = urlsplit(url)
-        _ = parts.port  # a malformed port raises here
-    except ValueError:
+        parsed = httpx.URL(url)
+        text = str(parsed)
+        text.encode("ascii")
+    except (httpx.InvalidURL, UnicodeError, ValueError, TypeError):
         raise FetchRefused("bad_url", "the URL is malformed") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parsed.scheme not in ("http", "https") or not parsed.host:
         raise FetchRefused("bad_url", "only absolute http and https URLs are fetched")
-    if parts.username or parts.password:
+    if parsed.userinfo:
         raise FetchRefused("bad_url", "a URL with a user name or password is not fetched")
+    return text
 
 
 async def fetch(url: str, policy: FetchPolicy, allowed: Callable[[str], bool] | None = None) -> Fetched:
@@ -137,13 +141,13 @@ async def fetch(url: str, policy: FetchPolicy, allowed: Callable[[str], bool] | 
         raise FetchRefused("timeout", f"the feed did not arrive within {policy.timeout:g} s") from None
     except httpcore.TimeoutException as exc:
         raise FetchRefused("timeout", "the feed's server stopped answering") from exc
-    except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.UnsupportedProtocol, ValueError) as exc:
+    except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.UnsupportedProtocol, ValueError, TypeError) as exc:
         raise FetchRefused("unreachable", f"the feed could not be fetched ({type(exc).__name__})") from exc
 
 
 async def _follow(pool: httpcore.AsyncConnectionPool, url: str, policy: FetchPolicy) -> Fetched:
     for _ in range(policy.max_redirects + 1):
-        _check_scheme(url)
+        url = _checked(url)
         headers = [(b"User-Agent", _USER_AGENT.encode()), (b"Accept", b"*/*")]
         step = min(policy.timeout, 10.0)
         extensions = {"timeout": {"connect": step, "read": step, "write": step, "pool": step}}
