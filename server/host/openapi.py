@@ -27,7 +27,7 @@ class Endpoint:
     method: str
     path: str
     handler: Handler
-    body: type | None
+    body: Any  # a msgspec type, or a union of tagged ones
     response: Any
     summary: str
     status: int
@@ -67,7 +67,7 @@ class Api:
         method: str,
         path: str,
         *,
-        body: type | None = None,
+        body: Any = None,
         response: Any = None,
         summary: str,
         status: int = 200,

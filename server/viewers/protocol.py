@@ -212,6 +212,8 @@ class Reserved(msgspec.Struct, tag="reserved"):
     from_waitlist: bool = False
     hold_ref: str = ""
     variant: str | Unset = UNSET
+    # A link into the merchant's store that pays for this hold (docs/checkout.md); "" when the show has none.
+    checkout_url: str = ""
 
 
 class Rejected(msgspec.Struct, tag="rejected"):
