@@ -224,7 +224,8 @@ async function refreshShow() {
                 holdsExpired: stock.holds_expired,
               }),
         });
-        mergeVariants(d, info.variants);
+        // The description only: counters come from the stock below, the channel's frames after.
+        mergeVariants(d, (info.variants || []).map(({ id, sku, options }) => ({ id, sku, options })));
         if (!known) mergeVariants(d, variants);
       }
       renderShow();
