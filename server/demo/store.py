@@ -23,6 +23,7 @@ from server.checkout.store import CheckoutStore
 from server.settings import Settings
 from server.shows.catalog import DropInfo
 from standins.shopify import ShopifyStandIn
+from stock.keys import unit_id
 
 FIRST_VARIANT_ID = 44_000_000_001
 STORE_STOCK = 10_000  # the store's own stock: LiveDrop's holds decide who may buy
@@ -66,21 +67,17 @@ class DemoStore:
         self.standin.emitter.target.url = f"{livedrop_url}/webhooks/shopify"
 
     async def stock(self, checkout: CheckoutStore, show_id: str, drops: list[DropInfo]) -> ShopifyCheckout:
-        """Put the show's products in the store, each with a variant id, and point the show's
-        checkout at the store."""
+        """Put the show's products in the store (each variant of a drop with sizes, each other drop),
+        each with a Shopify variant id, and point the show's checkout at the store."""
         items, products = [], {}
-        for n, drop in enumerate(drops):
+        units = [(unit_id(drop.drop_id, v.id), v.sku) for drop in drops for v in drop.variants] + [
+            (drop.drop_id, drop.sku) for drop in drops if not drop.variants
+        ]
+        for n, (unit, sku) in enumerate(units):
             variant_id = str(FIRST_VARIANT_ID + n)
-            items.append(
-                {
-                    "inventory_item_id": n + 1,
-                    "location_id": 1,
-                    "sku": drop.sku,
-                    "available": STORE_STOCK,
-                    "variant_id": variant_id,
-                }
-            )
-            products[drop.drop_id] = variant_id
+            item = {"inventory_item_id": n + 1, "location_id": 1, "sku": sku, "available": STORE_STOCK}
+            items.append({**item, "variant_id": variant_id})
+            products[unit] = variant_id
         self.standin.seed({"items": items})
         settings = ShopifyCheckout(store_url=self.url, products=products)
         await checkout.put(show_id, settings)

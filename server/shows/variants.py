@@ -10,6 +10,8 @@ which knows only its SKU, finds the variant it sold.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from stock import keys
@@ -27,6 +29,23 @@ class VariantInfo(msgspec.Struct, frozen=True, kw_only=True):
     options: dict[str, str] = msgspec.field(default_factory=dict)
     prices: dict[str, int] | None = None
     per_customer_limit: int | None = None
+
+
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def suggest_variant_id(label: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """A valid variant id (``stock.keys.check_variant``) for a label such as a size or a SKU, not
+    in ``taken``: ``"42"`` → ``"v42"``, ``"Red / M"`` → ``"Red-M"``, a second ``"M"`` → ``"M-2"``.
+    For importers (a product feed names variants by options and SKUs, not by ids)."""
+    base = _NOT_ID.sub("-", label).strip("-")[:28] or "v"
+    if not base[0].isascii() or not base[0].isalpha():
+        base = f"v{base}"[:28]
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
 
 
 def variant_configs(variants: list[VariantInfo]) -> tuple[VariantConfig, ...]:

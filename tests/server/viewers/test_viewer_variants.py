@@ -246,3 +246,36 @@ def test_fuzzed_variant_fields_get_an_answer_and_keep_stock_true(nodes: NodeFact
     run()
     with urllib.request.urlopen(node.http + "/readyz", timeout=5) as response:
         assert response.status == 200
+
+
+async def test_two_nodes_a_burst_on_one_size_expiry_and_resume(nodes: NodeFactory, host: HostActions) -> None:
+    """A burst of viewers on two nodes at the one unit of size 41: exactly one hold; a watcher on
+    the other node sees each size's counters; the hold's expiry reaches its holder with the size;
+    a resuming viewer gets the per-size counters."""
+    a, b = nodes(), nodes()
+    await host.launch("shoe")
+    watcher = await Viewer.connect(b.ws("s1"))
+    welcome = await watcher.next()
+    buyers = [await Viewer.connect((a, b)[i % 2].ws("s1", token(f"v{i}"))) for i in range(12)]
+    for v in buyers:
+        await v.next()
+    await asyncio.gather(*(v.send({"type": "reserve", "ref": "buy", "drop": "shoe", "variant": "s41"}) for v in buyers))
+    answers = [await _answer(v) for v in buyers]
+    granted = [(i, f) for i, f in enumerate(answers) if f["type"] == "reserved"]
+    assert len(granted) == 1 and {f["reason"] for f in answers if f["type"] == "rejected"} == {"sold_out"}
+    await check(host)
+    stock = await watcher.until("stock", drop="shoe", held=1)
+    assert stock["variants"]["s41"] == {"available": 0, "held": 1, "sold": 0, "total": 1}
+    assert stock["variants"]["s42"]["available"] == 2
+
+    index, held = granted[0]
+    await host.engine.fast_forward("shoe", 3600)
+    expired = await buyers[index].until("hold_expired", timeout=10, hold=held["hold"])
+    assert expired["variant"] == "s41" and expired["drop"] == "shoe"
+    await check(host)
+
+    resumed = await Viewer.connect(a.ws("s1", f"resume_from={welcome['seq']}&epoch={welcome['epoch']}"))
+    frame = await resumed.until("stock", drop="shoe")
+    assert set(frame["variants"]) == {"s41", "s42"}
+    for v in [watcher, resumed, *buyers]:
+        await v.close()
