@@ -29,6 +29,7 @@ StoreUrl = Annotated[str, msgspec.Meta(min_length=8, max_length=500)]
 PLACEHOLDERS = frozenset({"ref", "hold", "drop", "variant", "qty"})
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 # Scheme and host written out before any placeholder: a placeholder can never choose the host.
+_HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")  # a DNS name or an IP address (IPv6 without its brackets)
 _FIXED_ORIGIN = re.compile(r"^https?://[^/?#{}@\s]+[/?#]")
 
 
@@ -71,6 +72,8 @@ def _check_url(url: str, allow_http: bool, what: str) -> None:
         )
     if not parts.hostname or parts.username is not None or parts.password is not None:
         raise CheckoutInvalid(f"{what} must name a host, without a user name or password")
+    if not _HOST.fullmatch(parts.hostname):
+        raise CheckoutInvalid(f"{what} has a host name with characters no host name has")
 
 
 def validate(settings: CheckoutSettings, allow_http: bool) -> CheckoutSettings:
