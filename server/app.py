@@ -39,6 +39,7 @@ from server.shows.node import ShowNode
 from server.shows.sweeper import Sweeper
 from server.viewers.client_js import client_routes
 from server.viewers.endpoint import viewer_endpoint
+from server.viewers.reserving import Reserving
 from stock import HoldRefs, ReserveBatcher, StockEngine
 
 
@@ -51,6 +52,7 @@ class State(TypedDict):
     host: HostActions
     viewer_secret: bytes
     batcher: ReserveBatcher
+    reserving: Reserving
     sweeper: Sweeper
     metrics: Metrics
     hub_export: HubExport
@@ -140,6 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
         batcher = ReserveBatcher(engine)
+        reserving = Reserving(batcher, live.soldout, live.shows, viewer_secret)
         metrics_ = Metrics()
         hub_export = HubExport(metrics_, hub, lambda: live.redis_errors)
         # One process answers a scrape for all of them: the others keep their files current.
@@ -164,6 +167,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "host": host,
                 "viewer_secret": viewer_secret,
                 "batcher": batcher,
+                "reserving": reserving,
                 "sweeper": sweeper,
                 "metrics": metrics_,
                 "hub_export": hub_export,

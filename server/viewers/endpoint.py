@@ -8,7 +8,6 @@ reach another viewer's connection.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import Any
@@ -23,8 +22,9 @@ from server.shows.catalog import UnknownShow
 from server.shows.node import ShowNode
 from server.viewers import protocol as p
 from server.viewers.auth import credentials
+from server.viewers.reserving import Reserving
 from server.viewers.tokens import BadToken, verify
-from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
+from stock import HoldNotActive, InvalidArgument, NotOwner, StockEngine, UnknownDrop, UnknownHold
 from stock.types import WaitlistOutcome
 
 logger = logging.getLogger("livedrop.viewers")
@@ -54,13 +54,6 @@ class RateLimit:
             self.tokens -= 1
             return True
         return False
-
-
-def request_id(secret: bytes, customer: str, ref: str) -> str:
-    """A reservation's request id: viewer-scoped (two viewers may both say ref "1"), without
-    the customer id in it (ids in Redis records stay pseudonymous, DESIGN §10)."""
-    digest = hashlib.blake2b(customer.encode(), key=secret[:64], digest_size=12).hexdigest()
-    return f"{digest}:{ref}"
 
 
 def _send(hub: Hub, viewer: Connection, frame: msgspec.Struct) -> None:
@@ -204,13 +197,11 @@ def _in_show(live: ShowNode, viewer: Connection, drop_id: str) -> bool:
 
 async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int) -> None:
     hub: Hub = state.hub
-    batcher: ReserveBatcher = state.batcher
+    reserving: Reserving = state.reserving
     assert viewer.customer is not None
     started = time.perf_counter()
     try:
-        result = await batcher.reserve(
-            drop, viewer.customer, qty, request_id(state.viewer_secret, viewer.customer, ref)
-        )
+        result = await reserving.reserve(viewer.show_id, drop, viewer.customer, qty, ref)
     except UnknownDrop:
         _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
         return
