@@ -72,6 +72,11 @@ class Row:
     load: str = ""  # load averages before the setup
     note: str = ""
 
+    @property
+    def node_us(self) -> float:
+        """The node's CPU per answer, in µs: what the figures cost it, whatever else loads the machine."""
+        return self.cpu.server / 100 * 1e6 / self.rate if self.rate > 0 else float("nan")
+
 
 @dataclass
 class Results:
@@ -203,7 +208,8 @@ class Setup:
         print(
             f"  {phase}: {requests:,} answered, {rate:,.0f}/s"
             + (f" ({row.ratio:.2f} x ceiling)" if row.ratio is not None else "")
-            + f", p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms; CPU % node/load/redis/others {cpu.text()}"
+            + f", p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms; node {row.node_us:.0f} µs/answer; "
+            + f"CPU % node/load/redis/others {cpu.text()}"
             + (f"; {note}" if note else ""),
             flush=True,
         )
@@ -303,6 +309,7 @@ class Setup:
         requests = args.burst_viewers * max(1, args.burst // args.burst_viewers)
         replies, cpu = await self.fire(drop, "b", requests, args.burst_spread)
         answers = _sum_answers(replies)
+        span = _span(replies)
         granted = sorted(int(ref.rsplit(".", 1)[1]) for r in replies for ref in r["granted"])
         first = sum(1 for g in granted if g < units)
         last_rank = (granted[-1] + 1) if granted else 0
@@ -313,8 +320,8 @@ class Setup:
             sum(answers.values()) / args.burst_spread,
             [x for r in replies for x in r["lat"]],
             cpu,
-            f"{first:,} of the {len(granted):,} holds to the first {units:,} fired; last hold fired {late_ms:.1f} ms"
-            f" after the first {units:,}",
+            f"sent over {span:.2f} s; {first:,} of the {len(granted):,} holds to the first {units:,} fired; "
+            f"last hold fired {late_ms:.1f} ms after the first {units:,}",
         )
         counters = await StockEngine(self.admin).counters(drop)
         results.check(
@@ -349,13 +356,20 @@ class Setup:
             n / args.storm_spread,
             [x for r in replies for x in r["lat"]],
             cpu,
-            f"Redis calls meanwhile: {evalsha:,} EVALSHA, {calls:,} in all",
+            f"sent over {_span(replies):.2f} s; Redis calls meanwhile: {evalsha:,} EVALSHA, {calls:,} in all",
         )
         results.check(
             f"{self.name}: storm: every request answered sold_out",
             answers.get("rejected:sold_out", 0) == storm_requests,
             f"answers {answers}",
         )
+
+
+def _span(replies: Sequence[control.JSON]) -> float:
+    """Seconds from the first request sent to the last, over every load process (the load itself may
+    not keep to the spread it was asked for: then the offered rate was lower)."""
+    spans = [r["sent_span"] for r in replies if r.get("sent_span") and r["sent_span"][0]]
+    return max(s[1] for s in spans) - min(s[0] for s in spans) if spans else float("nan")
 
 
 def _sum_answers(replies: Sequence[control.JSON]) -> dict[str, int]:
@@ -395,14 +409,15 @@ async def measure_ceiling(args: argparse.Namespace, results: Results, url: str) 
 def print_table(results: Results) -> None:
     print(f"\nceiling: reference script -P 1, {results.ceiling:,.0f}/s (median of {len(results.ceiling_runs)})")
     print(
-        "| setup | phase | answered | per s | x ceiling | p50 ms | p99 ms "
+        "| setup | phase | answered | per s | x ceiling | p50 ms | p99 ms | node µs/answer "
         "| CPU node/load/redis/others % | load avg | note |"
     )
-    print("|---|---|--:|--:|--:|--:|--:|---|---|---|")
+    print("|---|---|--:|--:|--:|--:|--:|--:|---|---|---|")
     for r in results.rows:
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
         print(
             f"| {r.setup} | {r.phase} | {r.requests:,} | {r.rate:,.0f} | {ratio} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
+            f"| {r.node_us:.0f} "
             f"| {r.cpu.text()} | {r.load} | {r.note} |"
         )
     failed = [c for c in results.checks if not c[1]]

@@ -385,8 +385,11 @@ class State:
         order = [g for g in range(requests) if g % total in by_index]
         sent = failed = 0
         pos = 0
+        first_sent = last_sent = 0.0
         while pos < len(order):
             now = time.time()
+            first_sent = first_sent or now
+            last_sent = now
             while pos < len(order):
                 g = order[pos]
                 if start_at + g * spread / requests > now:
@@ -400,6 +403,7 @@ class State:
         await self._wait_answers(cmd["timeout"])
         reply = self._answers(sent, failed, 0, 0.0, float("inf"))
         reply["granted"] = list(self.tally.granted)
+        reply["sent_span"] = [first_sent, last_sent]  # when this process sent its first and last request
         return reply
 
     async def reserve_steady(self, cmd: control.JSON) -> control.JSON:
