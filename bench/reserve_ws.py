@@ -47,7 +47,7 @@ from bench.fanout_lib.measure import Cpu, CpuWindow, percentile, split, tree_cpu
 from bench.stock import Report, reference
 from bench.stock_ref import SOURCE as REF_SOURCE
 from loadtest.hostapi import HostApi
-from loadtest.stack import RedisProcess, Stack
+from loadtest.stack import RedisProcess, Stack, free_port
 from stock import StockEngine
 
 ROOT = str(Path(__file__).resolve().parent.parent)
@@ -72,10 +72,12 @@ class Row:
     load: str = ""  # load averages before the setup
     note: str = ""
 
+    node_cpu_s: float = 0.0  # the node's CPU-seconds over the phase's window
+
     @property
     def node_us(self) -> float:
         """The node's CPU per answer, in µs: what the figures cost it, whatever else loads the machine."""
-        return self.cpu.server / 100 * 1e6 / self.rate if self.rate > 0 else float("nan")
+        return self.node_cpu_s * 1e6 / self.requests if self.requests else float("nan")
 
 
 @dataclass
@@ -83,6 +85,7 @@ class Results:
     command: str
     ceiling: float = 0.0
     ceiling_runs: list[float] = field(default_factory=list)
+    echo: float = 0.0  # the bare Starlette endpoint's answers/s (EchoSetup)
     rows: list[Row] = field(default_factory=list)
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
 
@@ -117,6 +120,7 @@ class Setup:
         self.node_pid = 0
         self.port = 0
         self.load = ""
+        self.echo = False
 
     async def start(self, workdir: str) -> None:
         env = {
@@ -190,7 +194,9 @@ class Setup:
             f"{self.name}: {group}: every viewer connected", failed == 0, f"{count - failed:,}/{count:,}"
         )
 
-    def row(self, phase: str, requests: int, rate: float, lat: list[float], cpu: Cpu, note: str = "") -> Row:
+    def row(
+        self, phase: str, requests: int, rate: float, lat: list[float], cpu: Cpu, node_s: float, note: str = ""
+    ) -> Row:
         ceiling = self.results.ceiling
         row = Row(
             self.name,
@@ -203,6 +209,7 @@ class Setup:
             rate / ceiling if ceiling and phase == "sustained" else None,
             self.load,
             note,
+            node_s,
         )
         self.results.rows.append(row)
         print(
@@ -223,7 +230,7 @@ class Setup:
             return
         rate = args.rate or self.results.ceiling
         drop = f"steady-w{self.workers}"
-        before = await StockEngine(self.admin).counters(drop)
+        before = None if self.echo else await StockEngine(self.admin).counters(drop)
         await self.ask_each(lambda i, n: {"cmd": "mark"}, 30)
         start_at = time.time() + 0.5
         window = CpuWindow(self.admin, self.node_cpu)
@@ -251,7 +258,7 @@ class Setup:
         )
         await opener
         await asyncio.sleep(max(0.0, start_at + args.warmup + args.seconds - time.time()))
-        cpu, _ = await window.end(0.0)
+        cpu, node_s = await window.end(0.0)
         replies = await pending
         cpu.clients = 100 * sum(r["cpu_window"] for r in replies) / args.seconds
         cpu.others = max(0.0, cpu.others - cpu.clients)
@@ -262,19 +269,27 @@ class Setup:
             for k, v in r["answers"].items():
                 answers[k] = answers.get(k, 0) + v
         sent = sum(r["sent"] for r in replies)
-        self.row("sustained", answered, answered / args.seconds, lat, cpu, f"offered {rate:,.0f}/s")
-        after = await StockEngine(self.admin).counters(drop)
+        row = self.row("sustained", answered, answered / args.seconds, lat, cpu, node_s, f"offered {rate:,.0f}/s")
         reserved = answers.get("reserved", 0)
-        self.results.check(
-            f"{self.name}: sustained: every request answered with a hold, held in Redis matches",
-            reserved == sent and after.held - before.held == reserved,
-            f"{reserved:,} reserved of {sent:,} sent, held +{after.held - before.held:,}, answers {answers}",
-        )
+        if before is None:
+            self.results.echo = row.rate
+            self.results.check(f"{self.name}: every frame answered", reserved == sent, f"{reserved:,} of {sent:,}")
+        else:
+            after = await StockEngine(self.admin).counters(drop)
+            self.results.check(
+                f"{self.name}: sustained: every request answered with a hold, held in Redis matches",
+                reserved == sent and after.held - before.held == reserved,
+                f"{reserved:,} reserved of {sent:,} sent, held +{after.held - before.held:,}, answers {answers}",
+            )
         await self.ask_each(lambda i, n: {"cmd": "abort", "group": "steady"}, 60)
 
     # -- 2, 3. burst, then the sold-out storm -----------------------------------------------------------
 
-    async def fire(self, drop: str, ref: str, requests: int, spread: float) -> tuple[list[control.JSON], Cpu]:
+    async def fire(
+        self, drop: str, ref: str, requests: int, spread: float
+    ) -> tuple[list[control.JSON], Cpu, float, float]:
+        """The load processes' replies, CPU shares, the node's CPU-seconds and the seconds from the first
+        request due to the last answer."""
         viewers = self.args.burst_viewers
         await self.ask_each(lambda i, n: {"cmd": "mark"}, 30)
         window = CpuWindow(self.admin, self.node_cpu)
@@ -296,8 +311,9 @@ class Setup:
             },
             spread + 120,
         )
-        cpu, _ = await window.end(sum(r["cpu"] for r in replies))
-        return replies, cpu
+        elapsed = time.time() - start_at
+        cpu, node_s = await window.end(sum(r["cpu"] for r in replies))
+        return replies, cpu, node_s, elapsed
 
     async def burst_and_storm(self) -> None:
         args, results = self.args, self.results
@@ -307,7 +323,7 @@ class Setup:
             return
         await self.call("POST", f"/api/drops/{drop}/launch", {})
         requests = args.burst_viewers * max(1, args.burst // args.burst_viewers)
-        replies, cpu = await self.fire(drop, "b", requests, args.burst_spread)
+        replies, cpu, node_s, elapsed = await self.fire(drop, "b", requests, args.burst_spread)
         answers = _sum_answers(replies)
         span = _span(replies)
         granted = sorted(int(ref.rsplit(".", 1)[1]) for r in replies for ref in r["granted"])
@@ -317,9 +333,10 @@ class Setup:
         self.row(
             f"burst {requests:,} over {args.burst_spread:g} s on {units:,}",
             sum(answers.values()),
-            sum(answers.values()) / args.burst_spread,
+            sum(answers.values()) / elapsed,
             [x for r in replies for x in r["lat"]],
             cpu,
+            node_s,
             f"sent over {span:.2f} s; {first:,} of the {len(granted):,} holds to the first {units:,} fired; "
             f"last hold fired {late_ms:.1f} ms after the first {units:,}",
         )
@@ -344,7 +361,7 @@ class Setup:
         )
         storm = args.storm
         before = await command_calls(self.admin)
-        replies, cpu = await self.fire(drop, "x", storm, args.storm_spread)
+        replies, cpu, node_s, elapsed = await self.fire(drop, "x", storm, args.storm_spread)
         after = await command_calls(self.admin)
         answers = _sum_answers(replies)
         evalsha, calls = after[0] - before[0], after[1] - before[1]
@@ -353,9 +370,10 @@ class Setup:
         self.row(
             f"sold-out storm {storm_requests:,} over {args.storm_spread:g} s",
             n,
-            n / args.storm_spread,
+            n / elapsed,
             [x for r in replies for x in r["lat"]],
             cpu,
+            node_s,
             f"sent over {_span(replies):.2f} s; Redis calls meanwhile: {evalsha:,} EVALSHA, {calls:,} in all",
         )
         results.check(
@@ -380,6 +398,49 @@ def _sum_answers(replies: Sequence[control.JSON]) -> dict[str, int]:
         if r["unanswered"]:
             out["unanswered"] = out.get("unanswered", 0) + r["unanswered"]
     return out
+
+
+class EchoSetup(Setup):
+    """The bare Starlette endpoint of ``bench.echo_server`` under the same load: the WebSocket ceiling."""
+
+    def __init__(self, args: argparse.Namespace, results: Results, redis_url: str) -> None:
+        super().__init__(args, results, redis_url, 1)
+        self.name = "bare Starlette endpoint (ceiling)"
+        self.echo = True
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, workdir: str) -> None:
+        self.port = free_port()
+        env = {**os.environ, "PYTHONPATH": ROOT}
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.echo_server", "--port", str(self.port), cwd=ROOT, env=env
+        )
+        self.node_pid = self.proc.pid
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+        os.environ.setdefault("LIVEDROP_VIEWER_SECRET", "echo")  # the clients mint tokens it ignores
+        for index in range(self.args.clients):
+            child = await Child.start(
+                f"load {index}", ["-m", "bench.fanout_lib.live_viewers", "--id", str(index)], ROOT
+            )
+            await child.recv(30)
+            self.clients.append(child)
+
+    async def stop(self) -> None:
+        for child in self.clients:
+            await child.stop()
+        await self.admin.aclose()
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await self.proc.wait()
 
 
 async def measure_ceiling(args: argparse.Namespace, results: Results, url: str) -> None:
@@ -408,6 +469,11 @@ async def measure_ceiling(args: argparse.Namespace, results: Results, url: str) 
 
 def print_table(results: Results) -> None:
     print(f"\nceiling: reference script -P 1, {results.ceiling:,.0f}/s (median of {len(results.ceiling_runs)})")
+    if results.echo:
+        print(f"WebSocket ceiling: bare Starlette endpoint, {results.echo:,.0f} answers/s")
+        for r in results.rows:
+            if r.phase == "sustained" and not r.setup.startswith("bare"):
+                print(f"  {r.setup}: {r.rate / results.echo:.2f} x the bare endpoint")
     print(
         "| setup | phase | answered | per s | x ceiling | p50 ms | p99 ms | node µs/answer "
         "| CPU node/load/redis/others % | load avg | note |"
@@ -431,6 +497,17 @@ async def main_async(args: argparse.Namespace) -> int:
         await asyncio.to_thread(redis.start, 60.0)
         try:
             await measure_ceiling(args, results, redis.url)
+            if not args.skip_echo and not args.skip_sustained:
+                echo = EchoSetup(args, results, redis.url)
+                echo.load = load_averages()
+                print(f"\n[{echo.name}] load averages before: {echo.load}", flush=True)
+                try:
+                    await echo.start(workdir)
+                    await echo.sustained()
+                except Exception as exc:
+                    results.check(f"{echo.name}: ran", False, f"{type(exc).__name__}: {exc}"[:400])
+                finally:
+                    await echo.stop()
             for workers in args.workers:
                 setup = Setup(args, results, redis.url, workers)
                 setup.load = load_averages()
@@ -462,6 +539,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="timed window of the sustained phase")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--skip-sustained", action="store_true")
+    parser.add_argument("--skip-echo", action="store_true", help="no bare Starlette ceiling")
     parser.add_argument("--burst", type=int, help="reserves in the burst")
     parser.add_argument("--burst-units", type=int)
     parser.add_argument("--burst-viewers", type=int)
