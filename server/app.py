@@ -144,7 +144,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         batcher = ReserveBatcher(engine)
         reserving = Reserving(batcher, live.soldout, live.shows, viewer_secret)
         metrics_ = Metrics()
-        hub_export = HubExport(metrics_, hub, lambda: live.redis_errors)
+        hub_export = HubExport(
+            metrics_, hub, lambda: live.redis_errors, lambda: (live.soldout.answered, live.soldout.arms)
+        )
         # One process answers a scrape for all of them: the others keep their files current.
         export_task = asyncio.create_task(hub_export.run(), name="hub-export") if multiprocess_dir() else None
         sweeper = Sweeper(engine, metrics_, settings.sweep_interval, settings.drop_scan_interval)

@@ -29,6 +29,7 @@ from stock import StockEngine
 from stock.ledger import entry_key, replay
 from stock.types import Counters, LedgerEntry
 from tests.support.invariants import assert_drop_invariants
+from tests.support.metrics_scrape import scrape
 from tests.support.servers import VIEWER_SECRET, Node
 from tests.support.util import scaled
 from tests.support.viewer_client import Viewer
@@ -202,6 +203,8 @@ async def test_a_retry_of_a_granted_request_gets_its_hold(debug_nodes: list[Node
     await alice.send({"type": "reserve", "ref": "a1", "drop": "d1", "qty": 2})
     again = await alice.until("reserved")
     assert again["hold"] == first["hold"] and again["expires_at"] == first["expires_at"]
+    samples = await scrape(node.http)
+    assert samples["livedrop_soldout_answers_total"] >= 1 and samples["livedrop_soldout_arms_total"] >= 1
     for v in (alice, bob):
         await v.close()
 
