@@ -42,6 +42,7 @@ from broadcast.transport import Message
 from server.loops import repeat
 from server.shows.catalog import Catalog, DropInfo, ShowState, UnknownShow
 from server.shows.clock import Clock
+from server.shows.echoes import Echoes, RefOfRequest
 from server.shows.known import KnownDrop, KnownShow, drop_body, fold_event, fold_ledger
 from server.shows.soldout import SoldOut
 from server.shows.tails import Entries, StreamTails
@@ -71,6 +72,7 @@ class ShowNode:
         viewers_interval: float = 1.0,
         block_ms: int = 2000,
         blocking_redis: Any = None,
+        ref_of_request: RefOfRequest | None = None,
     ) -> None:
         self.redis = redis
         # XREAD BLOCK holds a connection for up to block_ms: those reads get a client (and a
@@ -82,6 +84,8 @@ class ShowNode:
         self.presence = Presence(redis)
         self.clock = Clock()
         self.hub = hub
+        # Answers for this node's connections of a viewer whose request another node took.
+        self.echoes = Echoes(hub, engine, ref_of_request or (lambda customer, request: None), self.clock.now_ms)
         self.node_id = node_id
         self.stock_interval = stock_interval
         self.viewers_interval = viewers_interval
@@ -136,6 +140,7 @@ class ShowNode:
             await self.unsubscribe(show_id)
         await self.tails.aclose()
         await self.soldout.aclose()
+        await self.echoes.aclose()
         tasks = [*self._loops, *self._background]
         self._loops = []
         for task in tasks:
@@ -355,6 +360,7 @@ class ShowNode:
                 entry = decode_entry(entry_id, fields)
                 self.soldout.on_entry(drop_id, entry)
                 self._apply_ledger(show_id, d, entry)
+                self.echoes.entry(entry_id, fields, entry)
             except (KeyError, ValueError):
                 self.soldout.disarm(drop_id)
                 # A malformed entry costs its own frame, not the ones after it.

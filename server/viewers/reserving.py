@@ -51,10 +51,9 @@ class Reserving:
         self.shows = shows
         self.request_id = RequestIds(secret)
 
-    async def reserve(self, show_id: str, drop_id: str, customer: str, qty: int, ref: str) -> ReserveResult:
+    async def reserve(self, show_id: str, drop_id: str, customer: str, qty: int, request_id: str) -> ReserveResult:
         """The engine's answer (``ReserveBatcher.reserve``'s contract and errors), or the node's own
-        ``sold_out`` when the drop is provably sold out."""
-        request_id = self.request_id(customer, ref)
+        ``sold_out`` when the drop is provably sold out. ``request_id`` comes from ``request_id``."""
         show = self.shows.get(show_id)
         d = show.drops.get(drop_id) if show is not None else None
         if d is not None:
