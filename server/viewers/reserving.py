@@ -51,13 +51,16 @@ class Reserving:
         self.shows = shows
         self.request_id = RequestIds(secret)
 
-    async def reserve(self, show_id: str, drop_id: str, customer: str, qty: int, request_id: str) -> ReserveResult:
+    async def reserve(
+        self, show_id: str, drop_id: str, customer: str, qty: int, request_id: str, variant: str = ""
+    ) -> ReserveResult:
         """The engine's answer (``ReserveBatcher.reserve``'s contract and errors), or the node's own
-        ``sold_out`` when the drop is provably sold out. ``request_id`` comes from ``request_id``."""
+        ``sold_out`` when the drop is provably sold out (never for a ``variant``: it always asks
+        Redis). ``request_id`` comes from ``self.request_id``."""
         show = self.shows.get(show_id)
         d = show.drops.get(drop_id) if show is not None else None
         if d is not None:
-            answer = self.soldout.answer(d, request_id)
+            answer = self.soldout.answer(d, request_id, variant)
             if answer is not None:
                 return answer
-        return await self.batcher.reserve(drop_id, customer, qty, request_id)
+        return await self.batcher.reserve(drop_id, customer, qty, request_id, variant)
