@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from broadcast.hub import Hub
-from server.ops.local_redis import LocalRedis
+from server.ops.local_redis import LocalCluster, LocalRedis
 from server.shows.actions import HostActions
 from server.shows.catalog import Catalog, DropInfo, Show
 from server.shows.node import ShowNode
@@ -28,6 +29,7 @@ from server.viewers.tokens import mint
 from stock import StockEngine
 from stock.ledger import entry_key, replay
 from stock.types import Counters, LedgerEntry
+from tests.e2e.test_scaleout import HOST_TOKEN, api, create_show
 from tests.support.invariants import assert_drop_invariants
 from tests.support.metrics_scrape import scrape
 from tests.support.servers import VIEWER_SECRET, Node
@@ -220,3 +222,31 @@ def test_only_entries_that_take_units_keep_a_drop_sold_out() -> None:
     assert not keeps_sold_out(entry("expire", 1, -1, Counters(2, 1, 0, 1, 0)))
     assert not keeps_sold_out(entry("adjust", 0, 0, sold_out))  # a state or stock change: ask Redis again
     assert not keeps_sold_out(entry("fast_forward", 0, 0, sold_out))
+
+
+async def test_a_node_on_redis_cluster_answers_a_sold_out_drop(
+    redis_cluster: LocalCluster, cluster_redis: RedisCluster, tmp_path: Path
+) -> None:
+    env = {"LIVEDROP_REDIS_CLUSTER": "1", "LIVEDROP_HOST_TOKENS": HOST_TOKEN}
+    node = Node(redis_cluster.urls[1], tmp_path, env=env, log_level="debug").start()
+    try:
+        await create_show(node, {"d1": 1})
+        await api(node, "POST", "/api/drops/d1/launch", {})
+        alice = await Viewer.connect(node.ws("s1"), token("alice"))
+        bob = await Viewer.connect(node.ws("s1"), token("bob"))
+        for v in (alice, bob):
+            await v.until("welcome")
+        await alice.send({"type": "reserve", "ref": "a1", "drop": "d1"})
+        await alice.until("reserved")
+        # The arming read is one MULTI on the drop's slot: the cluster client must run it there.
+        async with asyncio.timeout(scaled(10)):
+            n = 0
+            while not TRACE.search(node.log_path.read_text(errors="replace")):
+                n += 1
+                await bob.send({"type": "reserve", "ref": f"b{n}", "drop": "d1"})
+                assert (await _answer(bob, f"b{n}"))["reason"] == "sold_out"
+                await asyncio.sleep(0.01)
+        for v in (alice, bob):
+            await v.close()
+    finally:
+        node.stop()
