@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -59,6 +59,10 @@ class Armed:
     valid_until_ms: int  # Redis' clock (real, not fast-forwarded): before any live hold can expire
     granted: frozenset[str]  # request ids Redis granted: a retry must get its hold from Redis
     counters: Counters
+    # The node's view the proof was checked against. A view replaced since (the show followed anew
+    # after its last viewer left, a recovery after a Redis error) may have skipped entries that this
+    # short-circuit never saw: then the proof is void.
+    view: KnownDrop = field(compare=False, repr=False)
 
 
 def keeps_sold_out(entry: LedgerEntry) -> bool:
@@ -96,6 +100,9 @@ class SoldOut:
         if armed is None:
             if d.counters.available == 0 and d.state == DropState.LIVE.value:
                 self._arm_soon(d)
+            return None
+        if armed.view is not d:
+            self.disarm(drop_id)
             return None
         if request_id in armed.granted:
             return None
@@ -179,7 +186,7 @@ class SoldOut:
         valid_until = min(deadlines, default=2**62) - MARGIN_MS
         if valid_until <= self.clock.now_ms():
             return None
-        return Armed(ledger_id, valid_until, frozenset(_text(r) for r in granted), d.counters)
+        return Armed(ledger_id, valid_until, frozenset(_text(r) for r in granted), d.counters, d)
 
 
 def _text(value: Any) -> str:
