@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +23,13 @@ from broadcast.hub import Hub
 from server.ops.local_redis import LocalCluster, LocalRedis
 from server.shows.actions import HostActions
 from server.shows.catalog import Catalog, DropInfo, Show
+from server.shows.known import KnownDrop
 from server.shows.node import ShowNode
 from server.shows.soldout import keeps_sold_out
 from server.viewers.tokens import mint
 from stock import StockEngine
 from stock.ledger import entry_key, replay
-from stock.types import Counters, LedgerEntry
+from stock.types import Counters, LedgerEntry, RejectReason
 from tests.e2e.test_scaleout import HOST_TOKEN, api, create_show
 from tests.support.invariants import assert_drop_invariants
 from tests.support.metrics_scrape import scrape
@@ -250,3 +251,44 @@ async def test_a_node_on_redis_cluster_answers_a_sold_out_drop(
             await v.close()
     finally:
         node.stop()
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(scaled(10)):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+async def test_arming_and_what_disarms_it_in_one_node(host: HostActions) -> None:
+    """The short-circuit inside one node: armed by a sold-out view, a granted id still goes to
+    Redis, units coming back disarm it, and a view replaced by following the show anew voids it."""
+    engine, live = host.engine, host.live
+    await host.launch("d1")
+    await live.subscribe("s1")
+    soldout = live.soldout
+
+    def view() -> KnownDrop:
+        return live.shows["s1"].drops["d1"]
+
+    granted = await engine.reserve("d1", "c1", 2, "req-1")
+    await _until(lambda: view().counters.available == 0)
+    assert soldout.answer(view(), "req-2") is None  # not armed yet: this one asks Redis, and arms
+    await _until(lambda: soldout.armed("d1") is not None)
+    assert soldout.arms == 1
+    answer = soldout.answer(view(), "req-2")
+    assert answer is not None and answer.reason is RejectReason.SOLD_OUT
+    assert soldout.answer(view(), "req-1") is None  # a retry of a granted id: Redis has its hold
+    assert soldout.answer(view(), "req-3", variant="red") is None
+
+    assert granted.hold_id is not None
+    await engine.release(granted.hold_id)
+    await _until(lambda: view().counters.available == 2)
+    assert soldout.armed("d1") is None and soldout.answer(view(), "req-4") is None
+
+    await engine.reserve("d1", "c2", 2, "req-5")
+    await _until(lambda: view().counters.available == 0)
+    await _until(lambda: soldout.answer(view(), "req-6") is not None)  # taps arm it (at most every 0.1 s)
+    await live.unsubscribe("s1")
+    await live.subscribe("s1")  # a new view of the drop, from a new snapshot
+    assert soldout.answer(view(), "req-7") is None
+    await live.aclose()
