@@ -93,7 +93,7 @@ class SoldOut:
 
     def answer(self, d: KnownDrop, request_id: str, variant: str = "") -> ReserveResult | None:
         """``sold_out`` if the drop is provably sold out now, else None (ask Redis)."""
-        if variant or not self.enabled:
+        if variant or d.variants or not self.enabled:
             return None
         drop_id = d.info.drop_id
         armed = self._armed.get(drop_id)
