@@ -43,6 +43,7 @@ from server.viewers.answers import ref_of_request
 from server.viewers.client_js import client_routes
 from server.viewers.endpoint import viewer_endpoint
 from server.viewers.handshake import check_endpoint
+from server.viewers.reserving import Reserving
 from stock import HoldRefs, ReserveBatcher, StockEngine
 
 
@@ -55,6 +56,7 @@ class State(TypedDict):
     host: HostActions
     viewer_secret: bytes
     batcher: ReserveBatcher
+    reserving: Reserving
     sweeper: Sweeper
     metrics: Metrics
     hub_export: HubExport
@@ -146,8 +148,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
         batcher = ReserveBatcher(engine)
+        reserving = Reserving(batcher, live.soldout, live.shows, viewer_secret)
         metrics_ = Metrics()
-        hub_export = HubExport(metrics_, hub, lambda: live.redis_errors)
+        hub_export = HubExport(
+            metrics_, hub, lambda: live.redis_errors, lambda: (live.soldout.answered, live.soldout.arms)
+        )
         # One process answers a scrape for all of them: the others keep their files current.
         export_task = asyncio.create_task(hub_export.run(), name="hub-export") if multiprocess_dir() else None
         sweeper = Sweeper(engine, metrics_, settings.sweep_interval, settings.drop_scan_interval)
@@ -172,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "host": host,
                 "viewer_secret": viewer_secret,
                 "batcher": batcher,
+                "reserving": reserving,
                 "sweeper": sweeper,
                 "metrics": metrics_,
                 "hub_export": hub_export,

@@ -44,6 +44,7 @@ from server.shows.catalog import Catalog, DropInfo, ShowState, UnknownShow
 from server.shows.clock import Clock
 from server.shows.echoes import Echoes, RefOfRequest
 from server.shows.known import KnownDrop, KnownShow, drop_body, fold_event, fold_ledger, stock_frame
+from server.shows.soldout import SoldOut
 from server.shows.tails import Entries, StreamTails
 from server.viewers import protocol as p
 from stock import StockEngine, UnknownDrop, keys
@@ -97,9 +98,11 @@ class ShowNode:
             node_id=node_id,
             cluster=isinstance(self.blocking_redis, RedisCluster),
             block_ms=block_ms,
-            on_error=self._count_error,
+            on_error=self._reader_error,
             on_recovered=self._recover_all,
         )
+        # Reserves on a drop that is sold out, answered here (server/shows/soldout.py).
+        self.soldout = SoldOut(redis, self.clock, self.tails)
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._left: set[str] = set()  # shows whose presence entry this node must remove
@@ -131,6 +134,7 @@ class ShowNode:
         self.tails.unwatch(show_keys(show_id).events)
         for drop_id, d in live.drops.items():
             self.tails.unwatch(keys.drop_keys(drop_id).ledger)
+            self.soldout.disarm(drop_id)
             for variant in d.variants:
                 self.tails.unwatch(keys.drop_keys(drop_id, variant).ledger)
         self._left.add(show_id)
@@ -139,6 +143,7 @@ class ShowNode:
         for show_id in list(self.shows):
             await self.unsubscribe(show_id)
         await self.tails.aclose()
+        await self.soldout.aclose()
         await self.echoes.aclose()
         tasks = [*self._loops, *self._background]
         self._loops = []
@@ -175,6 +180,10 @@ class ShowNode:
 
     def _count_error(self, exc: BaseException) -> None:
         self.redis_errors += isinstance(exc, RedisError)
+
+    def _reader_error(self, exc: BaseException) -> None:
+        self._count_error(exc)
+        self.soldout.reset()  # what the reader saw may be stale now
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``coro`` in the background, tracked so that ``aclose`` stops it; its failure is
@@ -365,9 +374,11 @@ class ShowNode:
             d.ledger_after = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
                 entry = decode_entry(entry_id, fields)
+                self.soldout.on_entry(drop_id, entry)
                 self._apply_ledger(show_id, d, entry)
                 self.echoes.entry(entry_id, fields, entry)
             except (KeyError, ValueError):
+                self.soldout.disarm(drop_id)
                 # A malformed entry costs its own frame, not the ones after it.
                 logger.exception("ledger entry %s of drop %s not applied", d.ledger_after, drop_id)
 
