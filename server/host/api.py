@@ -13,8 +13,10 @@ import msgspec
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
+from server.checkout.routes import add_checkout_routes
 from server.host import audit
 from server.host.channel_routes import add_channel_routes
+from server.host.imports import add_import_routes
 from server.host.openapi import Api
 from server.host.variants import (
     CreateVariant,
@@ -423,4 +425,6 @@ def build_api() -> Api:
         return page
 
     add_channel_routes(api)
+    add_import_routes(api)  # server/host/imports.py: run-of-show imports from product feeds
+    add_checkout_routes(api)  # server/checkout/routes.py: the show's checkout hand-off
     return api
