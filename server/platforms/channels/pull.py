@@ -107,7 +107,14 @@ class OrderPuller:
         self.backoff.reset()
         self.last_error = ""
 
-    async def _apply(self, events: Sequence[PlatformOrderEvent]) -> None:
+    async def _apply(self, events: Sequence[PlatformOrderEvent], *, again: bool = True) -> None:
+        """Apply pulled orders. With ``again`` False, a sale of an order already read and applied is
+        skipped: a list pull reads the same orders over and over, and an order line is idempotent
+        only within its drop, so once a SKU has moved to a newer drop a re-read sale would sell twice."""
+        if not again and events:
+            raw = await self.redis.hmget(keys.FETCHED, *(f"{self.platform}|{e.order_id}" for e in events))
+            done = {e.order_id for e, v in zip(events, raw, strict=True) if v is not None and v.decode() == OK}
+            events = [e for e in events if not (e.status.is_sale and e.order_id in done)]
         skus = await self.applier.resolve_skus(list(events))
         for event in events:
             await self.applier.apply(event, skus)
@@ -139,10 +146,10 @@ class OrderPuller:
         if time.monotonic() - self._last_pull >= self.pull_interval:
             await self._tiktok_window(tiktok)
 
-    async def _tiktok_apply(self, orders: list[dict[str, Any]]) -> None:
+    async def _tiktok_apply(self, orders: list[dict[str, Any]], *, again: bool = True) -> None:
         sku_ids = {sku_id for o in orders for sku_id in tiktok_units(o)}
         skus = await self._reverse(sku_ids)
-        await self._apply([tiktok_event(o, skus) for o in orders])
+        await self._apply([tiktok_event(o, skus) for o in orders], again=again)
 
     async def _tiktok_window(self, tiktok: TikTokChannel) -> None:
         """Search Orders over ``[last pull - overlap, now)``: orders whose webhook was lost."""
@@ -152,7 +159,7 @@ class OrderPuller:
         token = ""
         while True:
             orders, token = await tiktok.search_orders(since - int(self.overlap), started + 1, token)
-            await self._tiktok_apply(orders)
+            await self._tiktok_apply(orders, again=False)
             await mark_fetched(self.redis, self.platform, [str(o.get("id")) for o in orders], OK, done=True)
             if not token:
                 break
@@ -180,7 +187,7 @@ class OrderPuller:
         }
         skus = await self._reverse(retailer_ids)
         events = [meta_event(o, skus) for o in orders]
-        await self._apply(events)
+        await self._apply(events, again=False)
         for order, event in zip(orders, events, strict=True):
             state = (order.get("order_status") or {}).get("state")
             if state == "CREATED" and event.status is OrderStatus.PAID:

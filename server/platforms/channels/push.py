@@ -7,7 +7,10 @@ and marks the SKU dirty on each of its channels in one script that compares the 
 from the last entry's counters, so a flush reads nothing from the drops.
 
 **Flushing** (``ChannelPusher``). The node holding a channel's lease reads the channel's dirty SKUs
-and pushes ``max(0, available - buffer - unapplied)`` for each, batched up to the platform's cap.
+every flush interval and pushes ``max(0, available - buffer - unapplied)`` for each, batched up to
+the platform's cap. Between two flushes it still marks every ``WATCH_INTERVAL``, and a SKU that has
+just sold out goes out at once: in a flash sale the stock is gone in tens of milliseconds, and every
+platform order taken before the channel shows 0 is a unit sold twice.
 A burst of changes between two flushes is one value per SKU: the burst costs one call. A push is
 awaited before the next flush, so at most one call per (channel, SKU) is in flight. A SKU whose
 dirty generation moved during the call stays dirty and goes out again with the newer value.
@@ -51,6 +54,9 @@ logger = logging.getLogger("livedrop.channels")
 MAPPING_CACHE_SECONDS = 1.0
 LEDGER_PAGE = 1000
 STALE_ROUNDS = 3
+WATCH_INTERVAL = 0.025
+"""How often the leader looks at the ledgers: a SKU that sells out is pushed within this (plus the
+call), not at the next flush interval."""
 
 
 class MappingCache:
@@ -172,21 +178,36 @@ class ChannelPusher:
         self.flush_interval = flush_interval
         self.failing_after = failing_after
         self.leader = False
+        # The loop turns every watch interval (a sell-out goes out at once); the lease is renewed
+        # every third of its time; a full flush runs every flush interval.
+        self.watch_interval = min(WATCH_INTERVAL, flush_interval)
+        self.lease_renew = lease.ms / 3000
+        self._renewed = -1e9
+        self._flushed = -1e9
         self.failures = 0
         self.backoff = Backoff(base=max(0.05, flush_interval), cap=60.0)
         self.last_error = ""
         self._in_doubt: dict[str, int] = {}
 
     async def turn(self) -> None:
-        """One flush interval's work: renew the lease, mark, flush."""
-        self.leader = await self.lease.hold()
+        """One watch interval's work: renew the lease (every third of its time), mark, and flush
+        when the flush interval is up, or at once for a SKU that just sold out."""
+        now = time.monotonic()
+        if now - self._renewed >= self.lease_renew:
+            self.leader = await self.lease.hold()
+            self._renewed = now
         if not self.leader:
             return
-        await self.marker.step_if_due(self.flush_interval / 2)
-        await self.flush()
+        await self.marker.step_if_due(self.watch_interval / 2)
+        due = now - self._flushed >= self.flush_interval
+        await self.flush(sold_out_only=not due)
+        if due:
+            self._flushed = now
 
-    async def flush(self) -> int:
-        """Push every dirty SKU's latest value; returns how many items were sent."""
+    async def flush(self, *, sold_out_only: bool = False) -> int:
+        """Push every dirty SKU's latest value; returns how many items were sent. ``sold_out_only``:
+        between two flush intervals, only SKUs that went to 0 (the rest waits for the interval, so
+        a burst still costs one call an interval; a sell-out does not wait for it)."""
         dirty = await self.store.dirty(self.name)
         if not dirty:
             return 0
@@ -207,6 +228,8 @@ class ChannelPusher:
             if available is None:
                 continue  # the marker has not seen its drop yet
             target = max(0, available - self.buffer - max(0, unapplied.get(sku, 0)))
+            if sold_out_only and not (target == 0 and state.value != 0):
+                continue
             if state.value == target and not state.error:
                 await self.store.ack(self.name, sku, dirty[sku], state)
                 continue

@@ -128,7 +128,7 @@ class ChannelService:
                     repeat(
                         pusher.turn,
                         name=f"channel {name.value}",
-                        interval=interval,
+                        interval=pusher.watch_interval,
                         backoff=Backoff(0.25, 5.0),
                         log=logger,
                     ),
