@@ -24,7 +24,7 @@ from server.viewers import protocol as p
 from server.viewers.answers import answer, current_state, ref_of, release_key, request_id, reserve_key
 from server.viewers.auth import credentials
 from server.viewers.expiry import close_at_expiry
-from server.viewers.handshake import BAD_POSITION, Position, Refused, admit, refuse, resume_position
+from server.viewers.handshake import BAD_POSITION, Refused, admit, refuse, resume_position
 from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
 from stock.types import WaitlistOutcome
 
@@ -96,7 +96,7 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
     state.metrics.viewer_connections.inc()
     expiry = close_at_expiry(websocket, viewer, claims.exp) if claims is not None else None
     try:
-        if isinstance(position, Position):
+        if resuming and position is not None:
             await _resume(live, hub, viewer, position.after, position.epoch)
         else:
             hub.deliver(viewer, live.welcome(show_id, customer is not None, reset=position is BAD_POSITION))
