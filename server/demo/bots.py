@@ -48,6 +48,12 @@ Action = SendFrame | Checkout
 class _Drop:
     state: str
     available: int
+    sizes: dict[str, int] = field(default_factory=dict)  # a drop with variants: variant -> available
+
+
+def _known(d: dict[str, Any]) -> _Drop:
+    sizes = {v["id"]: int(v["stock"]["available"]) for v in d.get("variants") or []}
+    return _Drop(d["state"], int(d["stock"]["available"]), sizes)
 
 
 @dataclass
@@ -82,12 +88,15 @@ class BotBrain:
     def on_frame(self, frame: dict[str, Any], now: float) -> list[Action]:
         kind = frame.get("type")
         if kind == "welcome":
-            self.drops = {d["id"]: _Drop(d["state"], int(d["stock"]["available"])) for d in frame.get("drops", [])}
+            self.drops = {d["id"]: _known(d) for d in frame.get("drops", [])}
         elif kind == "drop":
             d = frame["drop"]
-            self.drops[d["id"]] = _Drop(d["state"], int(d["stock"]["available"]))
+            self.drops[d["id"]] = _known(d)
         elif kind == "stock" and frame.get("drop") in self.drops:
-            self.drops[frame["drop"]].available = int(frame["available"])
+            known = self.drops[frame["drop"]]
+            known.available = int(frame["available"])
+            for name, counters in (frame.get("variants") or {}).items():
+                known.sizes[name] = int(counters["available"])
         elif kind == "drop_ended" and frame.get("drop") in self.drops:
             self.drops[frame["drop"]].state = DropState.CLOSED.value
         elif kind == "reserved":
@@ -104,7 +113,10 @@ class BotBrain:
         elif kind == "rejected" and frame.get("reason") == "limit_exceeded":
             self.limited.add(frame["drop"])
         elif kind == "rejected" and frame.get("reason") == "sold_out" and self.rng.random() < self.waitlist_share:
-            return [SendFrame({"type": "waitlist", "drop": frame["drop"], "qty": 1, "ref": self._ref()})]
+            wait = {"type": "waitlist", "drop": frame["drop"], "qty": 1, "ref": self._ref()}
+            if frame.get("variant"):
+                wait["variant"] = frame["variant"]  # the size that sold out has its own waitlist
+            return [SendFrame(wait)]
         return self.due(now)
 
     def due(self, now: float) -> list[Action]:
@@ -127,7 +139,12 @@ class BotBrain:
             if choices:
                 qty = 2 if self.rng.random() < 0.1 else 1
                 drop = self.rng.choice(choices)
-                actions.append(SendFrame({"type": "reserve", "ref": self._ref(), "drop": drop, "qty": qty}))
+                reserve: dict[str, Any] = {"type": "reserve", "ref": self._ref(), "drop": drop, "qty": qty}
+                sizes = self.drops[drop].sizes
+                if sizes:  # a drop with sizes: a size still on sale (any, if the counters lag)
+                    on_sale = sorted(name for name, left in sizes.items() if left > 0)
+                    reserve["variant"] = self.rng.choice(on_sale or sorted(sizes))
+                actions.append(SendFrame(reserve))
         return actions
 
     def _ref(self) -> str:
@@ -176,4 +193,5 @@ async def run_bot(url: str, brain: BotBrain, engine: StockEngine, delay: float =
 async def _checkout(engine: StockEngine, hold: str) -> None:
     """The bots' "checkout service": confirms the hold as a shop would after payment."""
     with contextlib.suppress(StockError, RedisError):
-        await engine.confirm(hold, order_ref=f"demo:{hold}")
+        # An order ref has no '~': a variant's hold id (``<drop>~<size>.<n>``) is spelt with ':'.
+        await engine.confirm(hold, order_ref=f"demo:{hold.replace('~', ':')}")

@@ -43,7 +43,7 @@ from server.loops import repeat
 from server.shows.catalog import Catalog, DropInfo, ShowState, UnknownShow
 from server.shows.clock import Clock
 from server.shows.echoes import Echoes, RefOfRequest
-from server.shows.known import KnownDrop, KnownShow, drop_body, fold_event, fold_ledger
+from server.shows.known import KnownDrop, KnownShow, drop_body, fold_event, fold_ledger, stock_frame
 from server.shows.tails import Entries, StreamTails
 from server.viewers import protocol as p
 from stock import StockEngine, UnknownDrop, keys
@@ -127,8 +127,10 @@ class ShowNode:
         if live is None:
             return
         self.tails.unwatch(show_keys(show_id).events)
-        for drop_id in live.drops:
+        for drop_id, d in live.drops.items():
             self.tails.unwatch(keys.drop_keys(drop_id).ledger)
+            for variant in d.variants:
+                self.tails.unwatch(keys.drop_keys(drop_id, variant).ledger)
         self._left.add(show_id)
 
     async def aclose(self) -> None:
@@ -186,8 +188,13 @@ class ShowNode:
         task.add_done_callback(done)
 
     def _watch_ledger(self, show_id: str, d: KnownDrop) -> None:
-        key = keys.drop_keys(d.info.drop_id).ledger
-        self.tails.watch(key, d.ledger_after, partial(self._on_ledger, show_id, d.info.drop_id))
+        """Follow a drop's ledger and, for a drop with variants, each variant's (their stock and
+        their holds' private events are written there)."""
+        drop_id = d.info.drop_id
+        self.tails.watch(keys.drop_keys(drop_id).ledger, d.ledger_after, partial(self._on_ledger, show_id, drop_id))
+        for variant, after in d.variant_after.items():
+            key = keys.drop_keys(drop_id, variant).ledger
+            self.tails.watch(key, after, partial(self._on_variant_ledger, show_id, drop_id, variant))
 
     async def _snapshot(self, show_id: str) -> KnownShow:
         show = await self.catalog.get_show(show_id)
@@ -200,10 +207,21 @@ class ShowNode:
         return KnownShow(show=show, drops=drops, seq=seq, epoch=epoch)
 
     async def _drop_live(self, info: DropInfo) -> KnownDrop:
+        # Each ledger's position before its counters: an entry written in between is folded
+        # again, which is harmless (entries carry absolute counters), and none is missed.
         last = await self.redis.xrevrange(keys.drop_keys(info.drop_id).ledger, count=1)
+        variant_after: dict[str, str] = {}
+        for v in info.variants:
+            tail = await self.redis.xrevrange(keys.drop_keys(info.drop_id, v.id).ledger, count=1)
+            variant_after[v.id] = tail[0][0].decode() if tail else "0-0"
         snap = await self.engine.snapshot(info.drop_id)
         after = last[0][0].decode() if last else "0-0"
-        return KnownDrop(info, snap.state.value, snap.ends_at_ms, snap.counters, ledger_after=after)
+        d = KnownDrop(info, snap.state.value, snap.ends_at_ms, snap.counters, ledger_after=after)
+        if info.variants:
+            d.variants = {v.id: await self.engine.counters(info.drop_id, v.id) for v in info.variants}
+            d.variant_after = variant_after
+            d.add_up()
+        return d
 
     # -- what a viewer is sent --------------------------------------------------------------------
 
@@ -246,11 +264,7 @@ class ShowNode:
         return missed + [self._stock_message(d) for d in live.drops.values()]
 
     def _stock_message(self, d: KnownDrop) -> Message:
-        c = d.counters
-        body = p.StockFrame(
-            drop=d.info.drop_id, available=c.available, held=c.held, sold=c.sold, total=c.total, ts=self.clock.now_ms()
-        )
-        return Message(p.encode(body), key=f"stock:{d.info.drop_id}")
+        return Message(p.encode(stock_frame(d, self.clock.now_ms())), key=f"stock:{d.info.drop_id}")
 
     # -- host actions (any node) -----------------------------------------------------------------
 
@@ -355,8 +369,22 @@ class ShowNode:
                 # A malformed entry costs its own frame, not the ones after it.
                 logger.exception("ledger entry %s of drop %s not applied", d.ledger_after, drop_id)
 
-    def _apply_ledger(self, show_id: str, d: KnownDrop, entry: LedgerEntry) -> None:
-        outcome = fold_ledger(d, entry, self.engine.hold_ref)
+    def _on_variant_ledger(self, show_id: str, drop_id: str, variant: str, entries: Entries) -> None:
+        live = self.shows.get(show_id)
+        d = live.drops.get(drop_id) if live else None
+        if d is None:
+            return
+        for entry_id, fields in entries:
+            d.variant_after[variant] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+            try:
+                self._apply_ledger(show_id, d, decode_entry(entry_id, fields), variant)
+            except (KeyError, ValueError):
+                logger.exception(
+                    "ledger entry %s of drop %s~%s not applied", d.variant_after[variant], drop_id, variant
+                )
+
+    def _apply_ledger(self, show_id: str, d: KnownDrop, entry: LedgerEntry, variant: str = "") -> None:
+        outcome = fold_ledger(d, entry, self.engine.hold_ref, variant)
         if outcome.ended is not None:
             drop_id = d.info.drop_id
             self._spawn(self._announce_end(show_id, drop_id, outcome.ended, entry.at_ms), f"announce-end:{drop_id}")

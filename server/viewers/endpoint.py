@@ -25,6 +25,7 @@ from server.viewers.answers import answer, current_state, ref_of, release_key, r
 from server.viewers.auth import credentials
 from server.viewers.expiry import close_at_expiry
 from server.viewers.handshake import BAD_POSITION, Refused, admit, refuse, resume_position
+from server.viewers.variants import drop_of_hold, variant_error
 from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
 from stock.types import WaitlistOutcome
 
@@ -185,14 +186,18 @@ async def _handle(state: Any, viewer: Connection, frame: p.ClientFrame, limiter:
         case p.Reserve(drop=drop) | p.Waitlist(drop=drop) if not _in_show(live, viewer, drop):
             # A token is for one show: its viewer buys that show's drops, none other.
             _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop} in this show", ref=frame.ref))
-        case p.Release(hold=hold, ref=ref) if not _in_show(live, viewer, hold.rsplit(".", 1)[0]):
+        case p.Release(hold=hold, ref=ref) if not _in_show(live, viewer, drop_of_hold(hold)):
             _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_HOLD, message=f"no hold {hold}", ref=ref))
-        case p.Reserve(ref=ref, drop=drop, qty=qty):
-            await _reserve(state, viewer, ref, drop, qty)
+        case p.Reserve(drop=drop, variant=variant) | p.Waitlist(drop=drop, variant=variant) if (
+            wrong := variant_error(live, viewer.show_id, drop, variant, frame.ref)
+        ) is not None:
+            _send(hub, viewer, wrong)
+        case p.Reserve(ref=ref, drop=drop, qty=qty, variant=variant):
+            await _reserve(state, viewer, ref, drop, qty, variant or "")
         case p.Release(hold=hold, ref=ref):
             await _release(state, viewer, hold, ref)
-        case p.Waitlist(drop=drop, qty=qty, ref=ref):
-            await _waitlist(state, viewer, drop, qty, ref)
+        case p.Waitlist(drop=drop, qty=qty, ref=ref, variant=variant):
+            await _waitlist(state, viewer, drop, qty, ref, variant or "")
 
 
 def _in_show(live: ShowNode, viewer: Connection, drop_id: str) -> bool:
@@ -201,7 +206,7 @@ def _in_show(live: ShowNode, viewer: Connection, drop_id: str) -> bool:
     return show is not None and drop_id in show.drops
 
 
-async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int) -> None:
+async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int, variant: str = "") -> None:
     hub: Hub = state.hub
     batcher: ReserveBatcher = state.batcher
     assert viewer.customer is not None
@@ -210,12 +215,12 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
     live: ShowNode = state.live
     live.echoes.originated.mark(reserve_key(request))  # this node's tabs are answered here
     try:
-        result = await batcher.reserve(drop, viewer.customer, qty, request)
+        result = await batcher.reserve(drop, viewer.customer, qty, request, variant)
     except UnknownDrop:
         _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
         return
     except InvalidArgument:
-        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason="invalid"))
+        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason="invalid", variant=variant or p.UNSET))
         return
     except RedisError:
         state.metrics.redis_errors.labels("reserve").inc()
@@ -242,12 +247,13 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
                 expires_at=result.expires_at_ms,
                 hold_ref=result.hold_ref,
                 state=held,
+                variant=variant or p.UNSET,
             ),
         )
     else:
         reason = result.reason.value if result.reason else "invalid"
         state.metrics.reservations.labels(reason).inc()
-        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason=reason))
+        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason=reason, variant=variant or p.UNSET))
 
 
 async def _release(state: Any, viewer: Connection, hold: str, ref: str | None) -> None:
@@ -272,12 +278,12 @@ async def _release(state: Any, viewer: Connection, hold: str, ref: str | None) -
     _send(hub, viewer, p.Released(hold=hold, ref=ref))
 
 
-async def _waitlist(state: Any, viewer: Connection, drop: str, qty: int, ref: str | None) -> None:
+async def _waitlist(state: Any, viewer: Connection, drop: str, qty: int, ref: str | None, variant: str = "") -> None:
     hub: Hub = state.hub
     engine: StockEngine = state.engine
     assert viewer.customer is not None
     try:
-        result = await engine.join_waitlist(drop, viewer.customer, qty)
+        result = await engine.join_waitlist(drop, viewer.customer, qty, variant)
     except UnknownDrop:
         _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
         return
@@ -285,6 +291,8 @@ async def _waitlist(state: Any, viewer: Connection, drop: str, qty: int, ref: st
         _send(hub, viewer, p.Error(code=p.ERR_UNAVAILABLE, message="try again", ref=ref))
         return
     if result.outcome in (WaitlistOutcome.WAITLISTED, WaitlistOutcome.DUPLICATE):
-        _send(hub, viewer, p.Waitlisted(drop=drop, position=result.position, ref=ref))
+        _send(hub, viewer, p.Waitlisted(drop=drop, position=result.position, ref=ref, variant=variant or p.UNSET))
     else:
-        _send(hub, viewer, p.Rejected(ref=ref or "", drop=drop, reason=result.outcome.value))
+        _send(
+            hub, viewer, p.Rejected(ref=ref or "", drop=drop, reason=result.outcome.value, variant=variant or p.UNSET)
+        )

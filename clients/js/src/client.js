@@ -354,8 +354,10 @@ export class LiveDropClient {
    * RequestError (`rejected` + reason, `error` + code, `timeout`, `closed`). One call is one tap
    * on Buy: its ref is new unless you pass `ref` (to retry a call that timed out, pass its ref).
    */
-  reserve(drop, qty = 1, { ref, timeoutMs } = {}) {
-    return this.request({ type: "reserve", ref: ref === undefined ? newRef("r") : checkRef(ref), drop, qty }, timeoutMs);
+  reserve(drop, qty = 1, { ref, timeoutMs, variant } = {}) {
+    const frame = { type: "reserve", ref: ref === undefined ? newRef("r") : checkRef(ref), drop, qty };
+    if (variant !== undefined) frame.variant = variant; // a drop with variants needs one (docs/protocol.md)
+    return this.request(frame, timeoutMs);
   }
 
   /** Release a hold (its id, or the hold object). Resolves with the `released` frame. */
@@ -365,8 +367,10 @@ export class LiveDropClient {
   }
 
   /** Join a drop's waitlist. Resolves with the `waitlisted` frame (its `position`). */
-  waitlist(drop, qty = 1, { ref, timeoutMs } = {}) {
-    return this.request({ type: "waitlist", drop, qty, ref: ref === undefined ? newRef("w") : checkRef(ref) }, timeoutMs);
+  waitlist(drop, qty = 1, { ref, timeoutMs, variant } = {}) {
+    const frame = { type: "waitlist", drop, qty, ref: ref === undefined ? newRef("w") : checkRef(ref) };
+    if (variant !== undefined) frame.variant = variant; // each variant has its own waitlist
+    return this.request(frame, timeoutMs);
   }
 
   /** Resolves with the `pong` frame; its round trip refines the server clock. */

@@ -12,6 +12,17 @@ export interface Stock {
   total: number;
 }
 
+/** One variant of a drop with variants (a size, a colour): its own SKU, options and stock. */
+export interface Variant {
+  id: string;
+  sku: string;
+  /** What a picker shows: {"size": "42"}, {"colour": "red", "size": "M"}. */
+  options: Record<string, string>;
+  stock: Stock;
+  /** Only when they differ from the drop's. */
+  prices?: Record<string, number>;
+}
+
 export interface Drop {
   id: string;
   sku: string;
@@ -26,6 +37,10 @@ export interface Drop {
   stock: Stock;
   /** Set by the client from `drop_ended`. */
   end_reason?: DropEndReason;
+  /** Only on a drop with variants: reserve and waitlist must then name one. `stock` is their sum. */
+  variants?: Variant[];
+  /** True when `per_customer_limit` counts in each variant on its own (absent: across them). */
+  limit_per_variant?: boolean;
 }
 
 export type DropEndReason = "host" | "sold_out" | "time";
@@ -40,6 +55,8 @@ export type ErrorCode =
   | "not_owner"
   | "hold_not_active"
   | "unavailable"
+  | "unknown_variant"
+  | "variant_required"
   | (string & {});
 
 export interface WelcomeFrame {
@@ -56,7 +73,13 @@ export interface WelcomeFrame {
   drops: Drop[];
 }
 export interface DropFrame { type: "drop"; seq: number; drop: Drop }
-export interface StockFrame extends Stock { type: "stock"; drop: string; ts?: number }
+export interface StockFrame extends Stock {
+  type: "stock";
+  drop: string;
+  ts?: number;
+  /** A drop with variants: each variant's counters, by variant id. */
+  variants?: Record<string, Stock>;
+}
 export interface DropEndedFrame { type: "drop_ended"; seq: number; drop: string; reason: DropEndReason }
 export interface ViewersFrame { type: "viewers"; count: number }
 export interface ShowFrame { type: "show"; seq: number; show: string; title: string; state: string }
@@ -77,12 +100,14 @@ export interface ReservedFrame {
    * sent again after a reconnect) may name a hold released, expired or paid since.
    */
   state: "held" | "released" | "expired" | "confirmed";
+  /** The variant held (a drop with variants only). */
+  variant?: string;
 }
-export interface RejectedFrame { type: "rejected"; ref: string; drop: string; reason: RejectReason }
+export interface RejectedFrame { type: "rejected"; ref: string; drop: string; reason: RejectReason; variant?: string }
 export interface ReleasedFrame { type: "released"; hold: string; ref: string | null }
-export interface HoldExpiredFrame { type: "hold_expired"; drop: string; hold: string }
-export interface ConfirmedFrame { type: "confirmed"; drop: string; hold: string; qty: number }
-export interface WaitlistedFrame { type: "waitlisted"; drop: string; position: number; ref: string | null }
+export interface HoldExpiredFrame { type: "hold_expired"; drop: string; hold: string; variant?: string }
+export interface ConfirmedFrame { type: "confirmed"; drop: string; hold: string; qty: number; variant?: string }
+export interface WaitlistedFrame { type: "waitlisted"; drop: string; position: number; ref: string | null; variant?: string }
 export interface ErrorFrame { type: "error"; code: ErrorCode; message: string; ref?: string | null }
 export interface PongFrame { type: "pong"; server_time: number; ref: string | null }
 
@@ -106,9 +131,9 @@ export type ServerFrame =
 // -- wire frames: viewer -> server -------------------------------------------------------------------
 
 export interface HelloFrame { type: "hello"; resume_from?: number; epoch?: string }
-export interface ReserveFrame { type: "reserve"; ref: string; drop: string; qty: number }
+export interface ReserveFrame { type: "reserve"; ref: string; drop: string; qty: number; variant?: string }
 export interface ReleaseFrame { type: "release"; hold: string; ref: string }
-export interface WaitlistFrame { type: "waitlist"; drop: string; qty: number; ref: string }
+export interface WaitlistFrame { type: "waitlist"; drop: string; qty: number; ref: string; variant?: string }
 export interface PingFrame { type: "ping"; ref: string }
 export type RequestFrame = ReserveFrame | ReleaseFrame | WaitlistFrame | PingFrame;
 export type ClientFrame = HelloFrame | RequestFrame;
@@ -124,6 +149,8 @@ export interface Hold {
   holdRef: string | undefined;
   fromWaitlist: boolean;
   state: "held" | "released" | "expired" | "confirmed";
+  /** The variant held (a drop with variants only). */
+  variant?: string;
 }
 
 export declare const SEQUENCED: ReadonlySet<string>;
@@ -146,7 +173,12 @@ export declare class Snapshot {
   stockTs: Map<string, number>;
   apply(frame: ServerFrame): AppliedResult;
   holdsOf(dropId: string): Hold[];
+  /** A variant of a drop, or undefined. */
+  variantOf(dropId: string, variantId: string): Variant | undefined;
 }
+
+/** Nothing on sale now: of a drop (a drop with variants: of every variant), or of one variant. */
+export declare function isSoldOut(drop: Drop | undefined, variantId?: string): boolean;
 
 // -- clock ---------------------------------------------------------------------------------------------
 
@@ -336,6 +368,8 @@ export interface RequestOptions {
   /** Your own ref (1-64 of A-Z a-z 0-9 _ . : -): to retry a request that timed out. */
   ref?: string;
   timeoutMs?: number;
+  /** The variant to reserve or to wait for: required on a drop with variants. */
+  variant?: string;
 }
 
 export declare class LiveDropClient {

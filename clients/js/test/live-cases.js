@@ -60,6 +60,47 @@ async function until(client, env, pred, what) {
 
 export const liveCases = [
   {
+    name: "a drop with sizes: reserve names the size, sizes sell out on their own, errors name the rule",
+    async fn(lib, env) {
+      shows += 1;
+      const show = `jsv${shows}-${Math.random().toString(36).slice(2, 8)}`;
+      const drop = `${show}-shoe`;
+      await api(env, "POST", "/api/shows", { show_id: show, title: "JS sizes" });
+      await api(env, "POST", `/api/shows/${show}/drops`, {
+        drop_id: drop,
+        title: "Sneaker",
+        prices: { EUR: 8900 },
+        hold_seconds: 120,
+        variants: [
+          { id: "s41", sku: `${show}-41`, quantity: 1, options: { size: "41" } },
+          { id: "s42", sku: `${show}-42`, quantity: 2, options: { size: "42" } },
+        ],
+      });
+      await api(env, "POST", `/api/drops/${drop}/launch`, { duration_seconds: 300 });
+      const token = (await api(env, "POST", `/api/shows/${show}/tokens`, { viewer_id: "v-js-sizes" })).token;
+      const client = lib.connect(`${env.http.replace(/^http/, "ws")}/ws/shows/${show}`, { token });
+      try {
+        const welcome = await next(client, "welcome", env);
+        deepEqual(welcome.drops[0].variants.map((v) => v.options.size), ["41", "42"]);
+        equal((await rejects(client.reserve(drop))).code, "variant_required");
+        equal((await rejects(client.reserve(drop, 1, { variant: "s99" }))).code, "unknown_variant");
+        const reserved = await client.reserve(drop, 1, { variant: "s41" });
+        equal(reserved.variant, "s41");
+        equal(client.snapshot.holds.get(reserved.hold).variant, "s41");
+        await until(client, env, () => lib.isSoldOut(client.snapshot.drops.get(drop), "s41"), "size 41 sold out");
+        ok(!lib.isSoldOut(client.snapshot.drops.get(drop)), "size 42 still sells");
+        equal((await rejects(client.reserve(drop, 1, { variant: "s41" }))).reason, "sold_out");
+        const waiting = await client.waitlist(drop, 1, { variant: "s41" });
+        equal(waiting.variant, "s41");
+        await client.reserve(drop, 2, { variant: "s42" });
+        await until(client, env, () => lib.isSoldOut(client.snapshot.drops.get(drop)), "every size sold out");
+        equal(client.snapshot.drops.get(drop).stock.held, 3);
+      } finally {
+        client.close();
+      }
+    },
+  },
+  {
     name: "reserve, stock converges, the hold counts down on the server clock, release",
     async fn(lib, env) {
       const setup = await liveShow(env);

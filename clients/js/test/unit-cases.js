@@ -70,6 +70,60 @@ export const unitCases = [
     },
   },
   {
+    name: "snapshot: a drop with variants keeps each variant's stock; sold out per variant and in all",
+    fn(lib) {
+      const shoe = {
+        ...DROP,
+        id: "shoe",
+        stock: { available: 3, held: 0, sold: 0, total: 3 },
+        variants: [
+          { id: "s41", sku: "S-41", options: { size: "41" }, stock: { available: 1, held: 0, sold: 0, total: 1 } },
+          { id: "s42", sku: "S-42", options: { size: "42" }, stock: { available: 2, held: 0, sold: 0, total: 2 }, prices: { EUR: 2100 } },
+        ],
+      };
+      const snap = new lib.Snapshot();
+      snap.apply(welcome({ drops: [DROP, shoe] }));
+      ok(!lib.isSoldOut(snap.drops.get("shoe")) && !lib.isSoldOut(snap.drops.get("shoe"), "s41"));
+      const variants = { s41: { available: 0, held: 1, sold: 0, total: 1 }, s42: { available: 2, held: 0, sold: 0, total: 2 } };
+      snap.apply({ type: "stock", drop: "shoe", available: 2, held: 1, sold: 0, total: 3, ts: 10, variants });
+      deepEqual(snap.variantOf("shoe", "s41").stock, variants.s41);
+      equal(snap.variantOf("shoe", "s42").prices.EUR, 2100, "what the frame does not carry is kept");
+      ok(lib.isSoldOut(snap.drops.get("shoe"), "s41"), "size 41 is sold out");
+      ok(!lib.isSoldOut(snap.drops.get("shoe")), "the drop is not: size 42 still sells");
+      ok(lib.isSoldOut(snap.drops.get("shoe"), "s99"), "an unknown size sells nothing");
+      equal(shoe.variants[0].stock.available, 1, "the snapshot copies what the frame gave it");
+      snap.apply({ type: "stock", drop: "shoe", available: 0, held: 3, sold: 0, total: 3, ts: 11, variants: { s41: variants.s41, s42: { available: 0, held: 2, sold: 0, total: 2 } } });
+      ok(lib.isSoldOut(snap.drops.get("shoe")));
+      // A drop without variants: frames and the snapshot as before.
+      snap.apply({ type: "stock", drop: "d1", available: 0, held: 5, sold: 0, total: 5, ts: 12 });
+      equal(snap.drops.get("d1").variants, undefined);
+      ok(lib.isSoldOut(snap.drops.get("d1")));
+      snap.apply({ type: "reserved", ref: "r", drop: "shoe", hold: "shoe~s41.1", qty: 1, expires_at: 5_060_000, from_waitlist: false, hold_ref: "x", variant: "s41" });
+      equal(snap.holds.get("shoe~s41.1").variant, "s41");
+      snap.apply({ type: "confirmed", drop: "shoe", hold: "shoe~s42.3", qty: 1, variant: "s42" });
+      equal(snap.holds.get("shoe~s42.3").variant, "s42", "a push about another tab's hold keeps its variant");
+    },
+  },
+  {
+    name: "reserve and waitlist name the variant; frames without one stay as before",
+    async fn(lib) {
+      const { client, last } = harness(lib);
+      last().open();
+      last().receive(welcome());
+      const held = client.reserve("shoe", 1, { variant: "s42" });
+      const plain = client.reserve("d1");
+      client.waitlist("shoe", 1, { variant: "s41" }).catch(() => {});
+      const [withVariant, without] = last().sentOf("reserve");
+      equal(withVariant.variant, "s42");
+      ok(!("variant" in without), "a drop without variants sends no variant field");
+      equal(last().sentOf("waitlist")[0].variant, "s41");
+      last().receive({ type: "reserved", ref: withVariant.ref, drop: "shoe", hold: "shoe~s42.1", qty: 1, expires_at: 5_060_000, from_waitlist: false, hold_ref: "h", variant: "s42" });
+      equal((await held).variant, "s42");
+      last().receive({ type: "error", code: "variant_required", message: "drop d1 has variants", ref: without.ref });
+      equal((await rejects(plain)).code, "variant_required");
+    },
+  },
+  {
     name: "server clock: half round trip, the tightest sample wins, remaining time never negative",
     fn(lib) {
       let now = 1000;

@@ -5,9 +5,10 @@
 // and the sold-out / waitlist / expired / confirmed states. A viewer token comes in the URL
 // fragment (#token=…), which browsers never send to a server; without one the page watches.
 
-import { connect } from "/client/index.js";
+import { connect, isSoldOut } from "/client/index.js";
 import { h, setText, show } from "/static/shared/dom.js";
 import { clearFragment, formatCountdown, formatPrices, fragmentParams, safeImageUrl } from "/static/shared/format.js";
+import { pricesShown, renderSizes, stockShown, variantLabel } from "./sizes.js";
 
 const $ = (id) => document.getElementById(id);
 const showId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
@@ -21,7 +22,8 @@ const state = {
   token: "",
   client: null,
   current: null,
-  mine: new Map(), // drop id -> {status, hold, expiresAt, qty, position, reason}
+  mine: new Map(), // drop id -> {status, hold, expiresAt, qty, position, reason, variant}
+  size: new Map(), // drop id -> the variant picked (a drop with variants)
   actionKey: "",
   holdTimer: null,
   switchTimer: null,
@@ -47,7 +49,7 @@ function boot() {
   client.on("close", onClose);
   client.on("change", onChange);
   client.on("waitlisted", (frame) => {
-    state.mine.set(frame.drop, { status: "waitlisted", position: frame.position });
+    state.mine.set(frame.drop, { status: "waitlisted", position: frame.position, variant: frame.variant });
     render();
   });
   client.on("error", (frame) => {
@@ -94,7 +96,9 @@ function onChange(frame) {
         qty: frame.qty,
         expiresAt: frame.expires_at,
         fromWaitlist: frame.from_waitlist,
+        variant: frame.variant,
       });
+      if (frame.variant) state.size.set(frame.drop, frame.variant);
       if (frame.from_waitlist) state.current = frame.drop;
       break;
     case "released":
@@ -147,9 +151,28 @@ function refused(dropId, error) {
   render();
 }
 
+/** The variant picked for a drop with variants (undefined for a drop without). */
+function picked(dropId) {
+  const d = snap().drops.get(dropId);
+  return d?.variants?.length ? state.size.get(dropId) : undefined;
+}
+
+function pick(dropId, variant) {
+  state.size.set(dropId, variant);
+  const mine = state.mine.get(dropId);
+  // A refusal was about the size picked before, and a waitlist place is another size's: a new
+  // size starts afresh (the server keeps the waitlist place; a unit that comes back still arrives).
+  const stale =
+    ["soldout", "limit", "idle", "released", "expired"].includes(mine?.status) ||
+    (mine?.status === "waitlisted" && mine.variant !== variant);
+  if (stale) state.mine.delete(dropId);
+  render();
+}
+
 function buy(dropId) {
   // While reconnecting, the request waits and goes out (once) on the next connection.
-  state.client.reserve(dropId, 1).catch((error) => refused(dropId, error));
+  const variant = picked(dropId);
+  state.client.reserve(dropId, 1, variant ? { variant } : {}).catch((error) => refused(dropId, error));
   state.mine.set(dropId, { status: "pending" });
   if (state.token) setText($("notice"), "");
   render();
@@ -161,7 +184,8 @@ function release(dropId) {
 }
 
 function joinWaitlist(dropId) {
-  state.client.waitlist(dropId, 1).catch((error) => refused(dropId, error));
+  const variant = picked(dropId);
+  state.client.waitlist(dropId, 1, variant ? { variant } : {}).catch((error) => refused(dropId, error));
 }
 
 async function pay(dropId) {
@@ -208,15 +232,18 @@ function render() {
   $("drop").classList.toggle("noimg", !img);
   setText($("drop-initial"), (d.title || "?").trim().charAt(0).toUpperCase());
   setText($("drop-title"), d.title);
-  setText($("drop-price"), formatPrices(d.prices));
-  const { available, total } = d.stock;
+  const chosen = picked(d.id);
+  setText($("drop-price"), formatPrices(pricesShown(d, chosen)));
+  renderSizes($("sizes"), d, chosen, (variant) => pick(d.id, variant));
+  const { available, total, label } = stockShown(d, chosen);
   const share = total ? available / total : 0;
   $("stock-fill").style.width = `${Math.round(share * 100)}%`;
   const meter = $("stock-meter");
+  const left = `${available} of ${total} left${label ? ` in ${label}` : ""}`;
   meter.setAttribute("aria-valuenow", share.toFixed(2));
-  meter.setAttribute("aria-valuetext", `${available} of ${total} left`);
+  meter.setAttribute("aria-valuetext", left);
   const text = $("stock-text");
-  setText(text, `${available} of ${total} left`);
+  setText(text, left);
   text.classList.toggle("low", share <= 0.1);
   renderAction(d);
   tick();
@@ -247,9 +274,16 @@ function renderOthers(current) {
  */
 function renderAction(d) {
   const mine = state.mine.get(d.id) || { status: "idle" };
-  const soldOut = d.stock.available === 0;
+  const sized = Boolean(d.variants?.length);
+  const chosen = picked(d.id);
+  const soldOut = isSoldOut(d, chosen);
+  const needsSize = sized && !chosen;
+  const sizeLabel = (id) => {
+    const v = id ? d.variants?.find((x) => x.id === id) : undefined;
+    return v ? ` · ${variantLabel(v)}` : "";
+  };
   const canReserve = snap().canReserve;
-  const key = [d.id, d.state, mine.status, mine.hold, mine.position, soldOut, canReserve, checkoutEnabled].join("|");
+  const key = [d.id, d.state, mine.status, mine.hold, mine.position, soldOut, canReserve, checkoutEnabled, chosen, needsSize].join("|");
   if (key === state.actionKey) return;
   state.actionKey = key;
   state.holdTimer = null;
@@ -268,7 +302,7 @@ function renderAction(d) {
       h(
         "div",
         { class: "state held" },
-        h("p", { class: "title", text: mine.fromWaitlist ? "A unit came back: it's yours!" : "Reserved for you" }),
+        h("p", { class: "title", text: `${mine.fromWaitlist ? "A unit came back: it's yours!" : "Reserved for you"}${sizeLabel(mine.variant)}` }),
         state.holdTimer,
         h("p", { class: "muted", text: "Pay before the timer runs out, or the unit goes back on sale." }),
       ),
@@ -290,13 +324,13 @@ function renderAction(d) {
       h(
         "div",
         { class: "state" },
-        h("p", { class: "title", text: `You're #${mine.position} on the waitlist` }),
+        h("p", { class: "title", text: `You're #${mine.position} on the waitlist${sizeLabel(mine.variant)}` }),
         h("p", { class: "muted", text: "If a unit comes back, it is held for you automatically." }),
       ),
     );
-  } else if (soldOut) {
+  } else if (soldOut && !needsSize) {
     parts.push(
-      h("div", { class: "state bad" }, h("p", { class: "title", text: "Sold out" }), h("p", { class: "muted", text: "Units come back when other viewers' holds expire." })),
+      h("div", { class: "state bad" }, h("p", { class: "title", text: `Sold out${sizeLabel(chosen)}` }), h("p", { class: "muted", text: "Units come back when other viewers' holds expire." })),
       h("button", { type: "button", class: "secondary", onclick: () => joinWaitlist(d.id), disabled: !canReserve, text: "Join waitlist" }),
     );
   } else {
@@ -308,9 +342,11 @@ function renderAction(d) {
       parts.push(h("p", { class: "muted", text: "You released your hold." }));
     }
     const pending = mine.status === "pending";
-    const button = buyButton(pending ? "Reserving…" : mine.status === "expired" ? "Buy again" : "Buy now");
-    if (pending) button.disabled = true;
+    const label = needsSize ? "Pick a size" : pending ? "Reserving…" : mine.status === "expired" ? "Buy again" : "Buy now";
+    const button = buyButton(label);
+    if (pending || needsSize) button.disabled = true;
     parts.push(button);
+    if (needsSize && soldOut) parts.push(h("p", { class: "muted", text: "Every size is sold out: pick one to join its waitlist." }));
     if (!canReserve) parts.push(h("p", { class: "muted", text: "You are watching without a viewer token." }));
   }
   area.replaceChildren(...parts);
