@@ -27,6 +27,7 @@ from broadcast.transport import Message
 from server.viewers import protocol as p
 from server.viewers.answers import Originated, release_key, reserve_key, state_of
 from stock import StockEngine, UnknownHold
+from stock.keys import hold_place
 from stock.ledger import PACKED_OP, decode_entries
 from stock.types import LedgerEntry
 
@@ -90,6 +91,7 @@ class Echoes:
                 expires_at=hold.expires_at_ms,
                 hold_ref=self.engine.hold_ref(hold.drop_id, hold_id, hold.nonce),
                 state=state_of(hold, self.now_ms()),
+                variant=hold_place(hold_id)[1] or p.UNSET,
             )
             self._send(customer, frame)
 

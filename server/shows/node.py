@@ -377,7 +377,9 @@ class ShowNode:
         for entry_id, fields in entries:
             d.variant_after[variant] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
-                self._apply_ledger(show_id, d, decode_entry(entry_id, fields), variant)
+                entry = decode_entry(entry_id, fields)
+                self._apply_ledger(show_id, d, entry, variant)
+                self.echoes.entry(entry_id, fields, entry)
             except (KeyError, ValueError):
                 logger.exception(
                     "ledger entry %s of drop %s~%s not applied", d.variant_after[variant], drop_id, variant
