@@ -75,6 +75,7 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         # Refusals are answered in the handshake, before `accept` (server.viewers.handshake).
         claims = await admit(live, secret, show_id, token)
     except Refused as refused:
+        state.metrics.viewer_refused.labels(refused.body.code).inc()
         await refuse(websocket, refused, subprotocol)
         return
     customer = claims.viewer if claims is not None else None
@@ -95,7 +96,8 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         await websocket.close(p.CLOSE_RESTART, "unavailable, retry")
         return
     state.metrics.viewer_connections.inc()
-    expiry = close_at_expiry(websocket, viewer, claims.exp) if claims is not None else None
+    expired = state.metrics.viewer_refused.labels("closed_token_expired").inc
+    expiry = close_at_expiry(websocket, viewer, claims.exp, expired) if claims is not None else None
     try:
         if resuming and position is not None:
             await _resume(live, hub, viewer, position.after, position.epoch)
