@@ -90,10 +90,12 @@ async def test_a_token_naming_an_invalid_viewer_id_is_refused_at_connect(nodes: 
     node = nodes()
     good = await Viewer.connect(node.ws("s1", "token=" + integrator_token("v-1")))
     assert (await good.next())["can_reserve"]
-    with pytest.raises(InvalidStatus) as refused:  # in the handshake (docs/protocol.md)
+    with pytest.raises(InvalidStatus) as refused:  # refused in the handshake, before any frame
         await Viewer.connect(node.ws("s1", "token=" + integrator_token("a@b")))
-    assert refused.value.response.status_code == 403
-    assert b"invalid viewer id" in (refused.value.response.body or b"")
+    response = refused.value.response
+    assert response.status_code == 403
+    problem = json.loads(response.body or b"")
+    assert problem["code"] == "forbidden_token" and "invalid viewer id" in problem["detail"], problem
     await good.close()
 
 
