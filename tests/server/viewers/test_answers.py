@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -120,13 +121,17 @@ async def test_a_hold_and_its_release_reach_the_viewers_tab_on_another_node(
     nodes: NodeFactory, host: HostActions
 ) -> None:
     await host.launch("d1")
-    first, second = nodes(), nodes()
+    first, second = nodes(env={"LIVEDROP_HOST_TOKENS": "t"}), nodes()
+    checkout = {"platform": "shopify", "store_url": "https://shop.example", "products": {"d1": "4242"}}
+    async with httpx.AsyncClient(base_url=first.http, headers={"Authorization": "Bearer t"}) as api:
+        assert (await api.put("/api/shows/s1/checkout", json=checkout)).status_code == 200
     phone, laptop = await tab(first, "alice"), await tab(second, "alice")
 
     await phone.send({"type": "reserve", "ref": "r-1", "drop": "d1", "qty": 1})
     mine = await phone.until("reserved", ref="r-1")
     there = await laptop.until("reserved", ref="r-1")
-    assert there | {"state": None} == mine | {"state": None}  # the signed hold_ref too
+    assert there == mine  # the signed hold_ref and the checkout link too
+    assert mine["checkout_url"].startswith("https://shop.example/cart/4242:1?")
     await phone.send({"type": "release", "ref": "r-2", "hold": mine["hold"]})
     await phone.until("released", ref="r-2")
     assert (await laptop.until("released"))["hold"] == mine["hold"]
