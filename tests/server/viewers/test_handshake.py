@@ -250,3 +250,21 @@ def test_any_authorization_header_gets_a_verdict_never_a_crash(node_for_fuzz: No
             assert answer.headers["content-type"] == "application/problem+json"
 
     asyncio.run(once())
+
+
+async def test_the_fast_path_capture_keeps_the_servers_denial_extension() -> None:
+    """``CaptureTransport`` (the hub's fast send path) adds its own extension to the scope: it must
+    keep the server's, or every refusal would fall back to a close after the upgrade."""
+    from broadcast.transport import EXTENSION, CaptureTransport
+
+    seen: list[MutableMapping[str, Any]] = []
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["extensions"])
+
+    async def nothing(*_: Any) -> Any:
+        return None
+
+    scope = {"type": "websocket", "extensions": {"websocket.http.response": {}}}
+    await CaptureTransport(app)(scope, nothing, nothing)
+    assert set(seen[0]) == {"websocket.http.response", EXTENSION}
