@@ -85,7 +85,13 @@ class ShowNode:
         self.clock = Clock()
         self.hub = hub
         # Answers for this node's connections of a viewer whose request another node took.
-        self.echoes = Echoes(hub, engine, ref_of_request or (lambda customer, request: None), self.clock.now_ms)
+        self.echoes = Echoes(
+            hub,
+            engine,
+            ref_of_request or (lambda customer, request: None),
+            self.clock.now_ms,
+            lambda: self.checkout_link,
+        )
         self.node_id = node_id
         self.stock_interval = stock_interval
         self.viewers_interval = viewers_interval
@@ -376,7 +382,7 @@ class ShowNode:
                 entry = decode_entry(entry_id, fields)
                 self.soldout.on_entry(drop_id, entry)
                 self._apply_ledger(show_id, d, entry)
-                self.echoes.entry(entry_id, fields, entry)
+                self.echoes.entry(show_id, entry_id, fields, entry)
             except (KeyError, ValueError):
                 self.soldout.disarm(drop_id)
                 # A malformed entry costs its own frame, not the ones after it.
@@ -390,7 +396,9 @@ class ShowNode:
         for entry_id, fields in entries:
             d.variant_after[variant] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
-                self._apply_ledger(show_id, d, decode_entry(entry_id, fields), variant)
+                entry = decode_entry(entry_id, fields)
+                self._apply_ledger(show_id, d, entry, variant)
+                self.echoes.entry(show_id, entry_id, fields, entry)
             except (KeyError, ValueError):
                 logger.exception(
                     "ledger entry %s of drop %s~%s not applied", d.variant_after[variant], drop_id, variant
