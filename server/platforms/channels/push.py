@@ -46,7 +46,9 @@ from server.platforms.channels.mapping import Mappings, SkuMapping
 from server.platforms.channels.store import ChannelStore, Lease, SkuState, parse_dirty
 from server.platforms.webhooks.alerts import AlertKind, Alerts
 from server.shows.catalog import Catalog
+from server.shows.variants import split_unit
 from stock import keys as stock_keys
+from stock.errors import InvalidArgument
 from stock.ledger import decode_entry
 
 logger = logging.getLogger("livedrop.channels")
@@ -106,14 +108,19 @@ class Marker:
             channels = [c for c in mapping.channels() if c in self.channels]
             if not channels:
                 continue
-            drop_id = await self.catalog.drop_for_sku(sku)
-            if drop_id is None:
+            unit = await self.catalog.drop_for_sku(sku)
+            if unit is None:
                 continue
-            marked += await self._mark_drop(drop_id, sku, channels)
+            try:
+                ledger = stock_keys.drop_keys(*split_unit(unit)).ledger
+            except InvalidArgument:
+                continue  # not a unit name this version knows: no ledger to follow
+            marked += await self._mark_drop(unit, ledger, sku, channels)
         return marked
 
-    async def _mark_drop(self, drop_id: str, sku: str, channels: list[ChannelName]) -> int:
-        ledger = stock_keys.drop_keys(drop_id).ledger
+    async def _mark_drop(self, drop_id: str, ledger: str, sku: str, channels: list[ChannelName]) -> int:
+        """Mark ``sku`` after the ledger of its unit (a drop, or a variant: its own ledger and
+        counters) moved past the cursor."""
         raw_cursor = await self.redis.hget(keys.CHANNEL_CURSOR, drop_id)
         cursor = "" if raw_cursor is None else raw_cursor.decode()
         applied = dict.fromkeys(channels, 0)

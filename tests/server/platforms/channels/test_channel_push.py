@@ -15,7 +15,10 @@ from redis.asyncio import Redis
 
 from server import keys
 from server.ops.local_redis import LocalRedis
+from server.platforms.channels.mapping import ShopifyMapping, SkuMapping
 from server.platforms.channels.status import Sync, channels_status
+from server.shows.catalog import DropInfo, Show
+from server.shows.variants import VariantInfo
 from standins.cli import livedrop_channel_env
 from standins.meta import MetaStandIn
 from standins.shopify import ShopifyStandIn
@@ -181,3 +184,27 @@ async def test_livedrop_channels_status_prints_what_each_channel_holds(
     status = json.loads(raw)
     values = {c["channel"]: c["skus"][0]["value"] for c in status["channels"]}
     assert values == expected(500)
+
+
+async def test_a_variant_sku_is_pushed_from_its_own_stock(stack: Stack, stands: dict[str, Running]) -> None:
+    stands["shopify"].control(
+        "POST", "seed", {"items": [{"inventory_item_id": 7, "location_id": 9, "sku": "SNK-42", "available": 0}]}
+    )
+    await stack.catalog.put_show(Show(show_id="s1", title="Show"))
+    sizes = [VariantInfo(id="s41", sku="SNK-41", total=10), VariantInfo(id="s42", sku="SNK-42", total=6)]
+    await stack.catalog.put_drop(
+        DropInfo(drop_id="d2", show_id="s1", sku="SNK", title="Sneaker", total=0, variants=sizes)
+    )
+    await stack.engine.open("d2", duration_seconds=600)
+    await stack.channels.mappings.put(
+        "SNK-42", SkuMapping(shopify=ShopifyMapping(inventory_item_id="7", location_id="9"))
+    )
+    stack.channels.start()
+
+    def size_42() -> int:
+        items = stands["shopify"].control("GET", "stock")["items"]
+        return int(next(i["available"] for i in items if i["sku"] == "SNK-42"))
+
+    await until(lambda: size_42() == 6 - 2, show=size_42)
+    await stack.engine.reserve("d2", "c1", 3, "r1", variant="s42")
+    await until(lambda: size_42() == 1, show=size_42)  # 6 - 3 held - buffer 2
