@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint types unit test test-js bench bench-stock bench-webhooks bench-fanout bench-scaleout loadtest demo serve clean
+.PHONY: install lint types unit test test-js bench bench-stock bench-webhooks bench-fanout bench-scaleout bench-reconnect loadtest demo serve clean
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ bench-webhooks: install
 
 bench-scaleout: install
 	$(BIN)/python -m bench.scaleout
+
+# One viewer reconnecting to a show nobody else watches: welcome latency vs a bare endpoint (docs/benchmarks.md).
+bench-reconnect: install
+	$(BIN)/python -m bench.reconnect
 
 # A bounded flash sale through Locust on a local stack, then the verdict (docs/operations.md).
 # Scale it with ARGS, e.g. make loadtest ARGS="--nodes 2 --viewers 600 --show-seconds 120".

@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any, TypedDict
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -37,8 +38,10 @@ from server.shows.actions import HostActions
 from server.shows.catalog import Catalog
 from server.shows.node import ShowNode
 from server.shows.sweeper import Sweeper
+from server.viewers.answers import ref_of_request
 from server.viewers.client_js import client_routes
 from server.viewers.endpoint import viewer_endpoint
+from server.viewers.handshake import check_endpoint
 from stock import HoldRefs, ReserveBatcher, StockEngine
 
 
@@ -137,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             node_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
             stock_interval=settings.stock_interval,
             blocking_redis=blocking_redis,
+            ref_of_request=partial(ref_of_request, viewer_secret),
         )
         hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
         batcher = ReserveBatcher(engine)
@@ -206,6 +210,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             WebSocketRoute("/ws/shows/{show_id}", viewer_endpoint),
+            Route("/ws/shows/{show_id}", check_endpoint),  # plain HTTP: why a handshake failed
             *webhook_routes(),
             *panel_routes(settings),
             *demo_routes(settings),

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from redis.exceptions import RedisError
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from stock import StockEngine, StockError
 from stock.types import DropState
@@ -155,7 +155,7 @@ class BotBrain:
 # -- bots: the I/O shell ----------------------------------------------------------------------------
 async def run_bot(url: str, brain: BotBrain, engine: StockEngine, delay: float = 0.0) -> None:
     """One bot viewer: connect, feed frames to its brain, carry out its actions; reconnect after
-    a dropped connection (a node restart closes with 1012). Stops on a refused token."""
+    a dropped connection (a node restart closes with 1012). Stops on a refused or expired token."""
     await asyncio.sleep(delay)
     loop = asyncio.get_running_loop()
     backoff = 0.5
@@ -177,8 +177,12 @@ async def run_bot(url: str, brain: BotBrain, engine: StockEngine, delay: float =
                         else:
                             await _checkout(engine, action.hold)
         except ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code in (1008, 4404):
+            if exc.rcvd is not None and exc.rcvd.code in (1008, 4401, 4404):  # 4401: its token expired
                 logger.warning("demo bot %s refused: %s", brain.name, exc.rcvd.reason)
+                return
+        except InvalidStatus as exc:  # refused in the handshake (docs/protocol.md)
+            if exc.response.status_code < 500:
+                logger.warning("demo bot %s refused: HTTP %d", brain.name, exc.response.status_code)
                 return
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError):
             pass

@@ -42,6 +42,7 @@ from broadcast.transport import Message
 from server.loops import repeat
 from server.shows.catalog import Catalog, DropInfo, ShowState, UnknownShow
 from server.shows.clock import Clock
+from server.shows.echoes import Echoes, RefOfRequest
 from server.shows.known import KnownDrop, KnownShow, drop_body, fold_event, fold_ledger, stock_frame
 from server.shows.tails import Entries, StreamTails
 from server.viewers import protocol as p
@@ -70,6 +71,7 @@ class ShowNode:
         viewers_interval: float = 1.0,
         block_ms: int = 2000,
         blocking_redis: Any = None,
+        ref_of_request: RefOfRequest | None = None,
     ) -> None:
         self.redis = redis
         # XREAD BLOCK holds a connection for up to block_ms: those reads get a client (and a
@@ -81,6 +83,8 @@ class ShowNode:
         self.presence = Presence(redis)
         self.clock = Clock()
         self.hub = hub
+        # Answers for this node's connections of a viewer whose request another node took.
+        self.echoes = Echoes(hub, engine, ref_of_request or (lambda customer, request: None), self.clock.now_ms)
         self.node_id = node_id
         self.stock_interval = stock_interval
         self.viewers_interval = viewers_interval
@@ -133,6 +137,7 @@ class ShowNode:
         for show_id in list(self.shows):
             await self.unsubscribe(show_id)
         await self.tails.aclose()
+        await self.echoes.aclose()
         tasks = [*self._loops, *self._background]
         self._loops = []
         for task in tasks:
@@ -357,7 +362,9 @@ class ShowNode:
         for entry_id, fields in entries:
             d.ledger_after = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
-                self._apply_ledger(show_id, d, decode_entry(entry_id, fields))
+                entry = decode_entry(entry_id, fields)
+                self._apply_ledger(show_id, d, entry)
+                self.echoes.entry(entry_id, fields, entry)
             except (KeyError, ValueError):
                 # A malformed entry costs its own frame, not the ones after it.
                 logger.exception("ledger entry %s of drop %s not applied", d.ledger_after, drop_id)
@@ -370,7 +377,9 @@ class ShowNode:
         for entry_id, fields in entries:
             d.variant_after[variant] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
-                self._apply_ledger(show_id, d, decode_entry(entry_id, fields), variant)
+                entry = decode_entry(entry_id, fields)
+                self._apply_ledger(show_id, d, entry, variant)
+                self.echoes.entry(entry_id, fields, entry)  # a variant's grants reach other tabs too
             except (KeyError, ValueError):
                 logger.exception(
                     "ledger entry %s of drop %s~%s not applied", d.variant_after[variant], drop_id, variant

@@ -8,7 +8,6 @@ reach another viewer's connection.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import Any
@@ -18,12 +17,14 @@ from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from broadcast.hub import Connection, Hub
-from broadcast.transport import Message, SansIOSocket, socket_for
+from broadcast.transport import SansIOSocket, socket_for
 from server.shows.catalog import UnknownShow
 from server.shows.node import ShowNode
 from server.viewers import protocol as p
+from server.viewers.answers import answer, current_state, ref_of, release_key, request_id, reserve_key
 from server.viewers.auth import credentials
-from server.viewers.tokens import BadToken, verify
+from server.viewers.expiry import close_at_expiry
+from server.viewers.handshake import BAD_POSITION, Position, Refused, admit, refuse, resume_position
 from server.viewers.variants import drop_of_hold, variant_error
 from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
 from stock.types import WaitlistOutcome
@@ -57,15 +58,9 @@ class RateLimit:
         return False
 
 
-def request_id(secret: bytes, customer: str, ref: str) -> str:
-    """A reservation's request id: viewer-scoped (two viewers may both say ref "1"), without
-    the customer id in it (ids in Redis records stay pseudonymous, DESIGN §10)."""
-    digest = hashlib.blake2b(customer.encode(), key=secret[:64], digest_size=12).hexdigest()
-    return f"{digest}:{ref}"
-
-
 def _send(hub: Hub, viewer: Connection, frame: msgspec.Struct) -> None:
-    hub.deliver(viewer, Message(p.server_encoder.encode(frame)))
+    """To the asking connection, or to every connection of its viewer (server.viewers.answers)."""
+    answer(hub, viewer, frame)
 
 
 async def viewer_endpoint(websocket: WebSocket) -> None:
@@ -74,41 +69,44 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
     hub: Hub = state.hub
     secret: bytes = state.viewer_secret
     show_id = websocket.path_params["show_id"]
-    customer: str | None = None
     # The Sec-WebSocket-Protocol header, else ?token= (old clients): see server.viewers.auth.
     token, subprotocol = credentials(websocket.query_params.get("token"), websocket.scope.get("subprotocols", ()))
+    try:
+        # Refusals are answered in the handshake, before `accept` (server.viewers.handshake).
+        claims = await admit(live, secret, show_id, token)
+    except Refused as refused:
+        await refuse(websocket, refused, subprotocol)
+        return
+    customer = claims.viewer if claims is not None else None
     await websocket.accept(subprotocol=subprotocol)
-    if token:
-        try:
-            customer = verify(secret, token, show_id).viewer
-        except BadToken as exc:
-            await websocket.close(p.CLOSE_POLICY, str(exc))
-            return
     socket = socket_for(websocket)
     state.metrics.viewer_send_path.labels("sansio" if isinstance(socket, SansIOSocket) else "asgi").inc()
-    resume_from = websocket.query_params.get("resume_from")
-    resuming = resume_from is not None and resume_from.isdigit()
+    # A position that does not parse is no position: the viewer gets a welcome marked reset.
+    position = resume_position(websocket.query_params)
+    resuming = position is not None and position is not BAD_POSITION
     try:
         # A resuming viewer's frames are held from its first one: the live pump must not reach
         # it before the events it missed (server/viewers/endpoint.py ``_resume``).
         viewer = await hub.join(show_id, socket, customer, resuming=resuming)
-    except UnknownShow:
+    except UnknownShow:  # deleted since the handshake admitted it
         await websocket.close(p.CLOSE_UNKNOWN_SHOW, "unknown show")
         return
     except RedisError:
         await websocket.close(p.CLOSE_RESTART, "unavailable, retry")
         return
     state.metrics.viewer_connections.inc()
+    expiry = close_at_expiry(websocket, viewer, claims.exp) if claims is not None else None
     try:
-        epoch = websocket.query_params.get("epoch", "")
-        if resume_from is not None and resuming:
-            await _resume(live, hub, viewer, int(resume_from), epoch)
+        if isinstance(position, Position):
+            await _resume(live, hub, viewer, position.after, position.epoch)
         else:
-            hub.deliver(viewer, live.welcome(show_id, customer is not None))
+            hub.deliver(viewer, live.welcome(show_id, customer is not None, reset=position is BAD_POSITION))
         await _read_frames(websocket, state, viewer)
     except WebSocketDisconnect:
         pass
     finally:
+        if expiry is not None:
+            expiry.cancel()
         state.metrics.viewer_connections.dec()
         await hub.leave(viewer)
 
@@ -141,10 +139,10 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Connection) -> 
         if message["type"] == "websocket.disconnect":
             return
         data = message.get("text")
-        if data is None:
-            raw = message.get("bytes") or b""
-        else:
-            raw = data.encode()
+        if data is None:  # a binary frame: the protocol is JSON text frames
+            await websocket.close(p.CLOSE_UNSUPPORTED_DATA, "text frames only")
+            return
+        raw = data.encode()
         if len(raw) > p.MAX_FRAME_BYTES:
             await websocket.close(p.CLOSE_TOO_BIG, "frame too big")
             return
@@ -156,7 +154,8 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Connection) -> 
             frame = p.client_decoder.decode(raw)
         except msgspec.DecodeError as exc:
             code, text = p.describe_decode_error(exc)
-            _send(hub, viewer, p.Error(code=code, message=text))
+            ref = ref_of(raw) if code == p.ERR_BAD_FRAME else None
+            _send(hub, viewer, p.Error(code=code, message=text, ref=ref))
             continue
         await _handle(state, viewer, frame, limiter, hellos)
 
@@ -212,10 +211,11 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
     batcher: ReserveBatcher = state.batcher
     assert viewer.customer is not None
     started = time.perf_counter()
+    request = request_id(state.viewer_secret, viewer.customer, ref)
+    live: ShowNode = state.live
+    live.echoes.originated.mark(reserve_key(request))  # this node's tabs are answered here
     try:
-        result = await batcher.reserve(
-            drop, viewer.customer, qty, request_id(state.viewer_secret, viewer.customer, ref), variant
-        )
+        result = await batcher.reserve(drop, viewer.customer, qty, request, variant)
     except UnknownDrop:
         _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
         return
@@ -229,6 +229,13 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
     state.metrics.reserve_seconds.observe(time.perf_counter() - started)
     if result.ok and result.hold_id is not None:
         state.metrics.reservations.labels("reserved").inc()
+        now = live.clock.now_ms()
+        # A retry names the hold its first answer made: say what became of it since.
+        held = (
+            await current_state(state.engine, result.hold_id, result.expires_at_ms, now)
+            if result.duplicate
+            else p.HOLD_HELD
+        )
         _send(
             hub,
             viewer,
@@ -239,6 +246,7 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
                 qty=result.qty,
                 expires_at=result.expires_at_ms,
                 hold_ref=result.hold_ref,
+                state=held,
                 variant=variant or p.UNSET,
             ),
         )
@@ -251,6 +259,8 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
 async def _release(state: Any, viewer: Connection, hold: str, ref: str | None) -> None:
     hub: Hub = state.hub
     engine: StockEngine = state.engine
+    live: ShowNode = state.live
+    live.echoes.originated.mark(release_key(hold))
     try:
         await engine.release(hold, viewer.customer)
     except (UnknownHold, InvalidArgument):

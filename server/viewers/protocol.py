@@ -15,10 +15,12 @@ T = TypeVar("T")
 # -- close codes ----------------------------------------------------------------------------
 CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
+CLOSE_UNSUPPORTED_DATA: Final = 1003  # a binary frame: the protocol is JSON text frames
 CLOSE_POLICY: Final = 1008  # bad token for a show, banned
 CLOSE_TOO_BIG: Final = 1009  # frame over MAX_FRAME_BYTES
 CLOSE_RESTART: Final = 1012  # node shutting down: reconnect (to another node) and resume
 CLOSE_SLOW: Final = 1013  # stayed over its send bound: reconnect and resume ("try again later")
+CLOSE_TOKEN_EXPIRED: Final = 4401  # the token's exp passed on an open connection
 CLOSE_UNKNOWN_SHOW: Final = 4404
 
 MAX_FRAME_BYTES: Final = 4096
@@ -35,6 +37,12 @@ ERR_HOLD_NOT_ACTIVE: Final = "hold_not_active"
 ERR_UNAVAILABLE: Final = "unavailable"
 ERR_UNKNOWN_VARIANT: Final = "unknown_variant"  # a variant the drop does not have (or a drop without variants)
 ERR_VARIANT_REQUIRED: Final = "variant_required"  # a drop with variants is reserved by naming one
+
+# -- states of a hold in `reserved.state` -------------------------------------------------------
+HOLD_HELD: Final = "held"
+HOLD_RELEASED: Final = "released"
+HOLD_EXPIRED: Final = "expired"
+HOLD_CONFIRMED: Final = "confirmed"
 
 Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -202,7 +210,9 @@ class ShowEnded(msgspec.Struct, tag="show_ended"):
 class Reserved(msgspec.Struct, tag="reserved"):
     """``hold`` is the hold's id (what ``release``, ``hold_expired`` and ``confirmed`` name);
     ``hold_ref`` the signed reference a cart, a checkout or a platform order must carry to pay for
-    it (docs/webhooks.md): the id alone is guessable and never enough."""
+    it (docs/webhooks.md): the id alone is guessable and never enough. ``state`` is the hold's
+    state when the answer was sent: a retried ``ref`` is answered with the same hold, which may
+    have been released, expired or paid since (docs/protocol.md, "Idempotency")."""
 
     ref: str
     drop: str
@@ -211,6 +221,7 @@ class Reserved(msgspec.Struct, tag="reserved"):
     expires_at: int
     from_waitlist: bool = False
     hold_ref: str = ""
+    state: str = HOLD_HELD
     variant: str | Unset = UNSET
 
 

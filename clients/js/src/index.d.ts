@@ -95,6 +95,11 @@ export interface ReservedFrame {
   from_waitlist: boolean;
   /** The hold's signed reference: what the cart and the checkout carry. */
   hold_ref: string;
+  /**
+   * The hold's state when this answer was sent: "held" for a new hold; a retried ref (a request
+   * sent again after a reconnect) may name a hold released, expired or paid since.
+   */
+  state: "held" | "released" | "expired" | "confirmed";
   /** The variant held (a drop with variants only). */
   variant?: string;
 }
@@ -270,6 +275,8 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Ping every so often to refine the server clock (ms). Default 30000; 0: only when you call ping(). */
   clockSyncMs?: number;
+  /** Asks why a handshake failed (default: the global fetch). */
+  fetch?: (url: string, init?: { headers?: Record<string, string>; cache?: string }) => Promise<{ status: number; json(): Promise<unknown> }>;
   /** Injectables, for tests. */
   random?: () => number;
   now?: () => number;
@@ -290,6 +297,7 @@ export type CloseMeaning =
   | "restart"
   | "slow"
   | "unknown_show"
+  | "token_expired"
   | "token_hook"
   | "unknown";
 
@@ -299,6 +307,15 @@ export interface CloseInfo {
   reason: string;
   meaning: CloseMeaning;
   willReconnect: boolean;
+  /**
+   * True when the connection never opened: the handshake failed. The client then asked the server
+   * why over plain HTTP (a browser hides a refused handshake's status): `status` is what it
+   * answered (401 a bad or expired token, 403 a token that does not open the show, 404 an unknown
+   * show, 204 nothing against this connection, 0 could not ask), `problem` its problem body.
+   */
+  handshake?: boolean;
+  status?: number;
+  problem?: { type: string; title: string; status: number; detail?: string; code?: string } | null;
 }
 
 export declare const CloseCode: Readonly<{
@@ -311,6 +328,7 @@ export declare const CloseCode: Readonly<{
   KEEPALIVE_TIMEOUT: 1011;
   RESTART: 1012;
   TRY_AGAIN: 1013;
+  TOKEN_EXPIRED: 4401;
   UNKNOWN_SHOW: 4404;
 }>;
 

@@ -69,7 +69,8 @@ export class Snapshot {
           expiresAt: frame.expires_at,
           holdRef: frame.hold_ref,
           fromWaitlist: Boolean(frame.from_waitlist),
-          state: "held",
+          // A retried ref is answered with its hold as it is now (docs/protocol.md, "Idempotency").
+          state: frame.state ?? "held",
           ...(frame.variant === undefined ? {} : { variant: frame.variant }),
         });
         return Applied.APPLIED;

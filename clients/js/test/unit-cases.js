@@ -65,6 +65,8 @@ export const unitCases = [
       equal(snap.holds.get("d1.1").state, "expired");
       snap.apply({ type: "confirmed", drop: "d2", hold: "d2.7", qty: 2 });
       equal(snap.holds.get("d2.7").state, "confirmed", "a push about a hold reserved elsewhere is kept");
+      snap.apply({ type: "reserved", ref: "r2", drop: "d1", hold: "d1.3", qty: 1, expires_at: 5_600_000, from_waitlist: false, hold_ref: "x", state: "released" });
+      equal(snap.holds.get("d1.3").state, "released", "a retried ref's answer says what became of its hold");
     },
   },
   {
@@ -338,6 +340,81 @@ export const unitCases = [
       sockets[1].serverClose(1008);
       equal(client.state, "closed", "two refusals in a row: stop");
       deepEqual(asked, ["old", "new"]);
+    },
+  },
+  {
+    name: "a refused handshake never shows open: the client asks over HTTP why, and stops or retries",
+    async fn(lib) {
+      const verdicts = { "401": 401, "404": 404, "204": 204, none: null };
+      const asked = [];
+      for (const [name, status] of Object.entries(verdicts)) {
+        const fetch = async (url, init) => {
+          asked.push([url, init.headers.Authorization]);
+          if (status === null) throw new TypeError("offline");
+          return { status, json: async () => ({ status, code: `c${status}`, title: "t", type: "x" }) };
+        };
+        const { client, last, timers, events } = harness(lib, { fetch });
+        const waiting = client.reserve("d1");
+        last().serverClose(1006); // what a browser reports for any failed handshake
+        await settle();
+        const [, info] = events.find(([t]) => t === "close");
+        ok(!events.some(([t, p]) => t === "state" && p.state === "open"), `${name}: never open`);
+        equal(info.handshake, true);
+        equal(info.status, status ?? 0, name);
+        if (status === 401 || status === 404) {
+          deepEqual([info.meaning, info.willReconnect, client.state], [status === 401 ? "unauthorized" : "unknown_show", false, "closed"], name);
+          equal(info.problem.code, `c${status}`);
+          equal((await rejects(waiting)).kind, "closed");
+        } else {
+          deepEqual([info.meaning, info.willReconnect, client.state], ["network", true, "reconnecting"], name);
+          timers.advance(100);
+          ok(last().url.startsWith("ws://node.test/ws/shows/s1"), "tries again");
+        }
+      }
+      deepEqual(asked[0], ["http://node.test/ws/shows/s1", "Bearer tok"], "the token in a header, never in the URL");
+    },
+  },
+  {
+    name: "a handshake refused for the token asks the token hook once more, then stops",
+    async fn(lib) {
+      const tokens = ["stale", "still-stale"];
+      const fetch = async () => ({ status: 401, json: async () => ({ code: "token_expired" }) });
+      const { client, sockets, timers, events } = harness(lib, { fetch, token: async () => tokens.shift() });
+      await settle();
+      sockets[0].serverClose(1006);
+      await settle();
+      ok(events.some(([t, p]) => t === "close" && p.status === 401 && p.willReconnect));
+      timers.advance(100);
+      await settle();
+      deepEqual(sockets[1].protocols, ["livedrop.v1", "livedrop.token.still-stale"]);
+      sockets[1].serverClose(1006);
+      await settle();
+      equal(client.state, "closed", "two refusals in a row: stop");
+    },
+  },
+  {
+    name: "a token that expires on an open connection (4401): the hook gives a new one and the client resumes; a static token stops",
+    async fn(lib) {
+      const tokens = ["first", "fresh"];
+      const { client, sockets, timers, events } = harness(lib, { token: async () => tokens.shift() });
+      await settle();
+      sockets[0].open();
+      sockets[0].receive(welcome());
+      sockets[0].serverClose(4401, "token_expired");
+      ok(events.some(([t, p]) => t === "close" && p.meaning === "token_expired" && p.willReconnect));
+      timers.advance(100);
+      await settle();
+      deepEqual(sockets[1].protocols, ["livedrop.v1", "livedrop.token.fresh"]);
+      equal(new URL(sockets[1].url).searchParams.get("resume_from"), "10", "resumes where it was");
+
+      const fixed = harness(lib);
+      fixed.last().open();
+      fixed.last().receive(welcome());
+      fixed.last().serverClose(4401, "token_expired");
+      equal(fixed.client.state, "closed", "never again with the stale token");
+      fixed.timers.advance(100_000);
+      equal(fixed.sockets.length, 1);
+      equal(client.state, "reconnecting");
     },
   },
   {

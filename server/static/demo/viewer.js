@@ -61,8 +61,9 @@ function boot() {
 function onClose({ meaning }) {
   if (meaning === "unknown_show") {
     setText($("notice"), "This show does not exist.");
-  } else if (meaning === "unauthorized") {
-    // The token is expired or for another show: keep watching without it.
+  } else if (meaning === "unauthorized" || meaning === "token_expired") {
+    // The token is expired or for another show (refused in the handshake, or closed later when
+    // it expires): keep watching without it.
     sessionStorage.removeItem(tokenKey);
     state.token = "";
     setText($("notice"), "Your viewer link has expired: you can watch, but ask for a new link to buy.");
@@ -89,7 +90,8 @@ function onChange(frame) {
       break;
     case "reserved":
       state.mine.set(frame.drop, {
-        status: "held",
+        // A retried request's answer says what became of its hold since (docs/protocol.md, "Idempotency").
+        status: frame.state && frame.state !== "held" ? frame.state : "held",
         hold: frame.hold,
         qty: frame.qty,
         expiresAt: frame.expires_at,
