@@ -421,8 +421,8 @@ function renderQueue() {
           h("span", { class: "queue-title", text: titleOf(d) }),
           h("span", {
             class: "muted small",
-            text: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units`,
-            title: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units`,
+            text: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units${variantsNote(info)}`,
+            title: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units${variantsNote(info)}`,
           }),
         ),
         h("span", { class: `badge ${d.state}`, text: d === next ? "next" : stateLabel(d) }),
@@ -459,6 +459,11 @@ function renderQueue() {
     const again = list.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
     if (again && !again.disabled) again.focus();
   }
+}
+
+function variantsNote(info) {
+  const n = info.variants?.length || 0;
+  return n ? ` in ${n} variants` : "";
 }
 
 function stateLabel(d) {
