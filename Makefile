@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint types unit test test-js bench bench-stock bench-webhooks bench-fanout bench-scaleout bench-reconnect loadtest demo serve clean
+.PHONY: install lint types unit test test-js bench bench-stock bench-webhooks bench-fanout bench-scaleout bench-reconnect bench-reserve-ws loadtest demo serve clean
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ bench-fanout: install
 # Signed webhooks at 2,000/s with 10 % duplicates, beside the server's own /healthz rate.
 bench-webhooks: install
 	$(BIN)/python -m bench.webhooks
+
+# Reservations over WebSocket from a separate load process: sustained, burst, sold-out storm (docs/benchmarks.md).
+bench-reserve-ws: install
+	$(BIN)/python -m bench.reserve_ws $(ARGS)
 
 bench-scaleout: install
 	$(BIN)/python -m bench.scaleout

@@ -25,6 +25,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from broadcast.hub import Hub
 from broadcast.transport import CaptureTransport
+from server.checkout.store import CheckoutStore
 from server.demo.checkout import demo_routes
 from server.host.api import build_api
 from server.host.channel import HostPanels
@@ -42,6 +43,7 @@ from server.viewers.answers import ref_of_request
 from server.viewers.client_js import client_routes
 from server.viewers.endpoint import viewer_endpoint
 from server.viewers.handshake import check_endpoint
+from server.viewers.reserving import Reserving
 from stock import HoldRefs, ReserveBatcher, StockEngine
 
 
@@ -54,6 +56,7 @@ class State(TypedDict):
     host: HostActions
     viewer_secret: bytes
     batcher: ReserveBatcher
+    reserving: Reserving
     sweeper: Sweeper
     metrics: Metrics
     hub_export: HubExport
@@ -62,6 +65,7 @@ class State(TypedDict):
     webhooks: WebhookService
     reconciler: Reconciler
     panels: HostPanels
+    checkout: CheckoutStore
 
 
 async def healthz(request: Request) -> Response:
@@ -144,14 +148,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
         batcher = ReserveBatcher(engine)
+        reserving = Reserving(batcher, live.soldout, live.shows, viewer_secret)
         metrics_ = Metrics()
-        hub_export = HubExport(metrics_, hub, lambda: live.redis_errors)
+        hub_export = HubExport(
+            metrics_, hub, lambda: live.redis_errors, lambda: (live.soldout.answered, live.soldout.arms)
+        )
         # One process answers a scrape for all of them: the others keep their files current.
         export_task = asyncio.create_task(hub_export.run(), name="hub-export") if multiprocess_dir() else None
         sweeper = Sweeper(engine, metrics_, settings.sweep_interval, settings.drop_scan_interval)
         sweep_task = asyncio.create_task(sweeper.run(), name="sweeper")
         webhooks = WebhookService(redis, catalog, metrics_, settings.webhooks, hold_refs=hold_refs)
         reconciler = Reconciler(redis, engine, catalog, webhooks.alerts, metrics_, settings.webhooks)
+        checkout = CheckoutStore(redis)
+        live.checkout_link = checkout.link  # waitlist hand-outs carry a checkout link too
         host = HostActions(engine, catalog, live)
         panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live)
         webhooks.start()
@@ -168,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "host": host,
                 "viewer_secret": viewer_secret,
                 "batcher": batcher,
+                "reserving": reserving,
                 "sweeper": sweeper,
                 "metrics": metrics_,
                 "hub_export": hub_export,
@@ -176,6 +186,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "webhooks": webhooks,
                 "reconciler": reconciler,
                 "panels": panels,
+                "checkout": checkout,  # server/checkout: links in `reserved` answers
             }
         finally:
             if export_task is not None:

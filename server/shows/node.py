@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -44,6 +44,7 @@ from server.shows.catalog import Catalog, DropInfo, ShowState, UnknownShow
 from server.shows.clock import Clock
 from server.shows.echoes import Echoes, RefOfRequest
 from server.shows.known import KnownDrop, KnownShow, drop_body, fold_event, fold_ledger, stock_frame
+from server.shows.soldout import SoldOut
 from server.shows.tails import Entries, StreamTails
 from server.viewers import protocol as p
 from stock import StockEngine, UnknownDrop, keys
@@ -97,12 +98,16 @@ class ShowNode:
             node_id=node_id,
             cluster=isinstance(self.blocking_redis, RedisCluster),
             block_ms=block_ms,
-            on_error=self._count_error,
+            on_error=self._reader_error,
             on_recovered=self._recover_all,
         )
+        # Reserves on a drop that is sold out, answered here (server/shows/soldout.py).
+        self.soldout = SoldOut(redis, self.clock, self.tails)
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._left: set[str] = set()  # shows whose presence entry this node must remove
+        # (show, drop, variant, qty, hold, hold_ref) -> checkout link; set by the app (server/checkout).
+        self.checkout_link: Callable[[str, str, str, int, str, str], Awaitable[str]] | None = None
 
     # -- subscription (the hub's on_first / on_last) --------------------------------------------
 
@@ -129,6 +134,7 @@ class ShowNode:
         self.tails.unwatch(show_keys(show_id).events)
         for drop_id, d in live.drops.items():
             self.tails.unwatch(keys.drop_keys(drop_id).ledger)
+            self.soldout.disarm(drop_id)
             for variant in d.variants:
                 self.tails.unwatch(keys.drop_keys(drop_id, variant).ledger)
         self._left.add(show_id)
@@ -137,6 +143,7 @@ class ShowNode:
         for show_id in list(self.shows):
             await self.unsubscribe(show_id)
         await self.tails.aclose()
+        await self.soldout.aclose()
         await self.echoes.aclose()
         tasks = [*self._loops, *self._background]
         self._loops = []
@@ -173,6 +180,10 @@ class ShowNode:
 
     def _count_error(self, exc: BaseException) -> None:
         self.redis_errors += isinstance(exc, RedisError)
+
+    def _reader_error(self, exc: BaseException) -> None:
+        self._count_error(exc)
+        self.soldout.reset()  # what the reader saw may be stale now
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``coro`` in the background, tracked so that ``aclose`` stops it; its failure is
@@ -363,9 +374,11 @@ class ShowNode:
             d.ledger_after = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
                 entry = decode_entry(entry_id, fields)
+                self.soldout.on_entry(drop_id, entry)
                 self._apply_ledger(show_id, d, entry)
                 self.echoes.entry(entry_id, fields, entry)
             except (KeyError, ValueError):
+                self.soldout.disarm(drop_id)
                 # A malformed entry costs its own frame, not the ones after it.
                 logger.exception("ledger entry %s of drop %s not applied", d.ledger_after, drop_id)
 
@@ -391,7 +404,18 @@ class ShowNode:
             drop_id = d.info.drop_id
             self._spawn(self._announce_end(show_id, drop_id, outcome.ended, entry.at_ms), f"announce-end:{drop_id}")
         if outcome.private is not None and outcome.customer:
-            self.hub.send_private(outcome.customer, Message(p.server_encoder.encode(outcome.private)))
+            if isinstance(outcome.private, p.Reserved) and self.checkout_link is not None:
+                # A hand-out from the waitlist: with its checkout link, which may need a read.
+                self._spawn(self._send_handout(show_id, outcome.customer, outcome.private), "handout-link")
+            else:
+                self.hub.send_private(outcome.customer, Message(p.server_encoder.encode(outcome.private)))
+
+    async def _send_handout(self, show_id: str, customer: str, frame: p.Reserved) -> None:
+        assert self.checkout_link is not None
+        variant = frame.variant if isinstance(frame.variant, str) else ""
+        link = await self.checkout_link(show_id, frame.drop, variant, frame.qty, frame.hold, frame.hold_ref)
+        frame = msgspec.structs.replace(frame, checkout_url=link)
+        self.hub.send_private(customer, Message(p.server_encoder.encode(frame)))
 
     async def _announce_end(self, show_id: str, drop_id: str, reason: str, at_ms: int) -> None:
         """Publish a drop's end seen in its ledger (a timer or another node closed it). Retried:

@@ -21,12 +21,13 @@ from broadcast.transport import SansIOSocket, socket_for
 from server.shows.catalog import UnknownShow
 from server.shows.node import ShowNode
 from server.viewers import protocol as p
-from server.viewers.answers import answer, current_state, ref_of, release_key, request_id, reserve_key
+from server.viewers.answers import answer, current_state, ref_of, release_key, reserve_key
 from server.viewers.auth import credentials
 from server.viewers.expiry import close_at_expiry
 from server.viewers.handshake import BAD_POSITION, Position, Refused, admit, refuse, resume_position
+from server.viewers.reserving import Reserving
 from server.viewers.variants import drop_of_hold, variant_error
-from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
+from stock import HoldNotActive, InvalidArgument, NotOwner, StockEngine, UnknownDrop, UnknownHold
 from stock.types import WaitlistOutcome
 
 logger = logging.getLogger("livedrop.viewers")
@@ -208,14 +209,14 @@ def _in_show(live: ShowNode, viewer: Connection, drop_id: str) -> bool:
 
 async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int, variant: str = "") -> None:
     hub: Hub = state.hub
-    batcher: ReserveBatcher = state.batcher
+    reserving: Reserving = state.reserving
     assert viewer.customer is not None
     started = time.perf_counter()
-    request = request_id(state.viewer_secret, viewer.customer, ref)
+    request = reserving.request_id(viewer.customer, ref)  # answers.request_id, its digest cached
     live: ShowNode = state.live
     live.echoes.originated.mark(reserve_key(request))  # this node's tabs are answered here
     try:
-        result = await batcher.reserve(drop, viewer.customer, qty, request, variant)
+        result = await reserving.reserve(viewer.show_id, drop, viewer.customer, qty, request, variant)
     except UnknownDrop:
         _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
         return
@@ -248,6 +249,9 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
                 hold_ref=result.hold_ref,
                 state=held,
                 variant=variant or p.UNSET,
+                checkout_url=await state.checkout.link(
+                    viewer.show_id, drop, variant, result.qty, result.hold_id, result.hold_ref
+                ),
             ),
         )
     else:
