@@ -70,6 +70,14 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.viewer_refused = Counter(
+            "livedrop_viewer_refused",
+            "Viewer WebSocket upgrades refused in the handshake, by the problem's code (invalid_token, "
+            "token_expired, forbidden_token, unknown_show, unavailable), and connections closed "
+            "because their token expired (closed_token_expired).",
+            ["code"],
+            registry=r,
+        )
         self.host_connections = Gauge(
             "livedrop_host_connections",
             "Host panel WebSockets open on this node (all its processes).",

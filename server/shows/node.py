@@ -85,7 +85,13 @@ class ShowNode:
         self.clock = Clock()
         self.hub = hub
         # Answers for this node's connections of a viewer whose request another node took.
-        self.echoes = Echoes(hub, engine, ref_of_request or (lambda customer, request: None), self.clock.now_ms)
+        self.echoes = Echoes(
+            hub,
+            engine,
+            ref_of_request or (lambda customer, request: None),
+            self.clock.now_ms,
+            lambda: self.checkout_link,
+        )
         self.node_id = node_id
         self.stock_interval = stock_interval
         self.viewers_interval = viewers_interval
@@ -376,7 +382,7 @@ class ShowNode:
                 entry = decode_entry(entry_id, fields)
                 self.soldout.on_entry(drop_id, entry)
                 self._apply_ledger(show_id, d, entry)
-                self.echoes.entry(entry_id, fields, entry)
+                self.echoes.entry(show_id, entry_id, fields, entry)
             except (KeyError, ValueError):
                 self.soldout.disarm(drop_id)
                 # A malformed entry costs its own frame, not the ones after it.
@@ -392,7 +398,7 @@ class ShowNode:
             try:
                 entry = decode_entry(entry_id, fields)
                 self._apply_ledger(show_id, d, entry, variant)
-                self.echoes.entry(entry_id, fields, entry)  # a variant's grants reach other tabs too
+                self.echoes.entry(show_id, entry_id, fields, entry)
             except (KeyError, ValueError):
                 logger.exception(
                     "ledger entry %s of drop %s~%s not applied", d.variant_after[variant], drop_id, variant

@@ -24,7 +24,7 @@ from server.viewers import protocol as p
 from server.viewers.answers import answer, current_state, ref_of, release_key, reserve_key
 from server.viewers.auth import credentials
 from server.viewers.expiry import close_at_expiry
-from server.viewers.handshake import BAD_POSITION, Position, Refused, admit, refuse, resume_position
+from server.viewers.handshake import BAD_POSITION, Refused, admit, refuse, resume_position
 from server.viewers.reserving import Reserving
 from server.viewers.variants import drop_of_hold, variant_error
 from stock import HoldNotActive, InvalidArgument, NotOwner, StockEngine, UnknownDrop, UnknownHold
@@ -76,6 +76,7 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         # Refusals are answered in the handshake, before `accept` (server.viewers.handshake).
         claims = await admit(live, secret, show_id, token)
     except Refused as refused:
+        state.metrics.viewer_refused.labels(refused.body.code).inc()
         await refuse(websocket, refused, subprotocol)
         return
     customer = claims.viewer if claims is not None else None
@@ -96,9 +97,10 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         await websocket.close(p.CLOSE_RESTART, "unavailable, retry")
         return
     state.metrics.viewer_connections.inc()
-    expiry = close_at_expiry(websocket, viewer, claims.exp) if claims is not None else None
+    expired = state.metrics.viewer_refused.labels("closed_token_expired").inc
+    expiry = close_at_expiry(websocket, viewer, claims.exp, expired) if claims is not None else None
     try:
-        if isinstance(position, Position):
+        if resuming and position is not None:
             await _resume(live, hub, viewer, position.after, position.epoch)
         else:
             hub.deliver(viewer, live.welcome(show_id, customer is not None, reset=position is BAD_POSITION))
