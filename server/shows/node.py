@@ -388,8 +388,11 @@ class ShowNode:
         for entry_id, fields in entries:
             d.variant_after[variant] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
-                self._apply_ledger(show_id, d, decode_entry(entry_id, fields), variant)
+                entry = decode_entry(entry_id, fields)
+                self.soldout.on_entry(drop_id, entry, variant)
+                self._apply_ledger(show_id, d, entry, variant)
             except (KeyError, ValueError):
+                self.soldout.disarm(drop_id)
                 logger.exception(
                     "ledger entry %s of drop %s~%s not applied", d.variant_after[variant], drop_id, variant
                 )

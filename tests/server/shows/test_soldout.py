@@ -26,6 +26,7 @@ from server.shows.catalog import Catalog, DropInfo, Show
 from server.shows.known import KnownDrop
 from server.shows.node import ShowNode
 from server.shows.soldout import keeps_sold_out
+from server.shows.variants import VariantInfo
 from server.viewers.tokens import mint
 from stock import StockEngine
 from stock.ledger import entry_key, replay
@@ -291,4 +292,41 @@ async def test_arming_and_what_disarms_it_in_one_node(host: HostActions) -> None
     await live.unsubscribe("s1")
     await live.subscribe("s1")  # a new view of the drop, from a new snapshot
     assert soldout.answer(view(), "req-7") is None
+    await live.aclose()
+
+
+async def test_each_size_is_armed_and_disarmed_on_its_own(redis: Redis) -> None:
+    """A sold-out size is answered by the node while the other size still sells through Redis; a
+    unit of that size coming back disarms it, and only it."""
+    engine = StockEngine(redis)
+    catalog = Catalog(redis, engine)
+    live = ShowNode(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="test")
+    host = HostActions(engine, catalog, live)
+    await catalog.put_show(Show(show_id="s1", title="Sizes"))
+    sizes = [VariantInfo(id="s41", sku="SNK-41", total=1), VariantInfo(id="s42", sku="SNK-42", total=2)]
+    await catalog.put_drop(
+        DropInfo(drop_id="shoe", show_id="s1", sku="SNK", title="Sneaker", total=3, prices={"EUR": 1}, variants=sizes)
+    )
+    await host.launch("shoe")
+    await live.subscribe("s1")
+    soldout = live.soldout
+
+    def view() -> KnownDrop:
+        return live.shows["s1"].drops["shoe"]
+
+    taken = await engine.reserve("shoe", "c1", 1, "req-1", variant="s41")
+    await _until(lambda: view().variants["s41"].available == 0)
+    await _until(lambda: soldout.answer(view(), "req-2", "s41") is not None)
+    assert soldout.armed("shoe", "s41") is not None and soldout.armed("shoe", "s42") is None
+    assert soldout.answer(view(), "req-3", "s42") is None  # units left: Redis answers
+    assert soldout.answer(view(), "req-4") is None  # no size named: Redis says which is needed
+    assert soldout.answer(view(), "req-1", "s41") is None  # the granted id is Redis' to answer
+
+    await engine.reserve("shoe", "c2", 1, "req-5", variant="s42")  # the other size's ledger only
+    await _until(lambda: view().variants["s42"].available == 1)
+    assert soldout.armed("shoe", "s41") is not None
+    assert taken.hold_id is not None
+    await engine.release(taken.hold_id)
+    await _until(lambda: view().variants["s41"].available == 1)
+    assert soldout.armed("shoe", "s41") is None and soldout.answer(view(), "req-6", "s41") is None
     await live.aclose()
