@@ -32,7 +32,7 @@ from stock import StockEngine
 from stock.ledger import entry_key, replay
 from stock.types import Counters, LedgerEntry, RejectReason
 from tests.e2e.test_scaleout import HOST_TOKEN, api, create_show
-from tests.support.invariants import assert_drop_invariants
+from tests.support.invariants import assert_drop_invariants, assert_variant_drop_invariants
 from tests.support.metrics_scrape import scrape
 from tests.support.servers import VIEWER_SECRET, Node
 from tests.support.util import scaled
@@ -80,11 +80,13 @@ def token(viewer: str) -> str:
     return mint(VIEWER_SECRET.encode(), "s1", viewer)
 
 
-def traces(nodes: list[Node]) -> list[tuple[str, int]]:
+def traces(nodes: list[Node], unit: str) -> list[tuple[str, int]]:
+    """(ledger position, Redis' clock) of every answer the nodes gave alone for ``unit``."""
     found = []
     for node in nodes:
         for match in TRACE.finditer(node.log_path.read_text(errors="replace")):
-            found.append((match.group(2), int(match.group(3))))
+            if match.group(1) == unit:
+                found.append((match.group(2), int(match.group(3))))
     return found
 
 
@@ -102,7 +104,9 @@ def states(entries: list[LedgerEntry]) -> dict[str, tuple[Counters, dict[str, in
     return out
 
 
-async def buyer(node: Node, name: str, stop: asyncio.Event, holds: list[tuple[Viewer, str]]) -> int:
+async def buyer(
+    node: Node, name: str, stop: asyncio.Event, holds: list[tuple[Viewer, str]], drop: str = "d1", size: str = ""
+) -> int:
     """Reserve one unit after another until ``stop``; returns the answers seen."""
     viewer = await Viewer.connect(node.ws("s1"), token(name))
     await viewer.until("welcome")
@@ -111,7 +115,8 @@ async def buyer(node: Node, name: str, stop: asyncio.Event, holds: list[tuple[Vi
         n = 0
         while not stop.is_set():
             n += 1
-            await viewer.send({"type": "reserve", "ref": f"{name}-{n}", "drop": "d1"})
+            reserve = {"type": "reserve", "ref": f"{name}-{n}", "drop": drop} | ({"variant": size} if size else {})
+            await viewer.send(reserve)
             frame = await _answer(viewer, f"{name}-{n}")
             answers += 1
             if frame["type"] == "reserved":
@@ -131,15 +136,26 @@ async def _answer(viewer: Viewer, ref: str) -> dict[str, object]:
                 return frame
 
 
+@pytest.mark.parametrize("size", ["", "s41"], ids=["drop", "size"])
 async def test_short_circuit_never_refuses_what_redis_would_grant(
-    debug_nodes: list[Node], host: HostActions, redis: Redis
+    debug_nodes: list[Node], host: HostActions, redis: Redis, size: str
 ) -> None:
     rng = random.Random(17)
-    await host.launch("d1")
+    drop = "v1" if size else "d1"
+    if size:  # one size of two units sold out and back, beside a size that never sells out
+        sizes = [VariantInfo(id="s41", sku="V-41", total=2), VariantInfo(id="s42", sku="V-42", total=1000)]
+        info = DropInfo(
+            drop_id="v1", show_id="s1", sku="V", title="Sized", total=1002, hold_seconds=HOLD_SECONDS, variants=sizes
+        )
+        await host.catalog.put_drop(info)
+    await host.launch(drop)
     engine = host.engine
     stop = asyncio.Event()
     holds: list[tuple[Viewer, str]] = []
-    buyers = [asyncio.create_task(buyer(debug_nodes[i % 2], f"b{i}", stop, holds), name=f"buyer-{i}") for i in range(6)]
+    buyers = [
+        asyncio.create_task(buyer(debug_nodes[i % 2], f"b{i}", stop, holds, drop, size), name=f"buyer-{i}")
+        for i in range(6)
+    ]
     actions = {"release": 0, "restock": 0, "confirm": 0}
     deadline = asyncio.get_running_loop().time() + scaled(6)
     n = 0
@@ -152,7 +168,7 @@ async def test_short_circuit_never_refuses_what_redis_would_grant(
             await viewer.send({"type": "release", "hold": hold, "ref": f"rel-{n}"})  # answered on its socket
             actions["release"] += 1
         elif kind == "restock":
-            await engine.adjust("d1", 1, f"restock-{n}")
+            await engine.adjust(drop, 1, f"restock-{n}", variant=size)
             actions["restock"] += 1
         elif kind == "confirm" and holds:
             _, hold = holds.pop(rng.randrange(len(holds)))
@@ -160,13 +176,16 @@ async def test_short_circuit_never_refuses_what_redis_would_grant(
             actions["confirm"] += 1
     stop.set()
     answered = sum(await asyncio.gather(*buyers))
-    await assert_drop_invariants(engine, "d1")
+    if size:
+        await assert_variant_drop_invariants(engine, drop)
+    else:
+        await assert_drop_invariants(engine, drop)
 
-    entries = [e async for e in engine.iter_ledger("d1")]
-    assert replay(entries) == await engine.counters("d1")
+    entries = [e async for e in engine.iter_ledger(drop, variant=size)]
+    assert replay(entries) == await engine.counters(drop, variant=size)
     after = states(entries)
     order = [e.entry_id for e in entries]
-    found = traces(debug_nodes)
+    found = traces(debug_nodes, f"{drop}~{size}" if size else drop)
     gives_back = [e for e in entries if e.d_available > 0]
     worst_lag = 0
     for position, now_ms in found:
