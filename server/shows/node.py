@@ -372,7 +372,7 @@ class ShowNode:
             d.ledger_after = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
                 entry = decode_entry(entry_id, fields)
-                self.soldout.on_entry(drop_id, entry)
+                self.soldout.on_entry(d, entry)
                 self._apply_ledger(show_id, d, entry)
                 self.echoes.entry(entry_id, fields, entry)
             except (KeyError, ValueError):
@@ -389,7 +389,7 @@ class ShowNode:
             d.variant_after[variant] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
                 entry = decode_entry(entry_id, fields)
-                self.soldout.on_entry(drop_id, entry, variant)
+                self.soldout.on_entry(d, entry, variant)
                 self._apply_ledger(show_id, d, entry, variant)
             except (KeyError, ValueError):
                 self.soldout.disarm(drop_id)

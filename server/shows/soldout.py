@@ -121,12 +121,18 @@ class SoldOut:
             logger.debug("sold_out drop=%s ledger=%s now_ms=%d", keys.unit_id(*unit), position, now)
         return ReserveResult(request_id, RejectReason.SOLD_OUT, None, 0, 0, False, counters)
 
-    def on_entry(self, drop_id: str, entry: LedgerEntry, variant: str = "") -> None:
-        """A ledger entry of the drop (or of its ``variant``) was applied to the node's view (any node
-        wrote it)."""
-        unit = (drop_id, variant)
-        if unit in self._armed and not keeps_sold_out(entry):
-            del self._armed[unit]
+    def on_entry(self, d: KnownDrop, entry: LedgerEntry, variant: str = "") -> None:
+        """A ledger entry of the drop (or of its ``variant``) is being applied to the node's view (any
+        node wrote it). An entry that takes the last units arms the drop at once, so the storm that
+        follows a sell-out finds it armed instead of arming it with its first taps."""
+        unit = (d.info.drop_id, variant)
+        if unit in self._armed:
+            if not keeps_sold_out(entry):
+                del self._armed[unit]
+        elif (
+            entry.d_available < 0 and entry.after.available == 0 and self.enabled and bool(variant) == bool(d.variants)
+        ):
+            self._arm_soon(d, variant)
 
     def disarm(self, drop_id: str) -> None:
         """Forget every proof about the drop and its variants."""

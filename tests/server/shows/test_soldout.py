@@ -291,9 +291,8 @@ async def test_arming_and_what_disarms_it_in_one_node(host: HostActions) -> None
         return live.shows["s1"].drops["d1"]
 
     granted = await engine.reserve("d1", "c1", 2, "req-1")
-    await _until(lambda: view().counters.available == 0)
-    assert soldout.answer(view(), "req-2") is None  # not armed yet: this one asks Redis, and arms
-    await _until(lambda: soldout.armed("d1") is not None)
+    # The entry that took the last units armed it, before any tap.
+    await _until(lambda: view().counters.available == 0 and soldout.armed("d1") is not None)
     assert soldout.arms == 1
     answer = soldout.answer(view(), "req-2")
     assert answer is not None and answer.reason is RejectReason.SOLD_OUT
