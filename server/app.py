@@ -25,6 +25,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from broadcast.hub import Hub
 from broadcast.transport import CaptureTransport
+from server.checkout.store import CheckoutStore
 from server.demo.checkout import demo_routes
 from server.host.api import build_api
 from server.host.channel import HostPanels
@@ -64,6 +65,7 @@ class State(TypedDict):
     webhooks: WebhookService
     reconciler: Reconciler
     panels: HostPanels
+    checkout: CheckoutStore
 
 
 async def healthz(request: Request) -> Response:
@@ -157,6 +159,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         sweep_task = asyncio.create_task(sweeper.run(), name="sweeper")
         webhooks = WebhookService(redis, catalog, metrics_, settings.webhooks, hold_refs=hold_refs)
         reconciler = Reconciler(redis, engine, catalog, webhooks.alerts, metrics_, settings.webhooks)
+        checkout = CheckoutStore(redis)
+        live.checkout_link = checkout.link  # waitlist hand-outs carry a checkout link too
         host = HostActions(engine, catalog, live)
         panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live)
         webhooks.start()
@@ -182,6 +186,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "webhooks": webhooks,
                 "reconciler": reconciler,
                 "panels": panels,
+                "checkout": checkout,  # server/checkout: links in `reserved` answers
             }
         finally:
             if export_task is not None:

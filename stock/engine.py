@@ -237,6 +237,25 @@ class StockEngine:
             return await self.counters(config.drop_id)
         return _counters(result[1])
 
+    async def undefine(self, drop_id: str) -> bool:
+        """Forget a drop that was defined and never used (a draft with no hold, no waitlist and
+        nothing in its ledger but its definition), with its variants: how a create that failed
+        half-way is undone. False when there was no such drop; raises DropConflict, changing
+        nothing, when it has been used. The drop goes first, then its variants: a failure in
+        between leaves unreachable variant keys, never a drop naming variants it lacks."""
+        try:
+            names = await self.variant_names(drop_id)
+        except UnknownDrop:
+            return False
+        units = ["", *names]
+        for mode in ("check", "delete"):  # every unit checked before any is deleted
+            for variant in units:
+                result = await self._scripts["undefine"](keys=keys.drop_keys(drop_id, variant), args=(mode,))
+                if _text(result[0]) == "in_use":
+                    raise DropConflict(f"drop {keys.unit_id(drop_id, variant)} has been used; it cannot be undone")
+        self._variant_names.pop(drop_id, None)
+        return True
+
     async def _check_no_conflict(self, config: DropConfig, variants: tuple[VariantConfig, ...]) -> None:
         """A drop that exists with other variants is a conflict, found before anything is written
         (define.lua finds every other difference, but the variants are defined before the drop)."""

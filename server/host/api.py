@@ -13,7 +13,9 @@ import msgspec
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
+from server.checkout.routes import add_checkout_routes
 from server.host import audit
+from server.host.imports import add_import_routes
 from server.host.openapi import Api
 from server.host.variants import (
     CreateVariant,
@@ -421,4 +423,6 @@ def build_api() -> Api:
         page: audit.AlertPage = await _guard(audit.alerts(request.state.redis, after, count))
         return page
 
+    add_import_routes(api)  # server/host/imports.py: run-of-show imports from product feeds
+    add_checkout_routes(api)  # server/checkout/routes.py: the show's checkout hand-off
     return api

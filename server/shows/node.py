@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -106,6 +106,8 @@ class ShowNode:
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._left: set[str] = set()  # shows whose presence entry this node must remove
+        # (show, drop, variant, qty, hold, hold_ref) -> checkout link; set by the app (server/checkout).
+        self.checkout_link: Callable[[str, str, str, int, str, str], Awaitable[str]] | None = None
 
     # -- subscription (the hub's on_first / on_last) --------------------------------------------
 
@@ -403,7 +405,18 @@ class ShowNode:
             drop_id = d.info.drop_id
             self._spawn(self._announce_end(show_id, drop_id, outcome.ended, entry.at_ms), f"announce-end:{drop_id}")
         if outcome.private is not None and outcome.customer:
-            self.hub.send_private(outcome.customer, Message(p.server_encoder.encode(outcome.private)))
+            if isinstance(outcome.private, p.Reserved) and self.checkout_link is not None:
+                # A hand-out from the waitlist: with its checkout link, which may need a read.
+                self._spawn(self._send_handout(show_id, outcome.customer, outcome.private), "handout-link")
+            else:
+                self.hub.send_private(outcome.customer, Message(p.server_encoder.encode(outcome.private)))
+
+    async def _send_handout(self, show_id: str, customer: str, frame: p.Reserved) -> None:
+        assert self.checkout_link is not None
+        variant = frame.variant if isinstance(frame.variant, str) else ""
+        link = await self.checkout_link(show_id, frame.drop, variant, frame.qty, frame.hold, frame.hold_ref)
+        frame = msgspec.structs.replace(frame, checkout_url=link)
+        self.hub.send_private(customer, Message(p.server_encoder.encode(frame)))
 
     async def _announce_end(self, show_id: str, drop_id: str, reason: str, at_ms: int) -> None:
         """Publish a drop's end seen in its ledger (a timer or another node closed it). Retried:

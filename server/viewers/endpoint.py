@@ -249,6 +249,9 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
                 hold_ref=result.hold_ref,
                 state=held,
                 variant=variant or p.UNSET,
+                checkout_url=await state.checkout.link(
+                    viewer.show_id, drop, variant, result.qty, result.hold_id, result.hold_ref
+                ),
             ),
         )
     else:

@@ -223,6 +223,8 @@ class Reserved(msgspec.Struct, tag="reserved"):
     hold_ref: str = ""
     state: str = HOLD_HELD
     variant: str | Unset = UNSET
+    # A link into the merchant's store that pays for this hold (docs/checkout.md); "" when the show has none.
+    checkout_url: str = ""
 
 
 class Rejected(msgspec.Struct, tag="rejected"):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import InvalidStatus
 
 from server.shows.catalog import Catalog, DropInfo, Show
 from stock import ReserveBatcher, StockEngine
@@ -90,11 +90,12 @@ async def test_a_token_naming_an_invalid_viewer_id_is_refused_at_connect(nodes: 
     node = nodes()
     good = await Viewer.connect(node.ws("s1", "token=" + integrator_token("v-1")))
     assert (await good.next())["can_reserve"]
-    bad = await Viewer.connect(node.ws("s1", "token=" + integrator_token("a@b")))
-    with pytest.raises(ConnectionClosed) as closed:
-        await bad.next()
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-    assert "invalid viewer id" in closed.value.rcvd.reason
+    with pytest.raises(InvalidStatus) as refused:  # refused in the handshake, before any frame
+        await Viewer.connect(node.ws("s1", "token=" + integrator_token("a@b")))
+    response = refused.value.response
+    assert response.status_code == 403
+    problem = json.loads(response.body or b"")
+    assert problem["code"] == "forbidden_token" and "invalid viewer id" in problem["detail"], problem
     await good.close()
 
 

@@ -95,6 +95,8 @@ export interface ReservedFrame {
   from_waitlist: boolean;
   /** The hold's signed reference: what the cart and the checkout carry. */
   hold_ref: string;
+  /** A link into the merchant's store that pays for this hold ("" when the show has none; docs/checkout.md). */
+  checkout_url?: string;
   /**
    * The hold's state when this answer was sent: "held" for a new hold; a retried ref (a request
    * sent again after a reconnect) may name a hold released, expired or paid since.

@@ -97,6 +97,7 @@ function onChange(frame) {
         expiresAt: frame.expires_at,
         fromWaitlist: frame.from_waitlist,
         variant: frame.variant,
+        checkoutUrl: storeLink(frame.checkout_url),
       });
       if (frame.variant) state.size.set(frame.drop, frame.variant);
       if (frame.from_waitlist) state.current = frame.drop;
@@ -268,6 +269,17 @@ function renderOthers(current) {
   );
 }
 
+/** The checkout link of a hold, if it is an http(s) URL (never a javascript: one), else "". */
+function storeLink(url) {
+  if (!url) return "";
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : "";
+  } catch {
+    return "";
+  }
+}
+
 /**
  * The buy area is rebuilt only when what it shows changes (not on every stock frame, which can
  * come ten times a second): a button replaced under a finger would swallow the tap.
@@ -309,9 +321,12 @@ function renderAction(d) {
       h(
         "div",
         { class: "row" },
-        checkoutEnabled
-          ? h("button", { type: "button", onclick: () => pay(d.id), disabled: mine.status === "paying", text: mine.status === "paying" ? "Paying…" : "Pay now" })
-          : h("p", { class: "muted", text: "Checkout continues in the shop." }),
+        mine.checkoutUrl
+          ? // The merchant's store, in a new tab: this page keeps the hold timer running (docs/checkout.md).
+            h("a", { class: "button", href: mine.checkoutUrl, target: "_blank", rel: "noopener", text: "Checkout" })
+          : checkoutEnabled
+            ? h("button", { type: "button", onclick: () => pay(d.id), disabled: mine.status === "paying", text: mine.status === "paying" ? "Paying…" : "Pay now" })
+            : h("p", { class: "muted", text: "Checkout continues in the shop." }),
         h("button", { type: "button", class: "secondary", onclick: () => release(d.id), disabled: mine.status === "paying", text: "Release" }),
       ),
     );

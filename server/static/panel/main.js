@@ -17,6 +17,7 @@ import {
 } from "/static/shared/format.js";
 import { ApiError, HostApi } from "./api.js";
 import { HostChannel } from "./channel.js";
+import { ImportPanel } from "./imports.js";
 import { LiveChart } from "./chart.js";
 import {
   addVariantRow,
@@ -61,6 +62,7 @@ const state = {
   chart: null,
   alertIds: new Set(),
   refreshing: null,
+  imports: null,
 };
 
 // -- sign in and shows ----------------------------------------------------------------------------
@@ -80,6 +82,7 @@ async function boot() {
     { title: "Reservations and sales per second" },
   );
   wireForms();
+  state.imports = new ImportPanel(refreshShow);
   setInterval(tickCountdowns, 250);
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) await signIn(token, sessionStorage.getItem(SHOW_KEY));
@@ -176,6 +179,7 @@ async function openShow(showId) {
   }
   screen("show");
   renderAlertsEmpty();
+  state.imports.attach(state.token, showId); // imports.js: drops from a product feed
   state.channel = new HostChannel(showId, state.token, {
     frame: onFrame,
     status: setConnection,
@@ -224,7 +228,8 @@ async function refreshShow() {
                 holdsExpired: stock.holds_expired,
               }),
         });
-        mergeVariants(d, info.variants);
+        // The description only: counters come from the stock below, the channel's frames after.
+        mergeVariants(d, (info.variants || []).map(({ id, sku, options }) => ({ id, sku, options })));
         if (!known) mergeVariants(d, variants);
       }
       renderShow();

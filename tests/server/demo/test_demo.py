@@ -247,6 +247,16 @@ async def test_demo_command_serves_a_show_with_shopping_bots(redis: Redis, demo:
             "/demo/checkout", json={"show": "demo-e2e", "hold": hold}, headers={"Authorization": "Bearer x.y"}
         )
         assert forged.status_code == 401
+
+        # And through the demo's shop (the stand-in Shopify store): the reserved answer's checkout
+        # link is a cart permalink; paying there sends the store's webhook, which confirms the hold.
+        await person.send({"type": "reserve", "ref": "me-2", "drop": first, "variant": "s42"})
+        reserved = await person.until("reserved", timeout=10)
+        assert reserved["checkout_url"].startswith("http://127.0.0.1:") and "/cart/" in reserved["checkout_url"]
+        async with httpx.AsyncClient(timeout=scaled(10)) as browser:
+            assert "Pay now" in (await browser.get(reserved["checkout_url"])).text
+            assert "Thank you" in (await browser.post(reserved["checkout_url"])).text
+        assert (await person.until("confirmed", timeout=scaled(15)))["hold"] == reserved["hold"]
         await person.close()
 
     process.proc.send_signal(signal.SIGINT)
