@@ -380,7 +380,7 @@ class ShowNode:
             d.ledger_after = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
                 entry = decode_entry(entry_id, fields)
-                self.soldout.on_entry(drop_id, entry)
+                self.soldout.on_entry(d, entry)
                 self._apply_ledger(show_id, d, entry)
                 self.echoes.entry(show_id, entry_id, fields, entry)
             except (KeyError, ValueError):
@@ -397,9 +397,11 @@ class ShowNode:
             d.variant_after[variant] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
                 entry = decode_entry(entry_id, fields)
+                self.soldout.on_entry(d, entry, variant)
                 self._apply_ledger(show_id, d, entry, variant)
                 self.echoes.entry(show_id, entry_id, fields, entry)
             except (KeyError, ValueError):
+                self.soldout.disarm(drop_id)
                 logger.exception(
                     "ledger entry %s of drop %s~%s not applied", d.variant_after[variant], drop_id, variant
                 )
