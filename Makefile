@@ -32,7 +32,7 @@ test: lint types unit
 test-js: install
 	$(BIN)/pytest tests/clients/test_js_client.py
 
-bench: bench-stock bench-fanout bench-webhooks
+bench: bench-stock bench-fanout bench-webhooks bench-channels
 
 bench-stock: install
 	$(BIN)/python -m bench.stock
@@ -46,6 +46,10 @@ bench-fanout: install
 # Signed webhooks at 2,000/s with 10 % duplicates, beside the server's own /healthz rate.
 bench-webhooks: install
 	$(BIN)/python -m bench.webhooks
+
+# A drop pushed to four stand-in channels during a 10,000-reservation burst and platform sales (docs/benchmarks.md).
+bench-channels: install
+	$(BIN)/python -m bench.channels $(ARGS)
 
 # Reservations over WebSocket from a separate load process: sustained, burst, sold-out storm (docs/benchmarks.md).
 bench-reserve-ws: install

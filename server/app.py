@@ -31,6 +31,7 @@ from server.host.api import build_api
 from server.host.channel import HostPanels
 from server.host.pages import panel_routes
 from server.ops.metrics import HubExport, Metrics, multiprocess_dir, process_exited
+from server.platforms.channels.service import ChannelService
 from server.platforms.reconcile.service import Reconciler
 from server.platforms.webhooks.receiver import webhook_routes
 from server.platforms.webhooks.service import WebhookService
@@ -65,6 +66,7 @@ class State(TypedDict):
     webhooks: WebhookService
     reconciler: Reconciler
     panels: HostPanels
+    channels: ChannelService
     checkout: CheckoutStore
 
 
@@ -162,9 +164,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         checkout = CheckoutStore(redis)
         live.checkout_link = checkout.link  # waitlist hand-outs carry a checkout link too
         host = HostActions(engine, catalog, live)
-        panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live)
+        panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live, channels=settings.channels)
+        channels = ChannelService(
+            redis, catalog, webhooks.applier, webhooks.alerts, metrics_, settings.channels, live.node_id
+        )
         webhooks.start()
         reconciler.start()
+        channels.start()
         if settings.gc_tuning:
             tune_gc()
         try:
@@ -186,12 +192,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "webhooks": webhooks,
                 "reconciler": reconciler,
                 "panels": panels,
+                "channels": channels,
                 "checkout": checkout,  # server/checkout: links in `reserved` answers
             }
         finally:
             if export_task is not None:
                 export_task.cancel()
             process_exited()
+            await channels.aclose()
             await panels.aclose()
             await reconciler.aclose()
             await webhooks.aclose()

@@ -132,6 +132,17 @@ def _reconcile(args: argparse.Namespace) -> int:
         return asyncio.run(print_report(url, args.show, grace))
 
 
+def _channels(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from server.platforms.channels.cli import print_status
+    from server.platforms.channels.config import channel_settings_from_env
+
+    settings = channel_settings_from_env(os.environ)
+    with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url:
+        return asyncio.run(print_status(url, settings, as_json=args.json))
+
+
 def _erase(args: argparse.Namespace) -> int:
     """Right to deletion: the customer id in every stock record (a tombstone, counters unchanged),
     then every applied or dead-lettered webhook body that names the person. Prints what was done;
@@ -330,6 +341,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=None, help="seconds before a confirmed hold counts as unmatched"
     )
     reconcile.set_defaults(func=_reconcile)
+
+    channels = commands.add_parser("channels", help="sales channels (docs/channels.md)").add_subparsers(
+        dest="action", required=True
+    )
+    channel_status = channels.add_parser("status", help="per channel and SKU: value pushed, when, lag, last error")
+    channel_status.add_argument(
+        "--redis-url", default=None, help="Redis URL (default: $REDIS_URL, else the local Redis)"
+    )
+    channel_status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    channel_status.set_defaults(func=_channels)
 
     erase = commands.add_parser(
         "erase", help="right to deletion: a customer id in stock records, and webhook bodies naming the person"

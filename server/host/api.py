@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from server.checkout.routes import add_checkout_routes
 from server.host import audit
+from server.host.channel_routes import add_channel_routes
 from server.host.imports import add_import_routes
 from server.host.openapi import Api
 from server.host.variants import (
@@ -423,6 +424,7 @@ def build_api() -> Api:
         page: audit.AlertPage = await _guard(audit.alerts(request.state.redis, after, count))
         return page
 
+    add_channel_routes(api)
     add_import_routes(api)  # server/host/imports.py: run-of-show imports from product feeds
     add_checkout_routes(api)  # server/checkout/routes.py: the show's checkout hand-off
     return api

@@ -166,6 +166,16 @@ def stream_alert(entry_id: str, fields: dict[str, str], show_id: str) -> Alert |
                 f"A {fields.get('platform', '?')} webhook could not be applied after several attempts: "
                 f"{fields.get('error', 'unknown error')}"
             )
+        case "channel_failing":
+            message = (
+                f"Sales channel {fields.get('channel', '?')} is failing ({fields.get('error', '?')}): "
+                f"{fields.get('message', '')} It shows stale stock until this is fixed."
+            )
+        case "channel_sku_unknown":
+            message = (
+                f"Sales channel {fields.get('channel', '?')} refused SKU {fields.get('sku', '?')} "
+                f"({fields.get('message') or fields.get('error', '?')}): check its channel mapping"
+            )
         case _:
             message = " ".join(f"{k}={v}" for k, v in detail.items()) or kind
     try:

@@ -17,6 +17,7 @@ import {
 } from "/static/shared/format.js";
 import { ApiError, HostApi } from "./api.js";
 import { HostChannel } from "./channel.js";
+import { channelStrip, updateChannelStrip } from "./channels.js";
 import { ImportPanel } from "./imports.js";
 import { LiveChart } from "./chart.js";
 import {
@@ -322,6 +323,14 @@ function onFrame(frame) {
     case "alert":
       addAlert(frame);
       break;
+    case "channel_sync":
+      for (const entry of frame.drops) {
+        const d = state.drops.get(entry.drop);
+        const card = state.cards.get(entry.drop);
+        if (d) d.channels = entry.channels;
+        if (card) updateChannelStrip(card.channels, entry.channels, frame.server_time);
+      }
+      break;
     default:
       break;
   }
@@ -538,6 +547,7 @@ function createCard(d) {
       available: h("span", { class: "seg available" }),
     },
     rates: h("p", { class: "rates small" }),
+    channels: channelStrip(d.id),
     values,
     endButton,
     restockForm,
@@ -557,6 +567,7 @@ function createCard(d) {
       h("div", { class: "counters" }, counters),
       variantBits.table,
       parts.rates,
+      parts.channels,
       h("div", { class: "card-actions" }, restockForm, endButton),
     ),
   );
@@ -597,6 +608,7 @@ function updateCard(d) {
     setText(card.status, `Ended${d.reason ? ` (${END_REASONS[d.reason] || d.reason})` : ""}`);
   }
   show(card.endButton, d.state === "live");
+  if (d.channels) updateChannelStrip(card.channels, d.channels, state.clock.now());
   updateCountdown(d, card);
 }
 

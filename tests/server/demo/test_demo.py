@@ -220,6 +220,17 @@ async def test_demo_command_serves_a_show_with_shopping_bots(redis: Redis, demo:
                     break
                 await asyncio.sleep(0.2)
 
+        # The four stand-in sales channels hold each product without sizes, less their buffers.
+        buffers = {"shopify": 2, "tiktok": 3, "meta": 4, "woocommerce": 3}
+        tote = next(p for p in PRODUCTS if p.sku == "TOTE-CANVAS")
+        async with asyncio.timeout(scaled(30)):
+            while True:
+                status = (await api.get("/api/channels")).json()["channels"]
+                values = {c["channel"]: {s["sku"]: s["value"] for s in c["skus"]} for c in status}
+                if all(values.get(name, {}).get(tote.sku) == tote.total - b for name, b in buffers.items()):
+                    break
+                await asyncio.sleep(0.2)
+
         # The printed viewer link buys, and pays through the demo checkout.
         person = await Viewer.connect(f"ws://127.0.0.1:{port}/ws/shows/demo-e2e?token={viewer_token}")
         assert (await person.until("welcome"))["can_reserve"]
