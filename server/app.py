@@ -24,6 +24,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from broadcast.hub import Hub
 from broadcast.transport import CaptureTransport
+from server.chat.node import ChatNode
 from server.demo.checkout import demo_routes
 from server.host.api import build_api
 from server.host.channel import HostPanels
@@ -59,6 +60,7 @@ class State(TypedDict):
     webhooks: WebhookService
     reconciler: Reconciler
     panels: HostPanels
+    chat: ChatNode
 
 
 async def healthz(request: Request) -> Response:
@@ -138,8 +140,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
             stock_interval=settings.stock_interval,
             blocking_redis=blocking_redis,
         )
-        hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
         batcher = ReserveBatcher(engine)
+        chat = ChatNode(
+            hub=hub, live=live, engine=engine, batcher=batcher, secret=viewer_secret, settings=settings.chat
+        )
+
+        async def first(show_id: str) -> None:
+            await live.subscribe(show_id)
+            try:
+                await chat.subscribe(show_id)
+            except BaseException:
+                await live.unsubscribe(show_id)  # nothing left registered, as ShowNode promises
+                raise
+
+        async def last(show_id: str) -> None:
+            await chat.unsubscribe(show_id)
+            await live.unsubscribe(show_id)
+
+        hub.on_first, hub.on_last = first, last
+        live.on_show_state = chat.show_state
         metrics_ = Metrics()
         hub_export = HubExport(metrics_, hub, lambda: live.redis_errors)
         # One process answers a scrape for all of them: the others keep their files current.
@@ -172,6 +191,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "webhooks": webhooks,
                 "reconciler": reconciler,
                 "panels": panels,
+                "chat": chat,
             }
         finally:
             if export_task is not None:
@@ -184,6 +204,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweep_task
             await hub.aclose()
+            await chat.aclose()
             await live.aclose()
             await batcher.aclose()
             await redis.aclose()

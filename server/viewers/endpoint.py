@@ -19,6 +19,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from broadcast.hub import Connection, Hub
 from broadcast.transport import Message, SansIOSocket, socket_for
+from server.chat import frames as chat_frames
+from server.chat.node import ChatNode
 from server.shows.catalog import UnknownShow
 from server.shows.node import ShowNode
 from server.viewers import protocol as p
@@ -74,12 +76,14 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
     secret: bytes = state.viewer_secret
     show_id = websocket.path_params["show_id"]
     customer: str | None = None
+    name = role = ""  # the token's chat display name and role (server/chat)
     # The Sec-WebSocket-Protocol header, else ?token= (old clients): see server.viewers.auth.
     token, subprotocol = credentials(websocket.query_params.get("token"), websocket.scope.get("subprotocols", ()))
     await websocket.accept(subprotocol=subprotocol)
     if token:
         try:
-            customer = verify(secret, token, show_id).viewer
+            claims = verify(secret, token, show_id)
+            customer, name, role = claims.viewer, claims.name, claims.role
         except BadToken as exc:
             await websocket.close(p.CLOSE_POLICY, str(exc))
             return
@@ -98,17 +102,22 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         await websocket.close(p.CLOSE_RESTART, "unavailable, retry")
         return
     state.metrics.viewer_connections.inc()
+    chat: ChatNode = state.chat
     try:
         epoch = websocket.query_params.get("epoch", "")
         if resume_from is not None and resuming:
             await _resume(live, hub, viewer, int(resume_from), epoch)
         else:
             hub.deliver(viewer, live.welcome(show_id, customer is not None))
+        if not chat.attach(viewer, name, role):  # after welcome/resume: the chat history
+            await websocket.close(p.CLOSE_POLICY, "banned from this show")
+            return
         await _read_frames(websocket, state, viewer)
     except WebSocketDisconnect:
         pass
     finally:
         state.metrics.viewer_connections.dec()
+        chat.detach(viewer)
         await hub.leave(viewer)
 
 
@@ -152,7 +161,7 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Connection) -> 
             _send(hub, viewer, p.Error(code=p.ERR_RATE_LIMITED, message="too many frames"))
             continue
         try:
-            frame = p.client_decoder.decode(raw)
+            frame = chat_frames.viewer_decoder.decode(raw)  # the protocol's frames and the chat's
         except msgspec.DecodeError as exc:
             code, text = p.describe_decode_error(exc)
             _send(hub, viewer, p.Error(code=code, message=text))
@@ -160,10 +169,20 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Connection) -> 
         await _handle(state, viewer, frame, limiter, hellos)
 
 
-async def _handle(state: Any, viewer: Connection, frame: p.ClientFrame, limiter: RateLimit, hellos: RateLimit) -> None:
+async def _handle(
+    state: Any,
+    viewer: Connection,
+    frame: p.ClientFrame | chat_frames.ChatClientFrame,
+    limiter: RateLimit,
+    hellos: RateLimit,
+) -> None:
     hub: Hub = state.hub
     live: ShowNode = state.live
     match frame:
+        # -- chat: its own dispatch (server/chat/node.py) ----------------------------------------
+        case chat_frames.ChatSend() | chat_frames.ChatModerate():
+            await state.chat.handle(viewer, frame)
+        # -- the show and the stock ------------------------------------------------------------
         case p.Ping(ref=ref):
             _send(hub, viewer, p.Pong(server_time=live.clock.now_ms(), ref=ref))
         case p.Hello() if not hellos.allow():
@@ -174,6 +193,7 @@ async def _handle(state: Any, viewer: Connection, frame: p.ClientFrame, limiter:
                 hub.deliver(viewer, live.welcome(viewer.show_id, viewer.customer is not None))
             else:
                 await _resume(live, hub, viewer, after, epoch or "")
+            state.chat.send_history(viewer)
         case p.Reserve() | p.Release() | p.Waitlist() if viewer.customer is None:
             _send(hub, viewer, p.Error(code=p.ERR_UNAUTHENTICATED, message="a viewer token is needed", ref=frame.ref))
         case p.Release() if not limiter.allow():
