@@ -15,6 +15,7 @@ from server.chat.limits import MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS
 from server.viewers import protocol as p
 
 MessageId = Annotated[str, msgspec.Meta(min_length=3, max_length=41, pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")]
+HeldId = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-f0-9]+$")]
 Uid = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-f0-9]+$")]
 
 # -- roles and refusal codes ----------------------------------------------------------------------
@@ -56,12 +57,14 @@ ModAction = Literal["delete", "clear", "timeout", "ban", "unban", "pin", "unpin"
 
 class ChatModerate(msgspec.Struct, tag="chat_mod", forbid_unknown_fields=True):
     """A moderator's action (a token minted with role ``moderator``). ``message`` names a message
-    (delete, pin, approve, reject) or its author (timeout, ban, unban); ``uid`` names an author."""
+    (delete, pin) or its author (timeout, ban, unban); ``uid`` names an author; ``held`` a held
+    message (approve, reject)."""
 
     action: ModAction
     ref: p.Ref | None = None
     message: MessageId | None = None
     uid: Uid | None = None
+    held: HeldId | None = None
     seconds: Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMEOUT_SECONDS)] | None = None
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 

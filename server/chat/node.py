@@ -413,14 +413,14 @@ class ChatNode:
                     await m.pin(show_id, None, who)
                 case "slow":
                     await m.slow(show_id, frame.seconds or 0, who)
-                case "approve" | "reject" if frame.message:
-                    await m.resolve_held(show_id, frame.message, frame.action == "approve", who)
+                case "approve" | "reject" if frame.held:
+                    await m.resolve_held(show_id, frame.held, frame.action == "approve", who)
                 case _:
                     raise ModerationError("invalid", f"{frame.action} needs a message or uid")
         except ModerationError as exc:
             self._send(conn, f.ChatRejected(ref=frame.ref, code=exc.code, message=str(exc)))
             return
-        self._send(conn, f.ChatAck(ref=frame.ref or "", id=frame.message or "", status="done"))
+        self._send(conn, f.ChatAck(ref=frame.ref or "", id=frame.message or frame.held or "", status="done"))
 
     # -- show life and privacy -------------------------------------------------------------------
 
