@@ -286,10 +286,10 @@ _pings = iter(range(10**9))
 
 
 # Frames the node broadcasts to every viewer of the show, whatever this viewer sent.
-_BROADCASTS = ("stock", "viewers", "drop", "drop_ended", "show", "show_ended")
-# The chat's frames to every viewer (server/chat): the history after a welcome, a tick's messages,
+# The chat's frames to every viewer (server/chat) too: the history after a welcome, a tick's messages,
 # moderation. They are no answer to what this viewer sent.
-_BROADCASTS += ("chat", "chat_history", "chat_delete", "chat_clear", "chat_pin", "chat_mode", "chat_held")
+_BROADCASTS = ("stock", "viewers", "drop", "drop_ended", "show", "show_ended")
+_BROADCASTS += ("chat", "chat_history", "chat_delete", "chat_clear", "chat_pin", "chat_mode", "chat_held")  # type: ignore[assignment]
 
 
 def next_answer(ws: ClientConnection) -> dict[str, Any]:

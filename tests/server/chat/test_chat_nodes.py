@@ -54,7 +54,8 @@ async def message_where(v: Viewer, test: Callable[[Frame], bool], timeout: float
     """The first chat message from now on that passes ``test``."""
     async with asyncio.timeout(scaled(timeout)):
         while True:
-            for message in (await v.until("chat", timeout=timeout))["messages"]:
+            messages: list[Frame] = (await v.until("chat", timeout=timeout))["messages"]
+            for message in messages:
                 if test(message):
                     return message
 
@@ -215,11 +216,13 @@ async def test_blocked_words_are_caught_after_normalisation(two: tuple[Node, Nod
     await moderator.until("chat_mode")
     viewer, watcher = await joined(a, "eve"), await joined(a, None)
 
-    for i, text in enumerate(["S.P.A.M", "ＳＰＡＭ here", "\u0405\u0420\u0410\u041c", "b u y followers now"]):
+    for i, text in enumerate(
+        ["S.P.A.M", "\uff33\uff30\uff21\uff2d here", "\u0405\u0420\u0410\u041c", "b u y followers now"]
+    ):
         await viewer.send({"type": "chat_send", "ref": f"h{i}", "text": text})
         assert (await answer(viewer, f"h{i}"))["status"] == "held"
         await asyncio.sleep(1.05)  # the viewer's rate: 1/s with a burst of 5
-    held = []
+    held: list[Frame] = []
     while len(held) < 4:
         held += (await moderator.until("chat_held"))["added"]
     assert {h["word"] for h in held} == {"spam", "buy followers"}
@@ -361,8 +364,10 @@ async def test_show_end_starts_the_retention_and_erase_removes_a_viewer(
     texts = [m["text"] for m in (await api.get("/api/shows/s1/chat")).json()["messages"]]
     assert texts == ["his"]
     assert [r["action"] for r in (await api.get("/api/shows/s1/chat/audit")).json()["records"]] == []
-    for key in ck.chat_keys("s1"):
-        for _, fields in await redis.xrange(key) if key.endswith("log") or key.endswith("audit") else []:
+    keys = ck.chat_keys("s1")
+    for key in (keys.log, keys.audit):
+        entries: Any = await redis.xrange(key)
+        for _, fields in entries:
             assert b"alice" not in b"".join(fields.values())
 
     assert (await api.post("/api/shows/s1/end")).status_code == 200
