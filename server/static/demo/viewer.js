@@ -6,6 +6,7 @@
 // fragment (#token=…), which browsers never send to a server; without one the page watches.
 
 import { connect } from "/client/index.js";
+import { ChatBox } from "./chat.js";
 import { h, setText, show } from "/static/shared/dom.js";
 import { clearFragment, formatCountdown, formatPrices, fragmentParams, safeImageUrl } from "/static/shared/format.js";
 
@@ -25,6 +26,7 @@ const state = {
   actionKey: "",
   holdTimer: null,
   switchTimer: null,
+  chat: null,
 };
 
 /** The show as the client keeps it (drops, stock, viewers, title). */
@@ -46,6 +48,8 @@ function boot() {
   client.on("state", ({ state: now }) => document.body.classList.toggle("offline", now !== "open"));
   client.on("close", onClose);
   client.on("change", onChange);
+  state.chat = new ChatBox(client); // chat frames, send, claim codes (chat.js)
+  state.chat.onCodes = () => render();
   client.on("waitlisted", (frame) => {
     state.mine.set(frame.drop, { status: "waitlisted", position: frame.position });
     render();
@@ -206,6 +210,9 @@ function render() {
   $("drop").classList.toggle("noimg", !img);
   setText($("drop-initial"), (d.title || "?").trim().charAt(0).toUpperCase());
   setText($("drop-title"), d.title);
+  const code = state.chat ? state.chat.code(d.id) : "";
+  setText($("drop-code"), code);
+  show($("drop-code"), Boolean(code));
   setText($("drop-price"), formatPrices(d.prices));
   const { available, total } = d.stock;
   const share = total ? available / total : 0;

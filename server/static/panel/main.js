@@ -17,6 +17,7 @@ import {
 } from "/static/shared/format.js";
 import { ApiError, HostApi } from "./api.js";
 import { HostChannel } from "./channel.js";
+import { ChatPane } from "./chat.js";
 import { LiveChart } from "./chart.js";
 
 const TOKEN_KEY = "livedrop.hostToken";
@@ -49,6 +50,7 @@ const state = {
   cards: new Map(), // id -> card elements
   viewers: 0,
   channel: null,
+  chat: null, // the chat pane of the open show (chat.js)
   clock: new ServerClock(),
   chart: null,
   alertIds: new Set(),
@@ -168,6 +170,7 @@ async function openShow(showId) {
   }
   screen("show");
   renderAlertsEmpty();
+  state.chat = new ChatPane(state.api, showId, toast);
   state.channel = new HostChannel(showId, state.token, {
     frame: onFrame,
     status: setConnection,
@@ -307,6 +310,7 @@ function onFrame(frame) {
       addAlert(frame);
       break;
     default:
+      state.chat?.frame(frame); // chat_history, chat, chat_delete, chat_clear, chat_pin, chat_mode, chat_held
       break;
   }
 }
