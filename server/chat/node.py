@@ -152,13 +152,29 @@ class ChatNode:
                 conn.socket.close_slow(p.CLOSE_POLICY, self.hub.close_grace)
 
     async def tick(self) -> None:
-        """One chat frame per show with new messages; claim codes for drops the show gained."""
+        """One chat frame per show with new messages; claim codes for drops the show gained.
+
+        A show's frame waits while the hub has not yet begun sending the previous one (the
+        pump is busy with a large audience: the messages join the next frame instead of replacing
+        a queued frame for everyone), and while the node's chat frame budget says so: a show of
+        ``v`` local viewers gets a frame at most every ``v / frame_budget`` s."""
+        now = asyncio.get_running_loop().time()
         for show_id, room in list(self.rooms.items()):
+            if not room.pending:
+                continue
+            channel = self.hub.channels.get(show_id)
+            if channel is not None and any(m.key == CHAT_KEY for m in channel.queue):
+                continue
+            audience = len(channel.viewers) if channel is not None else 0
+            if now - room.flushed_at < audience / self.settings.frame_budget:
+                continue
             batch = room.take_batch(self.settings.batch_max)
             if batch is not None:
+                room.flushed_at = now
                 self.frames_sent += 1
                 self.messages_sent += len(batch.messages)
                 self.hub.publish(show_id, Message(f.encoder.encode(batch), key=CHAT_KEY))
+        for show_id, room in list(self.rooms.items()):
             known = self.live.shows.get(show_id)
             if known is not None and not known.drops.keys() <= room.codes.keys():
                 room.codes.update({d: "" for d in known.drops if d not in room.codes})  # asked once

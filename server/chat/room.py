@@ -57,6 +57,7 @@ class Room:
     codes: dict[str, str] = field(default_factory=dict)  # drop → code
     restricted: dict[str, Restriction] = field(default_factory=dict)
     after: str = "0-0"  # the last log entry folded
+    flushed_at: float = 0.0  # when the last chat frame went to the hub (loop time)
     history_frame: bytes | None = None  # encoded once per change, for joins and resumes
 
     def __post_init__(self) -> None:

@@ -19,6 +19,11 @@ class ChatSettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_max: int = 50
     # Days a show's chat is kept after the show ends (DESIGN §10); then Redis drops it.
     retention_days: float = 30.0
+    # Chat frames per second this node may send in all (the tick of a show stretches to
+    # ``local viewers / frame_budget`` s when that is longer): a quarter of what one node fans out
+    # (DESIGN §8, ~80k frames/s), so chat never takes the capacity a drop needs. 10,000 viewers of
+    # one show get a chat frame every 0.5 s, 1,000 every 0.1 s.
+    frame_budget: float = 20_000.0
     # Messages per second and burst of one viewer across its connections and nodes (post.lua).
     viewer_rate: float = 1.0
     viewer_burst: float = 5.0
@@ -41,6 +46,7 @@ def chat_settings_from_env(env: Mapping[str, str] | None = None) -> ChatSettings
         history=int(_float(env, "LIVEDROP_CHAT_HISTORY", d.history)),
         batch_max=int(_float(env, "LIVEDROP_CHAT_BATCH_MAX", d.batch_max)),
         retention_days=_float(env, "LIVEDROP_CHAT_RETENTION_DAYS", d.retention_days),
+        frame_budget=_float(env, "LIVEDROP_CHAT_FRAME_BUDGET", d.frame_budget),
         viewer_rate=_float(env, "LIVEDROP_CHAT_VIEWER_RATE", d.viewer_rate),
         viewer_burst=_float(env, "LIVEDROP_CHAT_VIEWER_BURST", d.viewer_burst),
         connection_rate=_float(env, "LIVEDROP_CHAT_CONNECTION_RATE", d.connection_rate),
