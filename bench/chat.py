@@ -43,6 +43,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bench.fanout import HUB_METRICS, metrics
 from bench.fanout_lib import control
 from bench.fanout_lib.control import Child
 from bench.fanout_lib.measure import CpuWindow, percentile, split, tree_cpu, tree_rss
@@ -66,6 +67,7 @@ class ChatBench:
         self.writer: Child | None = None
         self.node_pid = 0
         self.port = 0
+        self.url = ""
         self.figures: dict[str, Any] = {}
         self.checks: list[tuple[str, bool, str]] = []
 
@@ -135,7 +137,7 @@ class ChatBench:
         await asyncio.to_thread(self.stack.start, 60.0)
         node = self.stack.nodes[0]
         assert node.proc is not None
-        self.node_pid, self.port = node.proc.pid, node.port
+        self.node_pid, self.port, self.url = node.proc.pid, node.port, node.url
         self.api = HostApi(node.url, self.stack.host_token)
         self.admin = Redis.from_url(self.stack.redis_url)
         os.environ["LIVEDROP_VIEWER_SECRET"] = self.stack.secrets["LIVEDROP_VIEWER_SECRET"]
@@ -215,6 +217,7 @@ class ChatBench:
         window = CpuWindow(self.admin, node_cpu)
         await window.begin()
         marks = await self.ask_all({"cmd": "status"}, 30)
+        hub_before = await asyncio.to_thread(metrics, self.url)
         command = {
             "cmd": "chat_steady",
             "group": "w",
@@ -232,6 +235,11 @@ class ChatBench:
         counts = await self.ask_all({"cmd": "chat_count", "start": start_at, "end": start_at + args.seconds}, 30)
         clients_cpu = sum(c["cpu"] for c in counts) - sum(m["cpu"] for m in marks) + written["cpu"]
         cpu, cpu_secs = await window.end(clients_cpu)
+        hub_after = await asyncio.to_thread(metrics, self.url)
+        self.figures["hub_during_chat"] = {
+            k: hub_after[k] - hub_before.get(k, 0.0) for k in hub_after if k.split("{")[0] in HUB_METRICS
+        }
+        print(f"  hub during chat: {self.figures['hub_during_chat']}", flush=True)
         frames = sum(c["frames"] for c in counts)
         window_frames = sum(c["frames_window"] for c in counts)
         messages = sum(c["messages"] for c in counts)

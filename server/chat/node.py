@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -157,7 +158,8 @@ class ChatNode:
         A show's frame waits while the hub has not yet begun sending the previous one (the
         pump is busy with a large audience: the messages join the next frame instead of replacing
         a queued frame for everyone), and while the node's chat frame budget says so: a show of
-        ``v`` local viewers gets a frame at most every ``v / frame_budget`` s."""
+        ``v`` local viewers gets a frame at most every ``v / frame_budget`` s. A frame carries at
+        most ``viewer_messages`` per second since the last one, the newest."""
         now = asyncio.get_running_loop().time()
         for show_id, room in list(self.rooms.items()):
             if not room.pending:
@@ -168,12 +170,16 @@ class ChatNode:
             audience = len(channel.viewers) if channel is not None else 0
             if now - room.flushed_at < audience / self.settings.frame_budget:
                 continue
-            batch = room.take_batch(self.settings.batch_max)
+            # At most ``viewer_messages`` per second of the show's time since its last frame.
+            most = min(
+                self.settings.batch_max, max(1, math.ceil(self.settings.viewer_messages * (now - room.flushed_at)))
+            )
+            batch = room.take_batch(most)
             if batch is not None:
                 room.flushed_at = now
                 self.frames_sent += 1
                 self.messages_sent += len(batch.messages)
-                self.hub.publish(show_id, Message(f.encoder.encode(batch), key=CHAT_KEY))
+                self.hub.publish(show_id, Message(f.encoder.encode(batch), key=CHAT_KEY, bulk=True))
         for show_id, room in list(self.rooms.items()):
             known = self.live.shows.get(show_id)
             if known is not None and not known.drops.keys() <= room.codes.keys():

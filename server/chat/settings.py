@@ -24,6 +24,10 @@ class ChatSettings(msgspec.Struct, frozen=True, kw_only=True):
     # (DESIGN §8, ~80k frames/s), so chat never takes the capacity a drop needs. 10,000 viewers of
     # one show get a chat frame every 0.5 s, 1,000 every 0.1 s.
     frame_budget: float = 20_000.0
+    # Messages per second a viewer is sent at most: a busier show's frames keep the newest (no one
+    # reads more; Twitch's own client shows ~5 at a time in busy rooms). It bounds the bytes a busy
+    # show costs per viewer as the frame budget bounds the frames.
+    viewer_messages: float = 20.0
     # Messages per second and burst of one viewer across its connections and nodes (post.lua).
     viewer_rate: float = 1.0
     viewer_burst: float = 5.0
@@ -47,6 +51,7 @@ def chat_settings_from_env(env: Mapping[str, str] | None = None) -> ChatSettings
         batch_max=int(_float(env, "LIVEDROP_CHAT_BATCH_MAX", d.batch_max)),
         retention_days=_float(env, "LIVEDROP_CHAT_RETENTION_DAYS", d.retention_days),
         frame_budget=_float(env, "LIVEDROP_CHAT_FRAME_BUDGET", d.frame_budget),
+        viewer_messages=_float(env, "LIVEDROP_CHAT_VIEWER_MESSAGES", d.viewer_messages),
         viewer_rate=_float(env, "LIVEDROP_CHAT_VIEWER_RATE", d.viewer_rate),
         viewer_burst=_float(env, "LIVEDROP_CHAT_VIEWER_BURST", d.viewer_burst),
         connection_rate=_float(env, "LIVEDROP_CHAT_CONNECTION_RATE", d.connection_rate),
