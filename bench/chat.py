@@ -133,7 +133,7 @@ class ChatBench:
     # -- setup ----------------------------------------------------------------------------------------
 
     async def start(self, workdir: str) -> None:
-        self.stack = Stack(workdir, nodes=1, env={})
+        self.stack = Stack(workdir, nodes=1, env=dict(each.split("=", 1) for each in self.args.node_env))
         await asyncio.to_thread(self.stack.start, 60.0)
         node = self.stack.nodes[0]
         assert node.proc is not None
@@ -401,6 +401,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ceiling-frames", type=int, default=20)
     parser.add_argument("--max-seconds", type=float, default=900.0)
     parser.add_argument("--json", default="")
+    parser.add_argument(
+        "--node-env", action="append", default=[], help="KEY=VALUE for the node, e.g. LIVEDROP_CHAT_TICK=0.2"
+    )
     return parser.parse_args(argv)
 
 
