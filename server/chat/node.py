@@ -18,7 +18,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
@@ -30,7 +30,7 @@ from broadcast.transport import Message
 from server.chat import frames as f
 from server.chat import keys as ck
 from server.chat.claims import Claim, claim_request_id, parse
-from server.chat.identity import Identity, system_identity, viewer_identity
+from server.chat.identity import Identity, system_identity, uid_of, viewer_identity
 from server.chat.limits import MAX_TEXT_CHARS, TokenBucket
 from server.chat.moderation import Moderation, ModerationError
 from server.chat.normalise import display_text
@@ -158,8 +158,8 @@ class ChatNode:
         A show's frame waits while the hub has not yet begun sending the previous one (the
         pump is busy with a large audience: the messages join the next frame instead of replacing
         a queued frame for everyone), and while the node's chat frame budget says so: a show of
-        ``v`` local viewers gets a frame at most every ``v / frame_budget`` s. A frame carries at
-        most ``viewer_messages`` per second since the last one, the newest."""
+        ``v`` local viewers gets a frame at most every ``v / frame_budget`` s. Frames carry
+        ``viewer_messages`` per second on average, in bursts of up to ``batch_max``: the newest."""
         now = asyncio.get_running_loop().time()
         for show_id, room in list(self.rooms.items()):
             if not room.pending:
@@ -170,12 +170,13 @@ class ChatNode:
             audience = len(channel.viewers) if channel is not None else 0
             if now - room.flushed_at < audience / self.settings.frame_budget:
                 continue
-            # At most ``viewer_messages`` per second of the show's time since its last frame.
-            most = min(
-                self.settings.batch_max, max(1, math.ceil(self.settings.viewer_messages * (now - room.flushed_at)))
-            )
-            batch = room.take_batch(most)
+            # ``viewer_messages`` per second on average, bursts up to a full frame (a token bucket).
+            limit = float(self.settings.batch_max)
+            refill = (now - room.flushed_at) * self.settings.viewer_messages
+            room.allowance = limit if room.allowance < 0 else min(limit, room.allowance + refill)
+            batch = room.take_batch(max(1, math.floor(room.allowance)))
             if batch is not None:
+                room.allowance = max(0.0, room.allowance - len(batch.messages))
                 room.flushed_at = now
                 self.frames_sent += 1
                 self.messages_sent += len(batch.messages)
@@ -453,24 +454,9 @@ class ChatNode:
 
 async def erase_viewer(redis: Any, show_ids: list[str], viewer: str, secret: bytes) -> int:
     """The right to deletion: remove a viewer's messages and records from the chat of every show."""
-    from server.chat.identity import uid_of
-
     store = ChatStore(redis)
     uid = uid_of(secret, viewer)
     total = 0
     for show_id in show_ids:
         total += await store.erase(show_id, viewer, uid)
     return total
-
-
-Callback = Callable[[str], Coroutine[Any, Any, None]]
-
-
-def chain(*steps: Callback) -> Callback:
-    """The hub's ``on_first``/``on_last``: run each step in order (the show node's first)."""
-
-    async def run(show_id: str) -> None:
-        for step in steps:
-            await step(show_id)
-
-    return run

@@ -58,6 +58,7 @@ class Room:
     restricted: dict[str, Restriction] = field(default_factory=dict)
     after: str = "0-0"  # the last log entry folded
     flushed_at: float = 0.0  # when the last chat frame went to the hub (loop time)
+    allowance: float = -1.0  # messages the next frames may carry (a bucket: ``viewer_messages``/s)
     history_frame: bytes | None = None  # encoded once per change, for joins and resumes
 
     def __post_init__(self) -> None:

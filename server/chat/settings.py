@@ -24,7 +24,8 @@ class ChatSettings(msgspec.Struct, frozen=True, kw_only=True):
     # (DESIGN §8, ~80k frames/s), so chat never takes the capacity a drop needs. 10,000 viewers of
     # one show get a chat frame every 0.5 s, 1,000 every 0.1 s.
     frame_budget: float = 20_000.0
-    # Messages per second a viewer is sent at most: a busier show's frames keep the newest (no one
+    # Messages per second a viewer is sent on average, in bursts of up to ``batch_max``: a busier
+    # show's frames keep the newest (no one
     # reads more; Twitch's own client shows ~5 at a time in busy rooms). It bounds the bytes a busy
     # show costs per viewer as the frame budget bounds the frames.
     viewer_messages: float = 20.0

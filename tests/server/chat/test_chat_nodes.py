@@ -86,6 +86,12 @@ async def test_messages_reach_every_viewer_on_two_nodes_in_one_order(two: tuple[
     for i in range(4):
         assert [m["text"] for m in seen[0] if m["name"] == f"W{i}"] == [f"{i}:{r}" for r in range(5)]
     assert {m["uid"] for m in seen[0]} and all("w" not in m["uid"] for m in seen[0])  # a pseudonym, not the id
+    # A viewer that resumes gets the history after its missed events.
+    again = await Viewer.connect(
+        a.ws("s1", f"resume_from={readers[0].frames[0]['seq']}&epoch={readers[0].frames[0]['epoch']}")
+    )
+    assert [m["id"] for m in (await again.until("chat_history"))["messages"]] == [m["id"] for m in seen[0]]
+    await again.close()
     # A late joiner on either node gets the same history.
     late = await Viewer.connect(b.ws("s1"))
     await late.next()
@@ -211,6 +217,10 @@ async def test_blocked_words_are_caught_after_normalisation(two: tuple[Node, Nod
     await moderator.next()
     you = (await moderator.until("chat_history"))["you"]
     assert you["role"] == "moderator" and you["name"] == "Mia"
+    # A moderator's token is a viewer token: it cannot run the show.
+    async with httpx.AsyncClient(base_url=a.http) as other:
+        refused = await other.post("/api/shows/s1/end", headers={"Authorization": f"Bearer {mod_token['token']}"})
+        assert refused.status_code == 401
     settings = {"blocked_words": ["spam", "buy followers"], "blocked_action": "hold"}
     assert (await api.put("/api/shows/s1/chat/settings", json=settings)).status_code == 200
     await moderator.until("chat_mode")
