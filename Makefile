@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint types unit test test-js bench bench-stock bench-webhooks bench-fanout bench-scaleout loadtest demo serve clean
+.PHONY: install lint types unit test test-js bench bench-stock bench-webhooks bench-fanout bench-scaleout bench-reconnect bench-reserve-ws loadtest demo serve clean
 
 install: $(STAMP)
 
@@ -47,8 +47,16 @@ bench-fanout: install
 bench-webhooks: install
 	$(BIN)/python -m bench.webhooks
 
+# Reservations over WebSocket from a separate load process: sustained, burst, sold-out storm (docs/benchmarks.md).
+bench-reserve-ws: install
+	$(BIN)/python -m bench.reserve_ws $(ARGS)
+
 bench-scaleout: install
 	$(BIN)/python -m bench.scaleout
+
+# One viewer reconnecting to a show nobody else watches: welcome latency vs a bare endpoint (docs/benchmarks.md).
+bench-reconnect: install
+	$(BIN)/python -m bench.reconnect
 
 # A bounded flash sale through Locust on a local stack, then the verdict (docs/operations.md).
 # Scale it with ARGS, e.g. make loadtest ARGS="--nodes 2 --viewers 600 --show-seconds 120".

@@ -124,6 +124,9 @@ class Hub:
         # Only while a join or leave runs: an entry per show name ever tried would grow
         # without bound (one per connection attempt, unknown shows included).
         self._locks: dict[str, _ShowLock] = {}
+        # Unsubscribes under way (``on_last``), run outside the show's lock: a join that arrives
+        # meanwhile cancels the one of its show instead of waiting for it.
+        self._leaving: dict[str, asyncio.Task[None]] = {}
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -158,6 +161,12 @@ class Hub:
         async with self._show_lock(show_id):
             channel = self.channels.get(show_id)
             if channel is None:
+                leaving = self._leaving.pop(show_id, None)
+                if leaving is not None and not leaving.done():
+                    # The show is wanted again: its unsubscribe is moot. A cancelled on_last
+                    # ends at once (it must honour cancellation), and never overlaps on_first.
+                    leaving.cancel()
+                    await asyncio.wait([leaving])
                 await self.on_first(show_id)  # raises: no channel, the caller closes the socket
                 channel = self.channels[show_id] = Channel(show_id)
             channel.viewers[viewer] = None
@@ -166,7 +175,8 @@ class Hub:
         return viewer
 
     async def leave(self, viewer: Connection) -> None:
-        """Remove a viewer; on the show's last local viewer ``on_last`` runs."""
+        """Remove a viewer; on the show's last local viewer ``on_last`` runs, outside the show's
+        lock: the caller waits for it, a join of the same show does not (it cancels it)."""
         viewer.closed = True
         if viewer.drain is not None:
             viewer.drain.cancel()
@@ -178,19 +188,28 @@ class Hub:
                 if not peers:
                     del self.by_customer[viewer.customer]
         viewer.held = None
-        async with self._show_lock(viewer.show_id):
-            channel = self.channels.get(viewer.show_id)
+        show_id = viewer.show_id
+        async with self._show_lock(show_id):
+            channel = self.channels.get(show_id)
             if channel is None:
                 return
             channel.viewers.pop(viewer, None)
-            if not channel.viewers:
-                del self.channels[viewer.show_id]
-                if channel.pump is not None:
-                    channel.pump.cancel()
-                try:
-                    await self.on_last(viewer.show_id)
-                except Exception:
-                    logger.exception("unsubscribing from show %s failed", viewer.show_id)
+            if channel.viewers:
+                return
+            del self.channels[show_id]
+            if channel.pump is not None:
+                channel.pump.cancel()
+            task = asyncio.get_running_loop().create_task(self._unsubscribe(show_id), name=f"unsubscribe:{show_id}")
+            self._leaving[show_id] = task
+        await asyncio.wait([task])  # never raises: a join may have cancelled it
+        if self._leaving.get(show_id) is task:
+            del self._leaving[show_id]
+
+    async def _unsubscribe(self, show_id: str) -> None:
+        try:
+            await self.on_last(show_id)
+        except Exception:
+            logger.exception("unsubscribing from show %s failed", show_id)
 
     def viewer_count(self, show_id: str) -> int:
         channel = self.channels.get(show_id)
@@ -370,7 +389,7 @@ class Hub:
 
     async def aclose(self) -> None:
         """Stop every pump and drain task (shutdown)."""
-        tasks = [c.pump for c in self.channels.values() if c.pump is not None]
+        tasks = [c.pump for c in self.channels.values() if c.pump is not None] + list(self._leaving.values())
         tasks += [v.drain for c in self.channels.values() for v in c.viewers if v.drain is not None]
         for task in tasks:
             task.cancel()

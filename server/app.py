@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any, TypedDict
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -25,6 +26,7 @@ from starlette.routing import Route, WebSocketRoute
 from broadcast.hub import Hub
 from broadcast.transport import CaptureTransport
 from server.chat.node import ChatNode
+from server.checkout.store import CheckoutStore
 from server.demo.checkout import demo_routes
 from server.host.api import build_api
 from server.host.channel import HostPanels
@@ -38,8 +40,11 @@ from server.shows.actions import HostActions
 from server.shows.catalog import Catalog
 from server.shows.node import ShowNode
 from server.shows.sweeper import Sweeper
+from server.viewers.answers import ref_of_request
 from server.viewers.client_js import client_routes
 from server.viewers.endpoint import viewer_endpoint
+from server.viewers.handshake import check_endpoint
+from server.viewers.reserving import Reserving
 from stock import HoldRefs, ReserveBatcher, StockEngine
 
 
@@ -52,6 +57,7 @@ class State(TypedDict):
     host: HostActions
     viewer_secret: bytes
     batcher: ReserveBatcher
+    reserving: Reserving
     sweeper: Sweeper
     metrics: Metrics
     hub_export: HubExport
@@ -61,6 +67,7 @@ class State(TypedDict):
     reconciler: Reconciler
     panels: HostPanels
     chat: ChatNode
+    checkout: CheckoutStore
 
 
 async def healthz(request: Request) -> Response:
@@ -139,10 +146,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             node_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
             stock_interval=settings.stock_interval,
             blocking_redis=blocking_redis,
+            ref_of_request=partial(ref_of_request, viewer_secret),
         )
         batcher = ReserveBatcher(engine)
+        reserving = Reserving(batcher, live.soldout, live.shows, viewer_secret)
         chat = ChatNode(
-            hub=hub, live=live, engine=engine, batcher=batcher, secret=viewer_secret, settings=settings.chat
+            hub=hub, live=live, engine=engine, reserving=reserving, secret=viewer_secret, settings=settings.chat
         )
 
         async def first(show_id: str) -> None:
@@ -160,13 +169,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub.on_first, hub.on_last = first, last
         live.on_show_state = chat.show_state
         metrics_ = Metrics()
-        hub_export = HubExport(metrics_, hub, lambda: live.redis_errors)
+        hub_export = HubExport(
+            metrics_, hub, lambda: live.redis_errors, lambda: (live.soldout.answered, live.soldout.arms)
+        )
         # One process answers a scrape for all of them: the others keep their files current.
         export_task = asyncio.create_task(hub_export.run(), name="hub-export") if multiprocess_dir() else None
         sweeper = Sweeper(engine, metrics_, settings.sweep_interval, settings.drop_scan_interval)
         sweep_task = asyncio.create_task(sweeper.run(), name="sweeper")
         webhooks = WebhookService(redis, catalog, metrics_, settings.webhooks, hold_refs=hold_refs)
         reconciler = Reconciler(redis, engine, catalog, webhooks.alerts, metrics_, settings.webhooks)
+        checkout = CheckoutStore(redis)
+        live.checkout_link = checkout.link  # waitlist hand-outs carry a checkout link too
         host = HostActions(engine, catalog, live)
         panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live)
         webhooks.start()
@@ -183,6 +196,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "host": host,
                 "viewer_secret": viewer_secret,
                 "batcher": batcher,
+                "reserving": reserving,
                 "sweeper": sweeper,
                 "metrics": metrics_,
                 "hub_export": hub_export,
@@ -192,6 +206,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "reconciler": reconciler,
                 "panels": panels,
                 "chat": chat,
+                "checkout": checkout,  # server/checkout: links in `reserved` answers
             }
         finally:
             if export_task is not None:
@@ -227,6 +242,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             WebSocketRoute("/ws/shows/{show_id}", viewer_endpoint),
+            Route("/ws/shows/{show_id}", check_endpoint),  # plain HTTP: why a handshake failed
             *webhook_routes(),
             *panel_routes(settings),
             *demo_routes(settings),

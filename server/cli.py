@@ -190,7 +190,7 @@ def _watch(args: argparse.Namespace) -> int:
     import json
 
     from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
     from websockets.typing import Subprotocol
 
     from server.viewers.auth import subprotocols
@@ -216,8 +216,13 @@ def _watch(args: argparse.Namespace) -> int:
                         if args.count and printed >= args.count:
                             return 0
                     return 0
+            except InvalidStatus as exc:  # refused in the handshake: a problem body says why
+                body = (exc.response.body or b"").decode(errors="replace")
+                print(f"livedrop: refused: {exc.response.status_code} {body}", file=sys.stderr)
+                if exc.response.status_code < 500:
+                    return 1
             except ConnectionClosed as exc:
-                if exc.rcvd is not None and exc.rcvd.code in (1008, 4404):
+                if exc.rcvd is not None and exc.rcvd.code in (1008, 4401, 4404):
                     print(f"livedrop: closed: {exc.rcvd.code} {exc.rcvd.reason}", file=sys.stderr)
                     return 1
                 print(f"livedrop: connection closed ({exc}), resuming", file=sys.stderr)

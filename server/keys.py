@@ -71,6 +71,37 @@ def launch_key(drop_id: str) -> str:
     return _drop_base(drop_id) + "launch"
 
 
+# -- run-of-show imports, checkout links and the host journal ------------------------------------
+
+# A previewed import waits this long for the host's confirm: long enough to read a preview of a
+# few hundred drops and fix the stock, short enough that a forgotten one does not linger.
+IMPORT_TTL_SECONDS = 3600
+# The host journal keeps the newest entries of a show (approximate MAXLEN, as for alerts).
+JOURNAL_MAXLEN = 10_000
+
+
+def import_key(show_id: str, import_id: str) -> str:
+    """A previewed import (JSON: the proposed drops, the refused rows, the options), then its
+    outcome once confirmed; expires after ``IMPORT_TTL_SECONDS``."""
+    return show_tag(show_id) + f"import:{import_id}"
+
+
+def import_lock_key(show_id: str, import_id: str) -> str:
+    """Held while one confirm of an import runs, so two clicks create nothing twice."""
+    return show_tag(show_id) + f"import:{import_id}:lock"
+
+
+def journal_key(show_id: str) -> str:
+    """Stream of what hosts did to a show through the imports and checkout endpoints (who, as a
+    token digest prefix; what; when): the show's audit trail."""
+    return show_tag(show_id) + "journal"
+
+
+def checkout_key(show_id: str) -> str:
+    """The show's checkout hand-off settings (JSON, server.checkout.config)."""
+    return show_tag(show_id) + "checkout"
+
+
 # -- webhooks, alerts and reconciliation ----------------------------------------------------------
 
 STREAM = f"{PREFIX}:{{webhooks}}"

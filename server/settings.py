@@ -63,6 +63,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Demo mode (`livedrop demo` sets it): adds `POST /demo/checkout`, which confirms a viewer's
     # own hold without payment. Never enable it on a server that sells real goods.
     demo: bool = False
+    # Run-of-show imports (docs/feeds.md): the largest feed taken by upload or URL, how long a
+    # URL fetch may take in all, and whether a feed URL may lead to a private address (a feed
+    # server on the host's own network; off by default: the server would fetch inside).
+    import_max_bytes: int = 20 * 1024 * 1024
+    import_fetch_timeout: float = 20.0
+    import_allow_private_urls: bool = False
+    # Checkout links (docs/checkout.md) must be https; this allows http for a local store.
+    checkout_allow_http: bool = False
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -98,4 +106,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         webhooks=webhook_settings_from_env(env),
         chat=chat_settings_from_env(env),
         demo=env.get("LIVEDROP_DEMO", "") in ("1", "true", "yes"),
+        import_max_bytes=_int(env, "LIVEDROP_IMPORT_MAX_BYTES", 20 * 1024 * 1024),
+        import_fetch_timeout=_float(env, "LIVEDROP_IMPORT_FETCH_TIMEOUT", 20.0),
+        import_allow_private_urls=env.get("LIVEDROP_IMPORT_ALLOW_PRIVATE_URLS", "") in ("1", "true", "yes"),
+        checkout_allow_http=env.get("LIVEDROP_CHECKOUT_ALLOW_HTTP", "") in ("1", "true", "yes"),
     )

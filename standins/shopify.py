@@ -36,6 +36,7 @@ from starlette.routing import BaseRoute, Route
 
 from standins.base import Conflict, ControlError, LeakyBucket, StandIn, compact, order_id_of, positive_int
 from standins.shopify_schema import query_cost, schema_for
+from standins.shopify_store import storefront_routes
 from standins.signing import same, shopify_webhook_hmac
 
 MAX_INPUT_ARRAY = 250
@@ -84,6 +85,7 @@ class Level:
     available: int
     committed: int = 0
     updated_at: float = field(default_factory=time.time)
+    variant_id: str = ""  # what a cart permalink names (/cart/<variant_id>:<qty>)
 
 
 @dataclass
@@ -134,7 +136,10 @@ class ShopifyStandIn(StandIn):
         }
 
     def platform_routes(self) -> list[BaseRoute]:
-        return [Route("/admin/api/{version}/graphql.json", self.graphql, methods=["POST"])]
+        return [
+            Route("/admin/api/{version}/graphql.json", self.graphql, methods=["POST"]),
+            *storefront_routes(self),  # standins/shopify_store.py: cart permalinks and a checkout that pays
+        ]
 
     def fault_response(self, status: int) -> Response:
         return JSONResponse({"errors": "Internal Server Error" if status >= 500 else "Bad Request"}, status)
@@ -393,7 +398,8 @@ class ShopifyStandIn(StandIn):
     # -- control verbs ---------------------------------------------------------------------------
 
     def seed(self, body: Any) -> Any:
-        """``{"items": [{"inventory_item_id", "location_id", "sku", "available"}]}`` (ids bare or gid)."""
+        """``{"items": [{"inventory_item_id", "location_id", "sku", "available", "variant_id"?}]}`` (ids
+        bare or gid; ``variant_id`` is what the storefront's cart permalinks name)."""
         items = _items(body)
         parsed = []
         for item in items:
@@ -404,9 +410,9 @@ class ShopifyStandIn(StandIn):
                 raise ControlError("each item needs inventory_item_id, location_id, sku and available") from None
             if not isinstance(available, int) or isinstance(available, bool):
                 raise ControlError("available must be an integer")
-            parsed.append((key, sku, available))
-        for key, sku, available in parsed:
-            self.levels[key] = Level(sku, available)
+            parsed.append((key, sku, available, str(item.get("variant_id", ""))))
+        for key, sku, available, variant_id in parsed:
+            self.levels[key] = Level(sku, available, variant_id=variant_id)
             self.locations.add(key[1])
         return self.stock()
 
@@ -439,13 +445,23 @@ class ShopifyStandIn(StandIn):
             qty = positive_int(line.get("quantity"))
             hold = line.get("hold")
             picked.append((key, self.levels[key], qty, None if hold is None else str(hold)))
-        oversell = bool(body.get("oversell", False))
+        notes = [{"name": "livedrop_hold", "value": str(body["hold"])}] if body.get("hold") else []
+        topic = str(body.get("topic", "orders/create"))
+        return await self.place(picked, notes, bool(body.get("oversell", False)), topic)
+
+    async def place(
+        self,
+        picked: list[tuple[tuple[str, str], Level, int, str | None]],
+        note_attributes: list[dict[str, Any]],
+        oversell: bool = False,
+        topic: str = "orders/create",
+    ) -> dict[str, Any]:
+        """An order of ``picked`` lines (level key, level, quantity, line hold property), paid,
+        and its webhook sent: what the control API's ``sell`` and the storefront's checkout do."""
         for key, level, qty, _ in picked:
             if level.available < qty and not oversell:
                 raise Conflict(f"not enough stock of {key[0]} at {key[1]}: {level.available} < {qty}")
-        order = ShopifyOrder(next(self._order_ids), [], [])
-        if body.get("hold"):
-            order.note_attributes.append({"name": "livedrop_hold", "value": str(body["hold"])})
+        order = ShopifyOrder(next(self._order_ids), [], list(note_attributes))
         for key, level, qty, hold in picked:
             level.available -= qty
             level.committed += qty
@@ -460,7 +476,6 @@ class ShopifyStandIn(StandIn):
                 }
             )
         self.orders[order.id] = order
-        topic = str(body.get("topic", "orders/create"))
         delivery = await self._emit(topic, order)
         return {"order_id": order.id, "delivery": delivery.as_json(), "stock": self.stock()["items"]}
 

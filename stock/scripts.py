@@ -29,6 +29,7 @@ OPERATIONS = (
     "reserve",
     "set_state",
     "sweep",
+    "undefine",
     "waitlist_join",
     "waitlist_leave",
 )

@@ -103,6 +103,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     answer_sent: list[float] = field(default_factory=list)  # send time of each answered request
     sent_at: dict[str, float] = field(default_factory=dict)  # ref -> send time, unanswered
+    granted: list[str] = field(default_factory=list)  # refs answered ``reserved`` (FIFO checks)
     unknown_refs: int = 0
     cpu_mark: float = field(default_factory=time.process_time)
 
@@ -251,6 +252,8 @@ class State:
         elif kind in ("reserved", "rejected", "error"):
             if kind == "reserved":
                 outcome = kind
+                if head.ref is not None:
+                    tally.granted.append(head.ref)
             elif kind == "rejected":
                 outcome = f"rejected:{head.reason}"
             else:
@@ -420,28 +423,38 @@ class State:
         }
 
     async def reserve_burst(self, cmd: control.JSON) -> control.JSON:
-        """Viewer k of the group (global index first + k * clients) sends one reserve at
-        start_at + index * spread / total; then wait for every answer."""
+        """Request g of the burst (0 <= g < total * per_viewer) is sent by global viewer g % total at
+        start_at + g * spread / (total * per_viewer), with ref ``<ref>.<g>``; this process sends those
+        of its own viewers (global index first + k * clients). Then wait for every answer; the reply
+        carries the granted refs (FIFO checks)."""
         viewers = self.groups[cmd["group"]].viewers
         start_at, spread, total = cmd["start_at"], cmd["spread"], max(1, cmd["total"])
-        order = sorted(range(len(viewers)), key=lambda k: cmd["first"] + k * cmd["clients"])
+        per_viewer = max(1, cmd.get("per_viewer", 1))
+        requests = total * per_viewer
+        by_index = {cmd["first"] + k * cmd["clients"]: viewers[k] for k in range(len(viewers))}
+        order = [g for g in range(requests) if g % total in by_index]
         sent = failed = 0
         pos = 0
+        first_sent = last_sent = 0.0
         while pos < len(order):
             now = time.time()
+            first_sent = first_sent or now
+            last_sent = now
             while pos < len(order):
-                k = order[pos]
-                index = cmd["first"] + k * cmd["clients"]
-                if start_at + index * spread / total > now:
+                g = order[pos]
+                if start_at + g * spread / requests > now:
                     break
-                if self.reserve(viewers[k], cmd["drop"], f"{cmd['ref']}.{index}"):
+                if self.reserve(by_index[g % total], cmd["drop"], f"{cmd['ref']}.{g}"):
                     sent += 1
                 else:
                     failed += 1
                 pos += 1
             await asyncio.sleep(0.001)
         await self._wait_answers(cmd["timeout"])
-        return self._answers(sent, failed, 0, 0.0, float("inf"))
+        reply = self._answers(sent, failed, 0, 0.0, float("inf"))
+        reply["granted"] = list(self.tally.granted)
+        reply["sent_span"] = [first_sent, last_sent]  # when this process sent its first and last request
+        return reply
 
     async def reserve_steady(self, cmd: control.JSON) -> control.JSON:
         """``rate`` reserves/s from this process, round robin over the group, at most one

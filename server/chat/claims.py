@@ -54,8 +54,9 @@ def parse(text: str, keyword: str = DEFAULT_KEYWORD) -> Claim | None:
     return Claim(code, qty)
 
 
-def claim_request_id(secret: bytes, customer: str, ref: str, part: str = "") -> str:
-    """The reservation request id of a claim: viewer-scoped, without the customer id in it (ids in
-    Redis stay pseudonymous, DESIGN §10), distinct from any Buy button ``ref``."""
+def message_key(secret: bytes, customer: str, ref: str, part: str = "") -> str:
+    """The key of one message (its de-duplication key, and its claim line's): viewer-scoped, without
+    the customer id in it (ids in Redis stay pseudonymous, DESIGN §10). A claim's reservation uses
+    the Buy button's own request ids (``Reserving.request_id``) with the ref ``chat:<ref>``."""
     digest = hashlib.blake2b(customer.encode(), key=secret[:64], digest_size=12).hexdigest()
     return f"{digest}:chat:{ref}{part}"

@@ -29,7 +29,7 @@ from broadcast.hub import Connection, Hub, Role
 from broadcast.transport import Message
 from server.chat import frames as f
 from server.chat import keys as ck
-from server.chat.claims import Claim, claim_request_id, parse
+from server.chat.claims import Claim, message_key, parse
 from server.chat.identity import Identity, system_identity, uid_of, viewer_identity
 from server.chat.limits import MAX_TEXT_CHARS, TokenBucket
 from server.chat.moderation import Moderation, ModerationError
@@ -41,7 +41,9 @@ from server.loops import repeat
 from server.shows.catalog import ShowState
 from server.shows.node import ShowNode
 from server.viewers import protocol as p
-from stock import ReserveBatcher, StockEngine, UnknownDrop
+from server.viewers.answers import answer, reserve_key
+from server.viewers.reserving import Reserving
+from stock import StockEngine, UnknownDrop
 from stock.types import WaitlistOutcome
 
 logger = logging.getLogger("livedrop.chat")
@@ -57,14 +59,14 @@ class ChatNode:
         hub: Hub,
         live: ShowNode,
         engine: StockEngine,
-        batcher: ReserveBatcher,
+        reserving: Reserving,
         secret: bytes,
         settings: ChatSettings,
     ) -> None:
         self.hub = hub
         self.live = live
         self.engine = engine
-        self.batcher = batcher
+        self.reserving = reserving
         self.secret = secret
         self.settings = settings
         self.store = ChatStore(live.redis, rate=settings.viewer_rate, burst=settings.viewer_burst)
@@ -232,7 +234,9 @@ class ChatNode:
         self.people.pop(conn, None)
 
     def _send(self, conn: Connection, frame: msgspec.Struct) -> None:
-        self.hub.deliver(conn, Message(p.server_encoder.encode(frame)))
+        """To the asking connection, or, for an answer with a ``ref``, every connection of its viewer
+        (``server.viewers.answers``, as the Buy button's answers go)."""
+        answer(self.hub, conn, frame)
 
     # -- what viewers send ---------------------------------------------------------------------------
 
@@ -294,7 +298,7 @@ class ChatNode:
         result = await self.store.post(
             show_id,
             viewer=who.customer,
-            dedupe=claim_request_id(self.secret, who.customer, ref),
+            dedupe=message_key(self.secret, who.customer, ref),
             uid=who.uid,
             name=who.name,
             role=who.role,
@@ -352,19 +356,17 @@ class ChatNode:
             drop = live_drops[-1]
         customer = who.customer
         try:
-            result = await self.batcher.reserve(drop, customer, claim.qty, claim_request_id(self.secret, customer, ref))
+            result = await self._reserve(show_id, drop, customer, claim.qty, f"chat:{ref}")
             got = result.qty if result.ok else 0
             if result.ok and result.hold_id is not None:
-                self._reserved(conn, ref, drop, result)
+                await self._reserved(conn, ref, drop, result)
             elif result.reason is not None and result.reason.value == "sold_out":
                 available = (await self.engine.counters(drop)).available
                 if 0 < available < claim.qty:
-                    part = await self.batcher.reserve(
-                        drop, customer, available, claim_request_id(self.secret, customer, ref, ":part")
-                    )
+                    part = await self._reserve(show_id, drop, customer, available, f"chat:{ref}:part")
                     if part.ok and part.hold_id is not None:
                         got = part.qty
-                        self._reserved(conn, ref, drop, part)
+                        await self._reserved(conn, ref, drop, part)
                 await self._waitlist(conn, ref, drop, customer, claim.qty - got)
             else:
                 reason = result.reason.value if result.reason else "invalid"
@@ -377,7 +379,7 @@ class ChatNode:
             await self.store.post(
                 show_id,
                 viewer=self.system.customer or "",
-                dedupe="claimed:" + claim_request_id(self.secret, customer, ref),
+                dedupe="claimed:" + message_key(self.secret, customer, ref),
                 uid=self.system.uid,
                 name=self.system.name,
                 role=self.system.role,
@@ -386,7 +388,16 @@ class ChatNode:
                 exempt=True,
             )
 
-    def _reserved(self, conn: Connection, ref: str, drop: str, result: Any) -> None:
+    async def _reserve(self, show_id: str, drop: str, customer: str, qty: int, ref: str) -> Any:
+        """The Buy button's own path (``Reserving.reserve``): the same request ids, so the node's
+        ledger reader knows the answer went out from here."""
+        request = self.reserving.request_id(customer, ref)
+        self.live.echoes.originated.mark(reserve_key(request))
+        return await self.reserving.reserve(show_id, drop, customer, qty, request)
+
+    async def _reserved(self, conn: Connection, ref: str, drop: str, result: Any) -> None:
+        link = self.live.checkout_link
+        url = await link(conn.show_id, drop, "", result.qty, result.hold_id, result.hold_ref) if link else ""
         self._send(
             conn,
             p.Reserved(
@@ -396,6 +407,7 @@ class ChatNode:
                 qty=result.qty,
                 expires_at=result.expires_at_ms,
                 hold_ref=result.hold_ref,
+                checkout_url=url,
             ),
         )
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from redis.exceptions import RedisError
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from stock import StockEngine, StockError
 from stock.types import DropState
@@ -77,6 +77,12 @@ Action = SendFrame | Checkout
 class _Drop:
     state: str
     available: int
+    sizes: dict[str, int] = field(default_factory=dict)  # a drop with variants: variant -> available
+
+
+def _known(d: dict[str, Any]) -> _Drop:
+    sizes = {v["id"]: int(v["stock"]["available"]) for v in d.get("variants") or []}
+    return _Drop(d["state"], int(d["stock"]["available"]), sizes)
 
 
 @dataclass
@@ -122,12 +128,15 @@ class BotBrain:
     def on_frame(self, frame: dict[str, Any], now: float) -> list[Action]:
         kind = frame.get("type")
         if kind == "welcome":
-            self.drops = {d["id"]: _Drop(d["state"], int(d["stock"]["available"])) for d in frame.get("drops", [])}
+            self.drops = {d["id"]: _known(d) for d in frame.get("drops", [])}
         elif kind == "drop":
             d = frame["drop"]
-            self.drops[d["id"]] = _Drop(d["state"], int(d["stock"]["available"]))
+            self.drops[d["id"]] = _known(d)
         elif kind == "stock" and frame.get("drop") in self.drops:
-            self.drops[frame["drop"]].available = int(frame["available"])
+            known = self.drops[frame["drop"]]
+            known.available = int(frame["available"])
+            for name, counters in (frame.get("variants") or {}).items():
+                known.sizes[name] = int(counters["available"])
         elif kind in ("chat_history", "chat_mode"):
             self.codes = dict(frame.get("codes") or {})
         elif kind == "drop_ended" and frame.get("drop") in self.drops:
@@ -146,7 +155,10 @@ class BotBrain:
         elif kind == "rejected" and frame.get("reason") == "limit_exceeded":
             self.limited.add(frame["drop"])
         elif kind == "rejected" and frame.get("reason") == "sold_out" and self.rng.random() < self.waitlist_share:
-            return [SendFrame({"type": "waitlist", "drop": frame["drop"], "qty": 1, "ref": self._ref()})]
+            wait = {"type": "waitlist", "drop": frame["drop"], "qty": 1, "ref": self._ref()}
+            if frame.get("variant"):
+                wait["variant"] = frame["variant"]  # the size that sold out has its own waitlist
+            return [SendFrame(wait)]
         return self.due(now)
 
     def due(self, now: float) -> list[Action]:
@@ -169,12 +181,16 @@ class BotBrain:
             if choices:
                 qty = 2 if self.rng.random() < 0.1 else 1
                 drop = self.rng.choice(choices)
+                reserve: dict[str, Any] = {"type": "reserve", "ref": self._ref(), "drop": drop, "qty": qty}
+                sizes = self.drops[drop].sizes
                 code = self.codes.get(drop)
-                if code and self.chat_rng.random() < self.claim_share:
+                if sizes:  # a drop with sizes: a size still on sale (any, if the counters lag)
+                    on_sale = sorted(name for name, left in sizes.items() if left > 0)
+                    reserve["variant"] = self.rng.choice(on_sale or sorted(sizes))
+                elif code and self.chat_rng.random() < self.claim_share:  # a claim comment names no size
                     text = f"SOLD {code}" + (f" {qty}" if qty > 1 else "")
-                    actions.append(SendFrame({"type": "chat_send", "ref": self._ref(), "text": text}))
-                else:
-                    actions.append(SendFrame({"type": "reserve", "ref": self._ref(), "drop": drop, "qty": qty}))
+                    reserve = {"type": "chat_send", "ref": reserve["ref"], "text": text}
+                actions.append(SendFrame(reserve))
         if now >= self.next_chat:
             self.next_chat = now + self.chat_rng.expovariate(1 / self.chat_interval)
             line = self.chat_rng.choice(CHAT_LINES)
@@ -189,7 +205,7 @@ class BotBrain:
 # -- bots: the I/O shell ----------------------------------------------------------------------------
 async def run_bot(url: str, brain: BotBrain, engine: StockEngine, delay: float = 0.0) -> None:
     """One bot viewer: connect, feed frames to its brain, carry out its actions; reconnect after
-    a dropped connection (a node restart closes with 1012). Stops on a refused token."""
+    a dropped connection (a node restart closes with 1012). Stops on a refused or expired token."""
     await asyncio.sleep(delay)
     loop = asyncio.get_running_loop()
     backoff = 0.5
@@ -211,8 +227,12 @@ async def run_bot(url: str, brain: BotBrain, engine: StockEngine, delay: float =
                         else:
                             await _checkout(engine, action.hold)
         except ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code in (1008, 4404):
+            if exc.rcvd is not None and exc.rcvd.code in (1008, 4401, 4404):  # 4401: its token expired
                 logger.warning("demo bot %s refused: %s", brain.name, exc.rcvd.reason)
+                return
+        except InvalidStatus as exc:  # refused in the handshake (docs/protocol.md)
+            if exc.response.status_code < 500:
+                logger.warning("demo bot %s refused: HTTP %d", brain.name, exc.response.status_code)
                 return
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError):
             pass
@@ -223,4 +243,5 @@ async def run_bot(url: str, brain: BotBrain, engine: StockEngine, delay: float =
 async def _checkout(engine: StockEngine, hold: str) -> None:
     """The bots' "checkout service": confirms the hold as a shop would after payment."""
     with contextlib.suppress(StockError, RedisError):
-        await engine.confirm(hold, order_ref=f"demo:{hold}")
+        # An order ref has no '~': a variant's hold id (``<drop>~<size>.<n>``) is spelt with ':'.
+        await engine.confirm(hold, order_ref=f"demo:{hold.replace('~', ':')}")

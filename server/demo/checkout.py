@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from server.problems import Problem, problem_response
 from server.settings import Settings
 from server.viewers import tokens
+from server.viewers.protocol import HoldId
 from stock import HoldNotActive, InvalidArgument, StockEngine, UnknownDrop, UnknownHold, keys
 from stock.types import HoldState
 
@@ -21,7 +22,7 @@ from stock.types import HoldState
 # -- demo-mode HTTP: the viewer page's "pay" button --------------------------------------------------
 class CheckoutBody(msgspec.Struct, forbid_unknown_fields=True):
     show: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-    hold: Annotated[str, msgspec.Meta(min_length=3, max_length=90, pattern=r"^[A-Za-z0-9_-]+\.[0-9]+$")]
+    hold: HoldId  # ``<drop>.<n>``, or ``<drop>~<variant>.<n>`` for a variant's hold
 
 
 class CheckoutResult(msgspec.Struct):
@@ -55,7 +56,8 @@ async def checkout(request: Request) -> Response:
             return problem_response(Problem(403, "not-owner", "Not the hold's owner"))
         if hold.state is not HoldState.HELD and hold.state is not HoldState.CONFIRMED:
             return problem_response(Problem(409, "hold-not-active", "Hold is not active", hold.state.value))
-        result = await engine.confirm(body.hold, order_ref=f"demo:{body.hold}")
+        # An order ref is an opaque id, which has no '~': a variant's hold id is spelt with ':'.
+        result = await engine.confirm(body.hold, order_ref=f"demo:{body.hold.replace('~', ':')}")
     except (UnknownHold, UnknownDrop, InvalidArgument):
         return problem_response(Problem(404, "unknown-hold", "Unknown hold", body.hold))
     except HoldNotActive as exc:

@@ -44,8 +44,10 @@ import uvicorn
 from redis.asyncio import Redis
 
 from broadcast.hub import Hub
+from server.checkout.store import CheckoutStore
 from server.demo.bots import BOT_NAMES, DEFAULT_CHAT_INTERVAL, BotBrain, run_bot
 from server.demo.seed import autopilot, seed_show
+from server.demo.store import DemoStore, with_store_secret
 from server.settings import Settings
 from server.shows.actions import HostActions
 from server.shows.catalog import Catalog
@@ -126,11 +128,27 @@ def main(args: argparse.Namespace, redis_url: str, loop_factory: Callable[[], as
     explicit = args.port is not None or bool(os.environ.get("LIVEDROP_PORT"))
     port = choose_port(args.host, args.port or int(os.environ.get("LIVEDROP_PORT") or 8000), explicit)
     show_id = args.show or time.strftime("demo-%m%d-%H%M%S")  # a new show each run; data stays on disk
+    store = None
+    if args.store:  # the stand-in Shopify store, for checkout links (server/demo/store.py)
+        store = DemoStore(args.host, _shown_host(args.host))
+        settings = with_store_secret(settings, store.secret)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_run(settings, args, show_id, port, bots, host_token))
+        return runner.run(_run(settings, args, show_id, port, bots, host_token, store))
 
 
-async def _run(settings: Settings, args: argparse.Namespace, show_id: str, port: int, bots: int, token: str) -> int:
+def _shown_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+
+
+async def _run(
+    settings: Settings,
+    args: argparse.Namespace,
+    show_id: str,
+    port: int,
+    bots: int,
+    token: str,
+    store: DemoStore | None = None,
+) -> int:
     from server.app import create_app
 
     assert settings.redis_url is not None
@@ -164,7 +182,12 @@ async def _run(settings: Settings, args: argparse.Namespace, show_id: str, port:
             await asyncio.sleep(0.05)
         secret = settings.viewer_secret.encode()
         loopback = f"127.0.0.1:{port}"
-        shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "127.0.0.1") else args.host
+        shown_host = _shown_host(args.host)
+        shop_line = ""
+        if store is not None:
+            await store.start(f"http://{loopback}")
+            await store.stock(CheckoutStore(redis), show_id, drops)
+            shop_line = f"  Shop           {store.url}  (the viewer page's Checkout link pays here)\n"
         viewer_token = tokens.mint(secret, show_id, f"viewer-{secrets.token_hex(3)}", ttl=VIEWER_TOKEN_TTL)
         urls = links(f"http://{shown_host}:{port}", show_id, token, viewer_token)
         rng = random.Random()
@@ -185,7 +208,8 @@ async def _run(settings: Settings, args: argparse.Namespace, show_id: str, port:
         print(
             "\nLiveDrop demo is running. Open these in a browser (Ctrl-C stops the demo):\n\n"
             f"  Control panel  {urls.panel}\n"
-            f"  Viewer page    {urls.viewer}\n\n"
+            f"  Viewer page    {urls.viewer}\n"
+            f"{shop_line}\n"
             f'  Show "{show_id}": {len(drops)} products, "{drops[0].title}" is live; '
             f"{bots} bot viewers are shopping.\n"
             "  The panel's link carries a host token valid for this run only "
@@ -196,6 +220,8 @@ async def _run(settings: Settings, args: argparse.Namespace, show_id: str, port:
         return 0
     finally:
         await _cancel(tasks)
+        if store is not None:
+            await store.stop()
         await redis.aclose()
 
 
@@ -234,4 +260,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bot-interval", type=float, default=DEFAULT_BOT_INTERVAL, help="mean seconds between a bot's attempts"
     )
     parser.add_argument("--no-autopilot", dest="autopilot", action="store_false", help="never launch drops")
+    parser.add_argument(
+        "--no-store",
+        dest="store",
+        action="store_false",
+        help="no stand-in Shopify store: holds are paid with the demo's own Pay now button",
+    )
     parser.add_argument("--log-level", default=os.environ.get("LIVEDROP_LOG_LEVEL", "warning"))

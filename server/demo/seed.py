@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from server.shows.actions import HostActions
 from server.shows.catalog import DropInfo, Show
+from server.shows.variants import VariantInfo
 from stock import StockError
 from stock.types import DropState
 
@@ -32,16 +33,29 @@ class Product:
     per_customer_limit: int = 3
     hold_seconds: float = 45.0  # short, so a person sees holds expire and units come back
     duration_seconds: float = 240.0
+    sizes: tuple[tuple[str, int], ...] = ()  # (size, units): a drop with variants, one per size
+
+
+# The sneaker comes in sizes, few of the edge ones: size 46 sells out first and its waitlist fills.
+SNEAKER_SIZES: Final = (("40", 20), ("41", 25), ("42", 30), ("43", 25), ("44", 15), ("46", 5))
 
 
 PRODUCTS: Final = (
-    Product("sneaker", "SNK-AURORA-42", "Aurora sneaker", {"EUR": 8900, "USD": 9900}, 120),
+    Product("sneaker", "SNK-AURORA", "Aurora sneaker", {"EUR": 8900, "USD": 9900}, 120, sizes=SNEAKER_SIZES),
     Product("tote", "TOTE-CANVAS", "Canvas tote bag", {"EUR": 2400, "USD": 2600}, 80, per_customer_limit=4),
     Product("mug", "MUG-GLAZE", "Glazed ceramic mug", {"EUR": 1800, "USD": 1900}, 60),
     Product("beanie", "BEANIE-WOOL", "Merino wool beanie", {"EUR": 3200, "USD": 3500}, 70),
     # One per customer and fewer units than bots: this one sells out, and the waitlist fills.
     Product("vinyl", "LP-LIVE-01", "Live session vinyl (signed)", {"EUR": 4500, "USD": 4900}, 30, 1),
 )
+
+
+def variants_of(product: Product) -> list[VariantInfo]:
+    """A product's sizes as variants: id ``s<size>``, SKU ``<sku>-<size>``."""
+    return [
+        VariantInfo(id=f"s{size}", sku=f"{product.sku}-{size}", total=units, options={"size": size})
+        for size, units in product.sizes
+    ]
 
 
 def image_url(product: Product) -> str:
@@ -68,6 +82,7 @@ async def seed_show(host: HostActions, show_id: str, title: str, launch_first: b
                     per_customer_limit=product.per_customer_limit,
                     hold_seconds=product.hold_seconds,
                     duration_seconds=product.duration_seconds,
+                    variants=variants_of(product),
                 )
             )
         )

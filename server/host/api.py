@@ -14,8 +14,20 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from server.chat import api as chat_api
+from server.checkout.routes import add_checkout_routes
 from server.host import audit
+from server.host.imports import add_import_routes
 from server.host.openapi import Api
+from server.host.variants import (
+    CreateVariant,
+    LimitScope,
+    VariantName,
+    VariantStock,
+    check_variants,
+    pick_variant,
+    query_variant,
+    variant_stock,
+)
 from server.keys import HOST_TOKENS_KEY
 from server.platforms.reconcile.read import build_report
 from server.platforms.reconcile.report import ReconciliationReport
@@ -50,15 +62,22 @@ class CreateShow(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CreateDrop(msgspec.Struct, forbid_unknown_fields=True):
+    """A drop without ``variants`` needs ``sku`` and ``total``. A drop with variants is stocked by
+    them (``total``, if given, must be their sum; ``sku`` names the product and defaults to the
+    drop's id); ``limit_scope`` says whether ``per_customer_limit`` counts across its variants
+    (``drop``) or in each on its own (``variant``)."""
+
     drop_id: Id
-    sku: Opaque
     title: Title
-    total: Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+    sku: Opaque | None = None
+    total: Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)] | None = None
     image_url: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     prices: dict[Currency, Annotated[int, msgspec.Meta(ge=0, le=10**12)]] = msgspec.field(default_factory=dict)
     per_customer_limit: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 0
     hold_seconds: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 600.0
     duration_seconds: Annotated[float, msgspec.Meta(gt=0, le=86_400)] | None = None
+    variants: Annotated[list[CreateVariant], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
+    limit_scope: LimitScope = "drop"
 
 
 class Reorder(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,8 +93,11 @@ class EndDrop(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RestockRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """``variant`` names the variant to restock: required on a drop with variants."""
+
     delta: Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
     request_id: Opaque
+    variant: VariantName | None = None
 
 
 class Confirm(msgspec.Struct, forbid_unknown_fields=True):
@@ -95,8 +117,11 @@ class ViewerToken(msgspec.Struct):
 
 
 class DropView(msgspec.Struct):
+    """``stock`` of a drop with variants is summed over them; ``variants`` has each one's."""
+
     info: DropInfo
     stock: DropSnapshot
+    variants: list[VariantStock] = msgspec.field(default_factory=list)
 
 
 class ShowView(msgspec.Struct):
@@ -180,6 +205,13 @@ async def _guard(awaitable: Any) -> Any:
         raise _stock_problem(exc) from exc
 
 
+async def _drop_info(request: Request, drop_id: str) -> DropInfo:
+    info: DropInfo | None = await _guard(_host(request).catalog.get_drop(drop_id))
+    if info is None:
+        raise Problem(404, "not-found", "Not found", f"no drop {drop_id}")
+    return info
+
+
 def build_api() -> Api:
     api = Api("LiveDrop host API", "1", authenticate)
 
@@ -202,7 +234,11 @@ def build_api() -> Api:
         if show is None:
             raise Problem(404, "not-found", "Not found", f"no show {show_id}")
         drops = [
-            DropView(info=info, stock=await _guard(host.engine.snapshot(info.drop_id)))
+            DropView(
+                info=info,
+                stock=await _guard(host.engine.snapshot(info.drop_id)),
+                variants=await _guard(variant_stock(host.engine, info)),
+            )
             for info in await _guard(host.catalog.drops(show_id))
         ]
         return ShowView(show=show, drops=drops)
@@ -232,7 +268,12 @@ def build_api() -> Api:
         existing = await _guard(_host(request).catalog.get_drop(body.drop_id))
         if existing is not None and existing.show_id != show_id:
             raise Problem(409, "drop-conflict", "Drop exists in another show", body.drop_id)
-        info = DropInfo(show_id=show_id, **msgspec.structs.asdict(body))
+        sku, total, variants = check_variants(
+            body.variants, drop_id=body.drop_id, drop_sku=body.sku, total=body.total, scope=body.limit_scope
+        )
+        fields = msgspec.structs.asdict(body) | {"sku": sku, "total": total, "variants": variants}
+        del fields["limit_scope"]
+        info = DropInfo(show_id=show_id, limit_per_variant=body.limit_scope == "variant", **fields)
         result: DropInfo = await _guard(_host(request).add_drop(info))
         return result
 
@@ -291,7 +332,11 @@ def build_api() -> Api:
         info = await _guard(host.catalog.get_drop(drop_id))
         if info is None:
             raise Problem(404, "not-found", "Not found", f"no drop {drop_id}")
-        return DropView(info=info, stock=await _guard(host.engine.snapshot(drop_id)))
+        return DropView(
+            info=info,
+            stock=await _guard(host.engine.snapshot(drop_id)),
+            variants=await _guard(variant_stock(host.engine, info)),
+        )
 
     @api.route("POST", "/api/drops/{drop_id}/launch", body=Launch, response=StateChange, summary="Launch a drop")
     async def launch(request: Request, body: Launch) -> StateChange:
@@ -308,7 +353,8 @@ def build_api() -> Api:
     )
     async def restock(request: Request, body: RestockRequest) -> DropSnapshot:
         drop_id = request.path_params["drop_id"]
-        await _guard(_host(request).restock(drop_id, body.delta, body.request_id))
+        variant = pick_variant(await _drop_info(request, drop_id), body.variant)
+        await _guard(_host(request).restock(drop_id, body.delta, body.request_id, variant))
         snapshot: DropSnapshot = await _guard(_host(request).engine.snapshot(drop_id))
         return snapshot
 
@@ -326,7 +372,11 @@ def build_api() -> Api:
             raise Problem(422, "invalid-request", "count must be an integer") from exc
         if after != "-" and not all(part.isdigit() for part in after.split("-", 1)):
             raise Problem(422, "invalid-request", "after must be a ledger entry id")
-        entries = await _guard(_host(request).engine.ledger(request.path_params["drop_id"], after, count))
+        drop_id = request.path_params["drop_id"]
+        variant = (
+            query_variant(request, await _drop_info(request, drop_id)) if "variant" in request.query_params else ""
+        )
+        entries = await _guard(_host(request).engine.ledger(drop_id, after, count, variant))
         return LedgerPage(entries=entries, next_after=entries[-1].entry_id if len(entries) == count else None)
 
     # A checkout names a hold by the reference the buyer's cart carried (the ``hold_ref`` of the
@@ -377,4 +427,6 @@ def build_api() -> Api:
         return page
 
     chat_api.register(api)  # /api/shows/{show_id}/chat/...: moderation (server/chat/api.py)
+    add_import_routes(api)  # server/host/imports.py: run-of-show imports from product feeds
+    add_checkout_routes(api)  # server/checkout/routes.py: the show's checkout hand-off
     return api

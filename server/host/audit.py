@@ -25,13 +25,17 @@ MAX_PAGE = 1000
 DEFAULT_PAGE = 200
 
 
-class WaitlistEntry(msgspec.Struct, frozen=True):
+class WaitlistEntry(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``variant``: whose waitlist (each variant of a drop has its own; '' for a drop without)."""
+
     customer: str
     qty: int
+    variant: str = ""
 
 
 class DropHolds(msgspec.Struct, frozen=True):
-    """Every hold of a drop, whatever its state, oldest first, and its waitlist in FIFO order."""
+    """Every hold of a drop, whatever its state, oldest first, and its waitlist in FIFO order (a
+    drop with variants: each variant's holds, ``<drop>~<variant>.<n>``, and waitlist in turn)."""
 
     drop_id: str
     holds: list[Hold]
@@ -107,8 +111,11 @@ async def _page(redis: Any, stream: str, after: str, count: int) -> list[tuple[s
 async def drop_holds(engine: StockEngine, drop_id: str) -> DropHolds:
     """Raises ``UnknownDrop`` for a drop that does not exist (its counters are read first)."""
     await engine.counters(drop_id)
-    holds = await engine.holds(drop_id)
-    waiting = [WaitlistEntry(customer, qty) for customer, qty in await engine.waitlist(drop_id)]
+    holds: list[Hold] = []
+    waiting: list[WaitlistEntry] = []
+    for unit in ["", *await engine.variant_names(drop_id)]:
+        holds += await engine.holds(drop_id, unit)
+        waiting += [WaitlistEntry(customer, qty, unit) for customer, qty in await engine.waitlist(drop_id, unit)]
     return DropHolds(drop_id=drop_id, holds=holds, waitlist=waiting)
 
 

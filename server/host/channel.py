@@ -51,12 +51,14 @@ from server.host.figures import (
     host_stats,
     oversold_alert,
     stream_alert,
+    variant_figures,
 )
 from server.loops import Backoff, repeat
 from server.platforms.webhooks.alerts import read_stream
 from server.replies import decoded
 from server.shows.catalog import Catalog, DropInfo, UnknownShow
 from server.shows.node import ShowNode, now_ms
+from server.shows.variants import prices_of, unit_of
 from server.viewers import protocol as p
 from stock import StockEngine, UnknownDrop
 from stock.types import DropSnapshot
@@ -218,7 +220,13 @@ class HostPanels:
                 continue
             current[drop_id] = snap
             before = room.before.get(drop_id)
-            figures.append(drop_figures(snap, before, elapsed) if advance else _hold_rates(snap, room))
+            figure = drop_figures(snap, before, elapsed) if advance else _hold_rates(snap, room)
+            info = room.infos[drop_id]
+            if info.variants:
+                figure.variants = [
+                    variant_figures(v.id, v.sku, await self.engine.snapshot(drop_id, v.id)) for v in info.variants
+                ]
+            figures.append(figure)
             if advance and before is not None and snap.counters.oversold > before.counters.oversold:
                 self._send(room, Message(encoder.encode(oversold_alert(snap, before))))
         if advance:
@@ -230,6 +238,8 @@ class HostPanels:
         live = self.live.shows.get(room.show_id)
         viewers = live.viewers if live is not None else 0
         prices = {drop_id: info.prices for drop_id, info in room.infos.items()}
+        for drop_id, info in room.infos.items():
+            prices |= {unit_of(drop_id, v.id): prices_of(info.prices, v) for v in info.variants}
         frame = host_stats(room.show_id, viewers, figures, prices)
         # Conflatable: a host whose socket is slow gets the latest figures, not a backlog.
         return Message(encoder.encode(frame), key="host_stats")

@@ -26,7 +26,22 @@ HostClientFrame = Auth | p.Ping
 host_decoder: Final[p.FrameDecoder[HostClientFrame]] = p.FrameDecoder(HostClientFrame)  # depth-limited
 
 
+class VariantFigures(msgspec.Struct):
+    """One variant's counters on a drop card (``DropFigures.variants``)."""
+
+    variant: str
+    sku: str
+    total: int
+    available: int
+    held: int
+    sold: int
+    oversold: int
+
+
 class DropFigures(msgspec.Struct):
+    """A drop with variants: counters and rates over all of them, each one's in ``variants``
+    (left out for a drop without variants)."""
+
     drop: str
     state: str
     total: int
@@ -39,6 +54,7 @@ class DropFigures(msgspec.Struct):
     holds_expired: int
     reservations_per_second: float
     sold_per_second: float
+    variants: list[VariantFigures] | msgspec.UnsetType = msgspec.UNSET
 
 
 class Sales(msgspec.Struct):
@@ -95,11 +111,26 @@ def drop_figures(now: DropSnapshot, before: DropSnapshot | None, elapsed: float)
     )
 
 
+def variant_figures(variant: str, sku: str, snap: DropSnapshot) -> VariantFigures:
+    c = snap.counters
+    return VariantFigures(
+        variant=variant, sku=sku, total=c.total, available=c.available, held=c.held, sold=c.sold, oversold=c.oversold
+    )
+
+
 def host_stats(show_id: str, viewers: int, figures: list[DropFigures], prices: dict[str, dict[str, int]]) -> HostStats:
+    """``prices`` per drop id, and per ``<drop>~<variant>`` for each variant (its own or its
+    drop's): a variant's units are counted at its price."""
     revenue: dict[str, int] = {}
     for f in figures:
-        for currency, price in prices.get(f.drop, {}).items():
-            revenue[currency] = revenue.get(currency, 0) + price * f.sold
+        sold = (
+            [(f.drop, f.sold)]
+            if f.variants is msgspec.UNSET
+            else [(f"{f.drop}~{v.variant}", v.sold) for v in f.variants]
+        )
+        for unit, units in sold:
+            for currency, price in prices.get(unit, {}).items():
+                revenue[currency] = revenue.get(currency, 0) + price * units
     return HostStats(
         show=show_id,
         server_time=now_ms(),

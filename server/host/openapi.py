@@ -27,12 +27,13 @@ class Endpoint:
     method: str
     path: str
     handler: Handler
-    body: type | None
+    body: Any  # a msgspec type, or a union of tagged ones
     response: Any
     summary: str
     status: int
     auth: bool
     tag: str
+    raw_body: tuple[str, ...] = ()
 
 
 async def read_body(request: Request, kind: type[Any]) -> Any:
@@ -66,15 +67,19 @@ class Api:
         method: str,
         path: str,
         *,
-        body: type | None = None,
+        body: Any = None,
         response: Any = None,
         summary: str,
         status: int = 200,
         auth: bool = True,
         tag: str = "host",
+        raw_body: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
+        """``raw_body``: the media types of a body the handler reads itself (a file upload),
+        for the OpenAPI document only."""
+
         def register(handler: Handler) -> Handler:
-            self.endpoints.append(Endpoint(method, path, handler, body, response, summary, status, auth, tag))
+            self.endpoints.append(Endpoint(method, path, handler, body, response, summary, status, auth, tag, raw_body))
             return handler
 
         return register
@@ -143,6 +148,9 @@ class Api:
                     "required": True,
                     "content": {"application/json": {"schema": lookup[e.body]}},
                 }
+            elif e.raw_body:
+                binary = {"schema": {"type": "string", "format": "binary"}}
+                operation["requestBody"] = {"required": True, "content": {t: binary for t in e.raw_body}}
             if e.auth:
                 operation["security"] = [{"hostToken": []}]
             paths.setdefault(e.path, {})[e.method.lower()] = operation

@@ -130,6 +130,8 @@ class Metrics:
             "slow_set_aside": "Times a viewer was set aside because its send would wait.",
             "slow_closed": "Viewers closed with 1013 for staying over their send bound.",
             "hub_redis_errors": "Redis errors in the hub's feed, ledger and count loops.",
+            "soldout_answers": "Reserves this node answered sold_out without Redis (server/shows/soldout.py).",
+            "soldout_arms": "Reads made to arm the node's sold-out short-circuit of a drop.",
         }
         self.hub = {name: Counter(f"livedrop_{name}", doc, registry=r) for name, doc in hub_counter.items()}
         self.shows_subscribed = Gauge(
@@ -164,16 +166,26 @@ class HubExport:
     """Copies the hub's counters into Prometheus counters: at every scrape of this process,
     and every second in multiprocess mode, where a scrape is answered by another process."""
 
-    def __init__(self, metrics: Metrics, hub: Hub, redis_errors: Callable[[], int]) -> None:
-        # A callable, not the show node itself: metrics sit below the shows layer.
+    def __init__(
+        self,
+        metrics: Metrics,
+        hub: Hub,
+        redis_errors: Callable[[], int],
+        soldout: Callable[[], tuple[int, int]] = lambda: (0, 0),
+    ) -> None:
+        # Callables, not the show node itself: metrics sit below the shows layer.
         self.metrics = metrics
         self.hub = hub
         self.redis_errors = redis_errors
+        self.soldout = soldout
         self._seen: dict[str, int] = dict.fromkeys(metrics.hub, 0)
 
     def sync(self) -> None:
         stats = self.hub.stats
+        answers, arms = self.soldout()
         now = {
+            "soldout_answers": answers,
+            "soldout_arms": arms,
             "frames_sent": stats.frames_sent,
             "frames_parked": stats.frames_parked,
             "frames_conflated": stats.conflated(self.hub),

@@ -52,5 +52,6 @@ class HostActions:
             await self.live.publish_drop_ended(info.show_id, drop_id, reason, closed_at)
         return change
 
-    async def restock(self, drop_id: str, delta: int, request_id: str) -> AdjustResult:
-        return await self.engine.adjust(drop_id, delta, request_id)
+    async def restock(self, drop_id: str, delta: int, request_id: str, variant: str = "") -> AdjustResult:
+        """Restock (or withdraw from) a drop, or one ``variant`` of a drop with variants."""
+        return await self.engine.adjust(drop_id, delta, request_id, variant)

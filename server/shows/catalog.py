@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from server.keys import SHOWS_KEY, drop_info_key, show_drops_key, show_info_key, sku_key
+from server.shows.variants import VariantInfo, unit_of, variant_configs
 from stock import DropConfig, StockEngine, keys
 
 
@@ -31,7 +32,11 @@ class Show(msgspec.Struct, frozen=True, kw_only=True):
 
 class DropInfo(msgspec.Struct, frozen=True, kw_only=True):
     """A product drop as hosts describe it. Prices are in minor units per ISO currency
-    (``{"EUR": 1900}`` is 19.00 €), so no float ever touches money."""
+    (``{"EUR": 1900}`` is 19.00 €), so no float ever touches money.
+
+    A drop with ``variants`` sells them, each with its own SKU and stock (``total`` is then
+    their sum, and ``sku`` only names the product: no order line sells it);
+    ``limit_per_variant`` makes the per-customer limit count in each variant on its own."""
 
     drop_id: str
     show_id: str
@@ -43,6 +48,11 @@ class DropInfo(msgspec.Struct, frozen=True, kw_only=True):
     per_customer_limit: int = 0
     hold_seconds: float = 600.0
     duration_seconds: float | None = None
+    variants: list[VariantInfo] = msgspec.field(default_factory=list)
+    limit_per_variant: bool = False
+
+    def variant(self, variant_id: str) -> VariantInfo | None:
+        return next((v for v in self.variants if v.id == variant_id), None)
 
 
 _show_codec = (msgspec.json.Encoder(), msgspec.json.Decoder(Show))
@@ -86,14 +96,27 @@ class Catalog:
         run of show. Raises ``stock.DropConflict`` if the drop exists with other stock rules."""
         keys.check_opaque("sku", info.sku)
         await self.engine.define(
-            DropConfig(info.drop_id, info.show_id, info.total, info.per_customer_limit, info.hold_seconds)
+            DropConfig(
+                info.drop_id,
+                info.show_id,
+                info.total,
+                info.per_customer_limit,
+                info.hold_seconds,
+                variants=variant_configs(info.variants),
+                limit_per_variant=info.limit_per_variant,
+            )
         )
         await self.redis.set(drop_info_key(info.drop_id), _drop_codec[0].encode(info))
         order_key = show_drops_key(info.show_id)
         if await self.redis.zscore(order_key, info.drop_id) is None:
             last = await self.redis.zrange(order_key, -1, -1, withscores=True)
             await self.redis.zadd(order_key, {info.drop_id: (last[0][1] + 1) if last else 1}, nx=True)
-        await self.redis.set(sku_key(info.sku), info.drop_id)
+        if info.variants:
+            # Each variant's SKU names its unit of stock; the drop's own SKU sells nothing.
+            for v in info.variants:  # one SET each: SKU keys live in many Cluster slots
+                await self.redis.set(sku_key(v.sku), unit_of(info.drop_id, v.id))
+        else:
+            await self.redis.set(sku_key(info.sku), info.drop_id)
         return info
 
     async def get_drop(self, drop_id: str) -> DropInfo | None:
@@ -121,7 +144,8 @@ class Catalog:
         return ordered
 
     async def drop_for_sku(self, sku: str) -> str | None:
-        """The drop that sells ``sku`` (the latest one created for it): how platform order
-        lines, which know only SKUs, find their drop."""
+        """The unit that sells ``sku`` (the latest one created for it): how platform order
+        lines, which know only SKUs, find their drop — its id, or ``<drop>~<variant>`` for a
+        variant's SKU (``server.shows.variants.split_unit``)."""
         raw = await self.redis.get(sku_key(sku))
         return None if raw is None else raw.decode()

@@ -20,6 +20,7 @@ import msgspec
 from broadcast.feed import MAX_RECOVERY, FeedEvent
 from broadcast.transport import Message
 from server.shows.catalog import DropInfo, Show, ShowState
+from server.shows.variants import VariantInfo
 from server.viewers import protocol as p
 from stock.types import Counters, DropState, LedgerEntry
 
@@ -34,6 +35,21 @@ class KnownDrop:
     counters: Counters
     dirty: bool = False  # counters changed since the last stock frame (conflation)
     ledger_after: str = "0-0"
+    # A drop with variants: each variant's counters (``counters`` is their sum) and where the
+    # node's reader is in each variant's ledger, in the order the drop lists them.
+    variants: dict[str, Counters] = field(default_factory=dict)
+    variant_after: dict[str, str] = field(default_factory=dict)
+
+    def add_up(self) -> None:
+        """``counters`` = the sum of the variants' (a drop with variants sells nothing itself)."""
+        each = self.variants.values()
+        self.counters = Counters(
+            sum(c.total for c in each),
+            sum(c.available for c in each),
+            sum(c.held for c in each),
+            sum(c.sold for c in each),
+            sum(c.oversold for c in each),
+        )
 
 
 @dataclass
@@ -54,8 +70,26 @@ class LedgerOutcome(NamedTuple):
     ended: str | None  # the drop closed, for this reason: announce it on the feed
 
 
+def stock_body(c: Counters) -> p.StockBody:
+    return p.StockBody(available=c.available, held=c.held, sold=c.sold, total=c.total)
+
+
+def variant_bodies(d: KnownDrop) -> list[p.VariantBody]:
+    empty = Counters(0, 0, 0, 0)
+    return [
+        p.VariantBody(
+            id=v.id,
+            sku=v.sku,
+            options=v.options,
+            stock=stock_body(d.variants.get(v.id, empty)),
+            prices=p.UNSET if v.prices is None else v.prices,
+        )
+        for v in d.info.variants
+    ]
+
+
 def drop_body(d: KnownDrop) -> p.DropBody:
-    c = d.counters
+    """The drop as viewers see it; a drop without variants has no variant field at all."""
     return p.DropBody(
         id=d.info.drop_id,
         sku=d.info.sku,
@@ -65,8 +99,37 @@ def drop_body(d: KnownDrop) -> p.DropBody:
         state=d.state,
         ends_at=d.ends_at,
         per_customer_limit=d.info.per_customer_limit,
-        stock=p.StockBody(available=c.available, held=c.held, sold=c.sold, total=c.total),
+        stock=stock_body(d.counters),
+        variants=variant_bodies(d) if d.info.variants else p.UNSET,
+        limit_per_variant=True if d.info.limit_per_variant else p.UNSET,
     )
+
+
+def stock_frame(d: KnownDrop, ts: int) -> p.StockFrame:
+    c = d.counters
+    return p.StockFrame(
+        drop=d.info.drop_id,
+        available=c.available,
+        held=c.held,
+        sold=c.sold,
+        total=c.total,
+        ts=ts,
+        variants={name: stock_body(vc) for name, vc in d.variants.items()} if d.info.variants else p.UNSET,
+    )
+
+
+def _variant_info(body: p.VariantBody) -> VariantInfo:
+    return VariantInfo(
+        id=body.id,
+        sku=body.sku,
+        total=body.stock.total,
+        options=body.options,
+        prices=None if body.prices is p.UNSET else body.prices,
+    )
+
+
+def _counters_of(body: p.StockBody) -> Counters:
+    return Counters(body.total, body.available, body.held, body.sold)
 
 
 def fold_event(live: KnownShow, event: FeedEvent) -> KnownDrop | None:
@@ -78,6 +141,7 @@ def fold_event(live: KnownShow, event: FeedEvent) -> KnownDrop | None:
         body = msgspec.json.decode(event.body, type=dict[str, p.DropBody])["drop"]
         known = live.drops.get(body.id)
         stock = body.stock
+        bodies = [] if body.variants is p.UNSET else body.variants
         info = DropInfo(
             drop_id=body.id,
             show_id=show_id,
@@ -87,14 +151,22 @@ def fold_event(live: KnownShow, event: FeedEvent) -> KnownDrop | None:
             image_url=body.image_url,
             prices=body.prices,
             per_customer_limit=body.per_customer_limit,
+            variants=[_variant_info(v) for v in bodies],
+            limit_per_variant=body.limit_per_variant is True,
         )
         d = live.drops[body.id] = KnownDrop(
             info,
             body.state,
             body.ends_at,
-            known.counters if known else Counters(stock.total, stock.available, stock.held, stock.sold),
+            known.counters if known else _counters_of(stock),
             ledger_after=known.ledger_after if known else "0-0",
             dirty=known.dirty if known else False,
+            # Counters the node already follows win over the event's (they may be newer).
+            variants={
+                v.id: known.variants[v.id] if known and v.id in known.variants else _counters_of(v.stock)
+                for v in bodies
+            },
+            variant_after={v.id: known.variant_after.get(v.id, "0-0") if known else "0-0" for v in bodies},
         )
         return d if known is None else None
     if event.kind == "drop_ended":
@@ -108,20 +180,30 @@ def fold_event(live: KnownShow, event: FeedEvent) -> KnownDrop | None:
     return None
 
 
-def fold_ledger(d: KnownDrop, entry: LedgerEntry, hold_ref: Callable[[str, str, str], str]) -> LedgerOutcome:
-    """Fold one ledger entry of a drop: new counters (marked dirty for the next stock tick), its
-    state on open/close, and the private frame a customer must get (hold expired, a waitlist
-    hand-out with its signed reference from ``hold_ref``, a confirmation)."""
-    if entry.after != d.counters:
+def fold_ledger(
+    d: KnownDrop, entry: LedgerEntry, hold_ref: Callable[[str, str, str], str], variant: str = ""
+) -> LedgerOutcome:
+    """Fold one ledger entry of a drop, or of one of its ``variant``s: new counters (marked dirty
+    for the next stock tick), the drop's state on open/close (from the drop's own ledger: its
+    variants open and close with it), and the private frame a customer must get (hold expired, a
+    waitlist hand-out with its signed reference from ``hold_ref``, a confirmation)."""
+    if variant:
+        if d.variants.get(variant) != entry.after:
+            d.variants[variant] = entry.after
+            d.add_up()
+            d.dirty = True
+    elif not d.info.variants and entry.after != d.counters:
+        # A drop with variants has nothing of its own: its counters are their sum (above).
         d.counters = entry.after
         d.dirty = True
     f = entry.fields
     customer = f.get("cust")
     drop_id = d.info.drop_id
+    named: str | p.Unset = variant or p.UNSET
     message: msgspec.Struct | None = None
     ended: str | None = None
     if entry.op == "expire" and customer:
-        message = p.HoldExpired(drop=drop_id, hold=f["hold"])
+        message = p.HoldExpired(drop=drop_id, hold=f["hold"], variant=named)
     elif entry.op == "handout" and customer:
         message = p.Reserved(
             ref="waitlist",
@@ -131,9 +213,12 @@ def fold_ledger(d: KnownDrop, entry: LedgerEntry, hold_ref: Callable[[str, str, 
             expires_at=int(f["exp"]),
             from_waitlist=True,
             hold_ref=hold_ref(drop_id, f["hold"], f.get("nonce", "")),
+            variant=named,
         )
     elif (entry.op == "confirm" or (entry.op == "order" and entry.d_held < 0)) and customer:
-        message = p.Confirmed(drop=drop_id, hold=f["hold"], qty=int(f.get("qty", "0")))
+        message = p.Confirmed(drop=drop_id, hold=f["hold"], qty=int(f.get("qty", "0")), variant=named)
+    elif variant:
+        pass  # a variant opens and closes with its drop, whose own ledger says so
     elif entry.op == "open":
         d.state = DropState.LIVE.value
         d.ends_at = int(f.get("ends_at", "0"))

@@ -42,7 +42,9 @@ from broadcast.transport import Message
 from server.loops import repeat
 from server.shows.catalog import Catalog, DropInfo, ShowState, UnknownShow
 from server.shows.clock import Clock
-from server.shows.known import KnownDrop, KnownShow, drop_body, fold_event, fold_ledger
+from server.shows.echoes import Echoes, RefOfRequest
+from server.shows.known import KnownDrop, KnownShow, drop_body, fold_event, fold_ledger, stock_frame
+from server.shows.soldout import SoldOut
 from server.shows.tails import Entries, StreamTails
 from server.viewers import protocol as p
 from stock import StockEngine, UnknownDrop, keys
@@ -70,6 +72,7 @@ class ShowNode:
         viewers_interval: float = 1.0,
         block_ms: int = 2000,
         blocking_redis: Any = None,
+        ref_of_request: RefOfRequest | None = None,
     ) -> None:
         self.redis = redis
         # XREAD BLOCK holds a connection for up to block_ms: those reads get a client (and a
@@ -81,6 +84,8 @@ class ShowNode:
         self.presence = Presence(redis)
         self.clock = Clock()
         self.hub = hub
+        # Answers for this node's connections of a viewer whose request another node took.
+        self.echoes = Echoes(hub, engine, ref_of_request or (lambda customer, request: None), self.clock.now_ms)
         self.node_id = node_id
         self.stock_interval = stock_interval
         self.viewers_interval = viewers_interval
@@ -93,14 +98,18 @@ class ShowNode:
             node_id=node_id,
             cluster=isinstance(self.blocking_redis, RedisCluster),
             block_ms=block_ms,
-            on_error=self._count_error,
+            on_error=self._reader_error,
             on_recovered=self._recover_all,
         )
+        # Reserves on a drop that is sold out, answered here (server/shows/soldout.py).
+        self.soldout = SoldOut(redis, self.clock, self.tails)
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._left: set[str] = set()  # shows whose presence entry this node must remove
         # Told when a host ends or starts a show on this node (the chat's retention starts then).
         self.on_show_state: Callable[[str, ShowState], Awaitable[None]] | None = None
+        # (show, drop, variant, qty, hold, hold_ref) -> checkout link; set by the app (server/checkout).
+        self.checkout_link: Callable[[str, str, str, int, str, str], Awaitable[str]] | None = None
 
     # -- subscription (the hub's on_first / on_last) --------------------------------------------
 
@@ -125,14 +134,19 @@ class ShowNode:
         if live is None:
             return
         self.tails.unwatch(show_keys(show_id).events)
-        for drop_id in live.drops:
+        for drop_id, d in live.drops.items():
             self.tails.unwatch(keys.drop_keys(drop_id).ledger)
+            self.soldout.disarm(drop_id)
+            for variant in d.variants:
+                self.tails.unwatch(keys.drop_keys(drop_id, variant).ledger)
         self._left.add(show_id)
 
     async def aclose(self) -> None:
         for show_id in list(self.shows):
             await self.unsubscribe(show_id)
         await self.tails.aclose()
+        await self.soldout.aclose()
+        await self.echoes.aclose()
         tasks = [*self._loops, *self._background]
         self._loops = []
         for task in tasks:
@@ -169,6 +183,10 @@ class ShowNode:
     def _count_error(self, exc: BaseException) -> None:
         self.redis_errors += isinstance(exc, RedisError)
 
+    def _reader_error(self, exc: BaseException) -> None:
+        self._count_error(exc)
+        self.soldout.reset()  # what the reader saw may be stale now
+
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``coro`` in the background, tracked so that ``aclose`` stops it; its failure is
         logged, never lost."""
@@ -183,8 +201,13 @@ class ShowNode:
         task.add_done_callback(done)
 
     def _watch_ledger(self, show_id: str, d: KnownDrop) -> None:
-        key = keys.drop_keys(d.info.drop_id).ledger
-        self.tails.watch(key, d.ledger_after, partial(self._on_ledger, show_id, d.info.drop_id))
+        """Follow a drop's ledger and, for a drop with variants, each variant's (their stock and
+        their holds' private events are written there)."""
+        drop_id = d.info.drop_id
+        self.tails.watch(keys.drop_keys(drop_id).ledger, d.ledger_after, partial(self._on_ledger, show_id, drop_id))
+        for variant, after in d.variant_after.items():
+            key = keys.drop_keys(drop_id, variant).ledger
+            self.tails.watch(key, after, partial(self._on_variant_ledger, show_id, drop_id, variant))
 
     async def _snapshot(self, show_id: str) -> KnownShow:
         show = await self.catalog.get_show(show_id)
@@ -197,10 +220,21 @@ class ShowNode:
         return KnownShow(show=show, drops=drops, seq=seq, epoch=epoch)
 
     async def _drop_live(self, info: DropInfo) -> KnownDrop:
+        # Each ledger's position before its counters: an entry written in between is folded
+        # again, which is harmless (entries carry absolute counters), and none is missed.
         last = await self.redis.xrevrange(keys.drop_keys(info.drop_id).ledger, count=1)
+        variant_after: dict[str, str] = {}
+        for v in info.variants:
+            tail = await self.redis.xrevrange(keys.drop_keys(info.drop_id, v.id).ledger, count=1)
+            variant_after[v.id] = tail[0][0].decode() if tail else "0-0"
         snap = await self.engine.snapshot(info.drop_id)
         after = last[0][0].decode() if last else "0-0"
-        return KnownDrop(info, snap.state.value, snap.ends_at_ms, snap.counters, ledger_after=after)
+        d = KnownDrop(info, snap.state.value, snap.ends_at_ms, snap.counters, ledger_after=after)
+        if info.variants:
+            d.variants = {v.id: await self.engine.counters(info.drop_id, v.id) for v in info.variants}
+            d.variant_after = variant_after
+            d.add_up()
+        return d
 
     # -- what a viewer is sent --------------------------------------------------------------------
 
@@ -243,11 +277,7 @@ class ShowNode:
         return missed + [self._stock_message(d) for d in live.drops.values()]
 
     def _stock_message(self, d: KnownDrop) -> Message:
-        c = d.counters
-        body = p.StockFrame(
-            drop=d.info.drop_id, available=c.available, held=c.held, sold=c.sold, total=c.total, ts=self.clock.now_ms()
-        )
-        return Message(p.encode(body), key=f"stock:{d.info.drop_id}")
+        return Message(p.encode(stock_frame(d, self.clock.now_ms())), key=f"stock:{d.info.drop_id}")
 
     # -- host actions (any node) -----------------------------------------------------------------
 
@@ -349,18 +379,47 @@ class ShowNode:
         for entry_id, fields in entries:
             d.ledger_after = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
-                self._apply_ledger(show_id, d, decode_entry(entry_id, fields))
+                entry = decode_entry(entry_id, fields)
+                self.soldout.on_entry(drop_id, entry)
+                self._apply_ledger(show_id, d, entry)
+                self.echoes.entry(entry_id, fields, entry)
             except (KeyError, ValueError):
+                self.soldout.disarm(drop_id)
                 # A malformed entry costs its own frame, not the ones after it.
                 logger.exception("ledger entry %s of drop %s not applied", d.ledger_after, drop_id)
 
-    def _apply_ledger(self, show_id: str, d: KnownDrop, entry: LedgerEntry) -> None:
-        outcome = fold_ledger(d, entry, self.engine.hold_ref)
+    def _on_variant_ledger(self, show_id: str, drop_id: str, variant: str, entries: Entries) -> None:
+        live = self.shows.get(show_id)
+        d = live.drops.get(drop_id) if live else None
+        if d is None:
+            return
+        for entry_id, fields in entries:
+            d.variant_after[variant] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+            try:
+                self._apply_ledger(show_id, d, decode_entry(entry_id, fields), variant)
+            except (KeyError, ValueError):
+                logger.exception(
+                    "ledger entry %s of drop %s~%s not applied", d.variant_after[variant], drop_id, variant
+                )
+
+    def _apply_ledger(self, show_id: str, d: KnownDrop, entry: LedgerEntry, variant: str = "") -> None:
+        outcome = fold_ledger(d, entry, self.engine.hold_ref, variant)
         if outcome.ended is not None:
             drop_id = d.info.drop_id
             self._spawn(self._announce_end(show_id, drop_id, outcome.ended, entry.at_ms), f"announce-end:{drop_id}")
         if outcome.private is not None and outcome.customer:
-            self.hub.send_private(outcome.customer, Message(p.server_encoder.encode(outcome.private)))
+            if isinstance(outcome.private, p.Reserved) and self.checkout_link is not None:
+                # A hand-out from the waitlist: with its checkout link, which may need a read.
+                self._spawn(self._send_handout(show_id, outcome.customer, outcome.private), "handout-link")
+            else:
+                self.hub.send_private(outcome.customer, Message(p.server_encoder.encode(outcome.private)))
+
+    async def _send_handout(self, show_id: str, customer: str, frame: p.Reserved) -> None:
+        assert self.checkout_link is not None
+        variant = frame.variant if isinstance(frame.variant, str) else ""
+        link = await self.checkout_link(show_id, frame.drop, variant, frame.qty, frame.hold, frame.hold_ref)
+        frame = msgspec.structs.replace(frame, checkout_url=link)
+        self.hub.send_private(customer, Message(p.server_encoder.encode(frame)))
 
     async def _announce_end(self, show_id: str, drop_id: str, reason: str, at_ms: int) -> None:
         """Publish a drop's end seen in its ledger (a timer or another node closed it). Retried:

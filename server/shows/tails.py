@@ -61,6 +61,7 @@ def hash_tag(key: str) -> str:
 class _Watch:
     after: str
     handler: Handler
+    lagging: bool = False  # the last read returned a full page of it: more entries may be waiting
 
 
 @dataclass(eq=False)
@@ -140,6 +141,18 @@ class StreamTails:
         group = self.groups.get(slot)
         watch = group.streams.get(key) if group else None
         return watch.after if watch else None
+
+    def current(self, key: str) -> bool:
+        """Whether the node has every entry of ``key`` that Redis has, but those a read in flight
+        will deliver: a read naming it is waiting in Redis now, and the last one did not stop at
+        its page size. What the node's view lacks is then only what is on its way (the window of
+        ``server.shows.soldout``)."""
+        slot = key_slot(key.encode()) if self.cluster else 0
+        group = self.groups.get(slot)
+        if group is None or key not in group.reading:
+            return False
+        watch = group.streams.get(key)
+        return watch is not None and not watch.lagging
 
     async def aclose(self) -> None:
         """Stop every reader: woken, each returns from its read at once and ends. Cancelling a
@@ -236,6 +249,10 @@ class StreamTails:
         for each stream: entries of a stream re-watched from an earlier position meanwhile are
         left to the next read, which starts there (handing them over would skip the gap)."""
         items = reply.items() if isinstance(reply, dict) else (reply or [])  # RESP3 | RESP2
+        for key in asked:  # a stream the reply leaves out had nothing more when Redis answered
+            asked_watch = group.streams.get(key)
+            if asked_watch is not None:
+                asked_watch.lagging = False
         for raw_key, raw_entries in items:
             key = decoded(raw_key)
             entries: Entries = raw_entries[0] if isinstance(reply, dict) else raw_entries
@@ -247,6 +264,7 @@ class StreamTails:
             watch = group.streams.get(key)
             if watch is None:
                 continue  # unwatched while the read was in flight
+            watch.lagging = len(entries) >= self.count
             floor = stream_id(watch.after)
             if stream_id(asked.get(key, "0-0")) > floor:
                 continue

@@ -8,7 +8,6 @@ reach another viewer's connection.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import Any
@@ -18,15 +17,19 @@ from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from broadcast.hub import Connection, Hub
-from broadcast.transport import Message, SansIOSocket, socket_for
+from broadcast.transport import SansIOSocket, socket_for
 from server.chat import frames as chat_frames
 from server.chat.node import ChatNode
 from server.shows.catalog import UnknownShow
 from server.shows.node import ShowNode
 from server.viewers import protocol as p
+from server.viewers.answers import answer, current_state, ref_of, release_key, reserve_key
 from server.viewers.auth import credentials
-from server.viewers.tokens import BadToken, verify
-from stock import HoldNotActive, InvalidArgument, NotOwner, ReserveBatcher, StockEngine, UnknownDrop, UnknownHold
+from server.viewers.expiry import close_at_expiry
+from server.viewers.handshake import BAD_POSITION, Position, Refused, admit, refuse, resume_position
+from server.viewers.reserving import Reserving
+from server.viewers.variants import drop_of_hold, variant_error
+from stock import HoldNotActive, InvalidArgument, NotOwner, StockEngine, UnknownDrop, UnknownHold
 from stock.types import WaitlistOutcome
 
 logger = logging.getLogger("livedrop.viewers")
@@ -58,15 +61,9 @@ class RateLimit:
         return False
 
 
-def request_id(secret: bytes, customer: str, ref: str) -> str:
-    """A reservation's request id: viewer-scoped (two viewers may both say ref "1"), without
-    the customer id in it (ids in Redis records stay pseudonymous, DESIGN §10)."""
-    digest = hashlib.blake2b(customer.encode(), key=secret[:64], digest_size=12).hexdigest()
-    return f"{digest}:{ref}"
-
-
 def _send(hub: Hub, viewer: Connection, frame: msgspec.Struct) -> None:
-    hub.deliver(viewer, Message(p.server_encoder.encode(frame)))
+    """To the asking connection, or to every connection of its viewer (server.viewers.answers)."""
+    answer(hub, viewer, frame)
 
 
 async def viewer_endpoint(websocket: WebSocket) -> None:
@@ -75,47 +72,50 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
     hub: Hub = state.hub
     secret: bytes = state.viewer_secret
     show_id = websocket.path_params["show_id"]
-    customer: str | None = None
-    name = role = ""  # the token's chat display name and role (server/chat)
     # The Sec-WebSocket-Protocol header, else ?token= (old clients): see server.viewers.auth.
     token, subprotocol = credentials(websocket.query_params.get("token"), websocket.scope.get("subprotocols", ()))
+    try:
+        # Refusals are answered in the handshake, before `accept` (server.viewers.handshake).
+        claims = await admit(live, secret, show_id, token)
+    except Refused as refused:
+        await refuse(websocket, refused, subprotocol)
+        return
+    customer = claims.viewer if claims is not None else None
     await websocket.accept(subprotocol=subprotocol)
-    if token:
-        try:
-            claims = verify(secret, token, show_id)
-            customer, name, role = claims.viewer, claims.name, claims.role
-        except BadToken as exc:
-            await websocket.close(p.CLOSE_POLICY, str(exc))
-            return
     socket = socket_for(websocket)
     state.metrics.viewer_send_path.labels("sansio" if isinstance(socket, SansIOSocket) else "asgi").inc()
-    resume_from = websocket.query_params.get("resume_from")
-    resuming = resume_from is not None and resume_from.isdigit()
+    # A position that does not parse is no position: the viewer gets a welcome marked reset.
+    position = resume_position(websocket.query_params)
+    resuming = position is not None and position is not BAD_POSITION
     try:
         # A resuming viewer's frames are held from its first one: the live pump must not reach
         # it before the events it missed (server/viewers/endpoint.py ``_resume``).
         viewer = await hub.join(show_id, socket, customer, resuming=resuming)
-    except UnknownShow:
+    except UnknownShow:  # deleted since the handshake admitted it
         await websocket.close(p.CLOSE_UNKNOWN_SHOW, "unknown show")
         return
     except RedisError:
         await websocket.close(p.CLOSE_RESTART, "unavailable, retry")
         return
     state.metrics.viewer_connections.inc()
+    expiry = close_at_expiry(websocket, viewer, claims.exp) if claims is not None else None
     chat: ChatNode = state.chat
     try:
-        epoch = websocket.query_params.get("epoch", "")
-        if resume_from is not None and resuming:
-            await _resume(live, hub, viewer, int(resume_from), epoch)
+        if isinstance(position, Position):
+            await _resume(live, hub, viewer, position.after, position.epoch)
         else:
-            hub.deliver(viewer, live.welcome(show_id, customer is not None))
-        if not chat.attach(viewer, name, role):  # after welcome/resume: the chat history
+            hub.deliver(viewer, live.welcome(show_id, customer is not None, reset=position is BAD_POSITION))
+        # The chat history after the welcome or the missed events (server/chat); a viewer banned
+        # from the show with `disconnect` is closed here.
+        if not chat.attach(viewer, claims.name if claims else "", claims.role if claims else ""):
             await websocket.close(p.CLOSE_POLICY, "banned from this show")
             return
         await _read_frames(websocket, state, viewer)
     except WebSocketDisconnect:
         pass
     finally:
+        if expiry is not None:
+            expiry.cancel()
         state.metrics.viewer_connections.dec()
         chat.detach(viewer)
         await hub.leave(viewer)
@@ -149,10 +149,10 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Connection) -> 
         if message["type"] == "websocket.disconnect":
             return
         data = message.get("text")
-        if data is None:
-            raw = message.get("bytes") or b""
-        else:
-            raw = data.encode()
+        if data is None:  # a binary frame: the protocol is JSON text frames
+            await websocket.close(p.CLOSE_UNSUPPORTED_DATA, "text frames only")
+            return
+        raw = data.encode()
         if len(raw) > p.MAX_FRAME_BYTES:
             await websocket.close(p.CLOSE_TOO_BIG, "frame too big")
             return
@@ -164,7 +164,8 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Connection) -> 
             frame = chat_frames.viewer_decoder.decode(raw)  # the protocol's frames and the chat's
         except msgspec.DecodeError as exc:
             code, text = p.describe_decode_error(exc)
-            _send(hub, viewer, p.Error(code=code, message=text))
+            ref = ref_of(raw) if code == p.ERR_BAD_FRAME else None
+            _send(hub, viewer, p.Error(code=code, message=text, ref=ref))
             continue
         await _handle(state, viewer, frame, limiter, hellos)
 
@@ -206,14 +207,18 @@ async def _handle(
         case p.Reserve(drop=drop) | p.Waitlist(drop=drop) if not _in_show(live, viewer, drop):
             # A token is for one show: its viewer buys that show's drops, none other.
             _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop} in this show", ref=frame.ref))
-        case p.Release(hold=hold, ref=ref) if not _in_show(live, viewer, hold.rsplit(".", 1)[0]):
+        case p.Release(hold=hold, ref=ref) if not _in_show(live, viewer, drop_of_hold(hold)):
             _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_HOLD, message=f"no hold {hold}", ref=ref))
-        case p.Reserve(ref=ref, drop=drop, qty=qty):
-            await _reserve(state, viewer, ref, drop, qty)
+        case p.Reserve(drop=drop, variant=variant) | p.Waitlist(drop=drop, variant=variant) if (
+            wrong := variant_error(live, viewer.show_id, drop, variant, frame.ref)
+        ) is not None:
+            _send(hub, viewer, wrong)
+        case p.Reserve(ref=ref, drop=drop, qty=qty, variant=variant):
+            await _reserve(state, viewer, ref, drop, qty, variant or "")
         case p.Release(hold=hold, ref=ref):
             await _release(state, viewer, hold, ref)
-        case p.Waitlist(drop=drop, qty=qty, ref=ref):
-            await _waitlist(state, viewer, drop, qty, ref)
+        case p.Waitlist(drop=drop, qty=qty, ref=ref, variant=variant):
+            await _waitlist(state, viewer, drop, qty, ref, variant or "")
 
 
 def _in_show(live: ShowNode, viewer: Connection, drop_id: str) -> bool:
@@ -222,20 +227,21 @@ def _in_show(live: ShowNode, viewer: Connection, drop_id: str) -> bool:
     return show is not None and drop_id in show.drops
 
 
-async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int) -> None:
+async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int, variant: str = "") -> None:
     hub: Hub = state.hub
-    batcher: ReserveBatcher = state.batcher
+    reserving: Reserving = state.reserving
     assert viewer.customer is not None
     started = time.perf_counter()
+    request = reserving.request_id(viewer.customer, ref)  # answers.request_id, its digest cached
+    live: ShowNode = state.live
+    live.echoes.originated.mark(reserve_key(request))  # this node's tabs are answered here
     try:
-        result = await batcher.reserve(
-            drop, viewer.customer, qty, request_id(state.viewer_secret, viewer.customer, ref)
-        )
+        result = await reserving.reserve(viewer.show_id, drop, viewer.customer, qty, request, variant)
     except UnknownDrop:
         _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
         return
     except InvalidArgument:
-        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason="invalid"))
+        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason="invalid", variant=variant or p.UNSET))
         return
     except RedisError:
         state.metrics.redis_errors.labels("reserve").inc()
@@ -244,6 +250,13 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
     state.metrics.reserve_seconds.observe(time.perf_counter() - started)
     if result.ok and result.hold_id is not None:
         state.metrics.reservations.labels("reserved").inc()
+        now = live.clock.now_ms()
+        # A retry names the hold its first answer made: say what became of it since.
+        held = (
+            await current_state(state.engine, result.hold_id, result.expires_at_ms, now)
+            if result.duplicate
+            else p.HOLD_HELD
+        )
         _send(
             hub,
             viewer,
@@ -254,17 +267,24 @@ async def _reserve(state: Any, viewer: Connection, ref: str, drop: str, qty: int
                 qty=result.qty,
                 expires_at=result.expires_at_ms,
                 hold_ref=result.hold_ref,
+                state=held,
+                variant=variant or p.UNSET,
+                checkout_url=await state.checkout.link(
+                    viewer.show_id, drop, variant, result.qty, result.hold_id, result.hold_ref
+                ),
             ),
         )
     else:
         reason = result.reason.value if result.reason else "invalid"
         state.metrics.reservations.labels(reason).inc()
-        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason=reason))
+        _send(hub, viewer, p.Rejected(ref=ref, drop=drop, reason=reason, variant=variant or p.UNSET))
 
 
 async def _release(state: Any, viewer: Connection, hold: str, ref: str | None) -> None:
     hub: Hub = state.hub
     engine: StockEngine = state.engine
+    live: ShowNode = state.live
+    live.echoes.originated.mark(release_key(hold))
     try:
         await engine.release(hold, viewer.customer)
     except (UnknownHold, InvalidArgument):
@@ -282,12 +302,12 @@ async def _release(state: Any, viewer: Connection, hold: str, ref: str | None) -
     _send(hub, viewer, p.Released(hold=hold, ref=ref))
 
 
-async def _waitlist(state: Any, viewer: Connection, drop: str, qty: int, ref: str | None) -> None:
+async def _waitlist(state: Any, viewer: Connection, drop: str, qty: int, ref: str | None, variant: str = "") -> None:
     hub: Hub = state.hub
     engine: StockEngine = state.engine
     assert viewer.customer is not None
     try:
-        result = await engine.join_waitlist(drop, viewer.customer, qty)
+        result = await engine.join_waitlist(drop, viewer.customer, qty, variant)
     except UnknownDrop:
         _send(hub, viewer, p.Error(code=p.ERR_UNKNOWN_DROP, message=f"no drop {drop}", ref=ref))
         return
@@ -295,6 +315,8 @@ async def _waitlist(state: Any, viewer: Connection, drop: str, qty: int, ref: st
         _send(hub, viewer, p.Error(code=p.ERR_UNAVAILABLE, message="try again", ref=ref))
         return
     if result.outcome in (WaitlistOutcome.WAITLISTED, WaitlistOutcome.DUPLICATE):
-        _send(hub, viewer, p.Waitlisted(drop=drop, position=result.position, ref=ref))
+        _send(hub, viewer, p.Waitlisted(drop=drop, position=result.position, ref=ref, variant=variant or p.UNSET))
     else:
-        _send(hub, viewer, p.Rejected(ref=ref or "", drop=drop, reason=result.outcome.value))
+        _send(
+            hub, viewer, p.Rejected(ref=ref or "", drop=drop, reason=result.outcome.value, variant=variant or p.UNSET)
+        )

@@ -15,10 +15,12 @@ T = TypeVar("T")
 # -- close codes ----------------------------------------------------------------------------
 CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
+CLOSE_UNSUPPORTED_DATA: Final = 1003  # a binary frame: the protocol is JSON text frames
 CLOSE_POLICY: Final = 1008  # bad token for a show, banned
 CLOSE_TOO_BIG: Final = 1009  # frame over MAX_FRAME_BYTES
 CLOSE_RESTART: Final = 1012  # node shutting down: reconnect (to another node) and resume
 CLOSE_SLOW: Final = 1013  # stayed over its send bound: reconnect and resume ("try again later")
+CLOSE_TOKEN_EXPIRED: Final = 4401  # the token's exp passed on an open connection
 CLOSE_UNKNOWN_SHOW: Final = 4404
 
 MAX_FRAME_BYTES: Final = 4096
@@ -33,10 +35,23 @@ ERR_UNKNOWN_HOLD: Final = "unknown_hold"
 ERR_NOT_OWNER: Final = "not_owner"
 ERR_HOLD_NOT_ACTIVE: Final = "hold_not_active"
 ERR_UNAVAILABLE: Final = "unavailable"
+ERR_UNKNOWN_VARIANT: Final = "unknown_variant"  # a variant the drop does not have (or a drop without variants)
+ERR_VARIANT_REQUIRED: Final = "variant_required"  # a drop with variants is reserved by naming one
+
+# -- states of a hold in `reserved.state` -------------------------------------------------------
+HOLD_HELD: Final = "held"
+HOLD_RELEASED: Final = "released"
+HOLD_EXPIRED: Final = "expired"
+HOLD_CONFIRMED: Final = "confirmed"
 
 Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-HoldId = Annotated[str, msgspec.Meta(min_length=3, max_length=90, pattern=r"^[A-Za-z0-9_-]+\.[0-9]+$")]
+# A hold id: ``<drop>.<n>``, or ``<drop>~<variant>.<n>`` for a variant's hold (stock/keys.py).
+HoldId = Annotated[
+    str,
+    msgspec.Meta(min_length=3, max_length=120, pattern=r"^[A-Za-z0-9_-]+(~[A-Za-z][A-Za-z0-9_-]{0,31})?\.[0-9]+$"),
+]
+VariantId = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
 Qty = Annotated[int, msgspec.Meta(ge=1, le=100)]
 
 
@@ -49,9 +64,12 @@ class Hello(msgspec.Struct, tag="hello", forbid_unknown_fields=True):
 
 
 class Reserve(msgspec.Struct, tag="reserve", forbid_unknown_fields=True):
+    """``variant`` names the variant of a drop with variants (required there, refused elsewhere)."""
+
     ref: Ref
     drop: Id
     qty: Qty = 1
+    variant: VariantId | None = None
 
 
 class Release(msgspec.Struct, tag="release", forbid_unknown_fields=True):
@@ -63,6 +81,7 @@ class Waitlist(msgspec.Struct, tag="waitlist", forbid_unknown_fields=True):
     drop: Id
     qty: Qty = 1
     ref: Ref | None = None
+    variant: VariantId | None = None
 
 
 class Ping(msgspec.Struct, tag="ping", forbid_unknown_fields=True):
@@ -94,6 +113,12 @@ client_decoder: Final[FrameDecoder[ClientFrame]] = FrameDecoder(ClientFrame)
 
 
 # -- server -> viewer ---------------------------------------------------------------------------
+# Fields about variants are UNSET, so left out of the frame, for a drop without variants: its
+# frames stay byte for byte what they were before variants existed.
+UNSET: Final = msgspec.UNSET
+Unset = msgspec.UnsetType
+
+
 class StockBody(msgspec.Struct, frozen=True):
     available: int
     held: int
@@ -101,7 +126,21 @@ class StockBody(msgspec.Struct, frozen=True):
     total: int
 
 
+class VariantBody(msgspec.Struct, frozen=True):
+    """One variant of a drop: what a picker shows (its options, e.g. size and colour), its SKU,
+    its own prices when they differ from the drop's, and its own stock."""
+
+    id: str
+    sku: str
+    options: dict[str, str]
+    stock: StockBody
+    prices: dict[str, int] | Unset = UNSET
+
+
 class DropBody(msgspec.Struct, frozen=True):
+    """``stock`` of a drop with variants is the sum of theirs; ``limit_per_variant`` is set when
+    ``per_customer_limit`` counts in each variant on its own rather than across them."""
+
     id: str
     sku: str
     title: str
@@ -111,6 +150,8 @@ class DropBody(msgspec.Struct, frozen=True):
     ends_at: int
     per_customer_limit: int
     stock: StockBody
+    variants: list[VariantBody] | Unset = UNSET
+    limit_per_variant: bool | Unset = UNSET
 
 
 class Welcome(msgspec.Struct, tag="welcome"):
@@ -132,12 +173,15 @@ class DropFrame(msgspec.Struct, tag="drop"):
 
 
 class StockFrame(msgspec.Struct, tag="stock"):
+    """A drop's counters (a drop with variants: their sums, and each variant's in ``variants``)."""
+
     drop: str
     available: int
     held: int
     sold: int
     total: int
     ts: int
+    variants: dict[str, StockBody] | Unset = UNSET
 
 
 class DropEnded(msgspec.Struct, tag="drop_ended"):
@@ -166,7 +210,9 @@ class ShowEnded(msgspec.Struct, tag="show_ended"):
 class Reserved(msgspec.Struct, tag="reserved"):
     """``hold`` is the hold's id (what ``release``, ``hold_expired`` and ``confirmed`` name);
     ``hold_ref`` the signed reference a cart, a checkout or a platform order must carry to pay for
-    it (docs/webhooks.md): the id alone is guessable and never enough."""
+    it (docs/webhooks.md): the id alone is guessable and never enough. ``state`` is the hold's
+    state when the answer was sent: a retried ``ref`` is answered with the same hold, which may
+    have been released, expired or paid since (docs/protocol.md, "Idempotency")."""
 
     ref: str
     drop: str
@@ -175,12 +221,17 @@ class Reserved(msgspec.Struct, tag="reserved"):
     expires_at: int
     from_waitlist: bool = False
     hold_ref: str = ""
+    state: str = HOLD_HELD
+    variant: str | Unset = UNSET
+    # A link into the merchant's store that pays for this hold (docs/checkout.md); "" when the show has none.
+    checkout_url: str = ""
 
 
 class Rejected(msgspec.Struct, tag="rejected"):
     ref: str
     drop: str
     reason: str
+    variant: str | Unset = UNSET
 
 
 class Released(msgspec.Struct, tag="released"):
@@ -191,18 +242,21 @@ class Released(msgspec.Struct, tag="released"):
 class HoldExpired(msgspec.Struct, tag="hold_expired"):
     drop: str
     hold: str
+    variant: str | Unset = UNSET
 
 
 class Confirmed(msgspec.Struct, tag="confirmed"):
     drop: str
     hold: str
     qty: int
+    variant: str | Unset = UNSET
 
 
 class Waitlisted(msgspec.Struct, tag="waitlisted"):
     drop: str
     position: int
     ref: str | None = None
+    variant: str | Unset = UNSET
 
 
 class Error(msgspec.Struct, tag="error"):

@@ -35,6 +35,15 @@ class BadToken(Exception):
     """The token is malformed, forged, expired or for another show."""
 
 
+class ExpiredToken(BadToken):
+    """A genuine token past its ``exp``: the integrator's backend mints a fresh one."""
+
+
+class ForbiddenToken(BadToken):
+    """A genuine token that does not open this show: minted for another one, or naming a viewer
+    id LiveDrop refuses. A new token from the same code would be refused the same way."""
+
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(ViewerClaims)
 
@@ -80,13 +89,13 @@ def verify(secret: bytes, token: str, show_id: str, now: float | None = None) ->
     if not hmac.compare_digest(expected, given):
         raise BadToken("bad signature")
     if claims.exp < (time.time() if now is None else now):
-        raise BadToken("expired token")
+        raise ExpiredToken("expired token")
     if claims.show != show_id:
-        raise BadToken("token is for another show")
+        raise ForbiddenToken("token is for another show")
     # Integrators mint tokens with their own code too: an id the stock engine does not accept
     # (``a@b``) is refused here, at the edge, rather than at the first reservation.
     try:
         check_opaque("viewer id", claims.viewer)
     except InvalidArgument as exc:
-        raise BadToken("token names an invalid viewer id") from exc
+        raise ForbiddenToken("token names an invalid viewer id") from exc
     return claims

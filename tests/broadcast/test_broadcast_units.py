@@ -238,3 +238,33 @@ async def test_a_frame_that_is_not_bulk_overtakes_a_bulk_broadcast_in_progress()
     for s in sockets:
         assert sorted(json.loads(x)["type"] for x in s.written) == ["chat", "chat", "drop"]
         assert [json.loads(x).get("n") for x in s.written if b"chat" in x] == [1, 2]
+
+
+async def test_a_slow_unsubscribe_never_holds_up_a_join_of_the_same_show() -> None:
+    """The show's last viewer leaving runs ``on_last`` outside the show's lock: a viewer who
+    reconnects meanwhile joins at once, and the moot unsubscribe is cancelled (it once held the
+    lock across a 2 s blocking read)."""
+    calls: list[str] = []
+    unsubscribing = asyncio.Event()
+
+    async def on_first(show: str) -> None:
+        calls.append("+")
+
+    async def on_last(show: str) -> None:
+        calls.append("-")
+        unsubscribing.set()
+        try:
+            await asyncio.Event().wait()  # slow: never done by itself
+        except asyncio.CancelledError:
+            calls.append("cancelled")
+            raise
+
+    hub = Hub(on_first=on_first, on_last=on_last)
+    first = await hub.join("s", FakeSocket(1), "c")
+    leaving = asyncio.create_task(hub.leave(first))
+    await unsubscribing.wait()
+    async with asyncio.timeout(scaled(1)):
+        again = await hub.join("s", FakeSocket(1), "c")
+        await leaving  # the leave ends too, its unsubscribe cancelled
+    assert calls == ["+", "-", "cancelled", "+"]
+    assert hub.viewer_count("s") == 1 and hub.by_customer["c"] == {again} and hub._leaving == {}

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser, Route
 
 NodeFactory = Callable[..., Node]
+# What Chromium logs, as console errors, for a handshake refused on purpose and for the client's
+# plain-HTTP question about it (docs/protocol.md, "Refusals and close codes").
+REFUSAL_LOGS = (r"WebSocket connection to .* failed", r"status of 40[134]")
 HOST_TOKEN = "js-client-host-token"
 PACKAGE = ROOT / "clients" / "js"
 
@@ -150,6 +153,8 @@ RUN_CASES = """async ({ hostToken, scale }) => {
 async def test_the_package_tests_pass_in_chromium_against_a_real_node(nodes: NodeFactory, browser: Browser) -> None:
     server = nodes(env={"LIVEDROP_HOST_TOKENS": HOST_TOKEN})
     errors = PageErrors()
+    for pattern in REFUSAL_LOGS:
+        errors.allow(pattern)
     context = await browser.new_context()
     try:
         page = await context.new_page()
@@ -237,6 +242,8 @@ async def test_the_demo_viewer_page_runs_on_the_package(nodes: NodeFactory, brow
         assert served.text == (PACKAGE / "src" / "client.js").read_text(encoding="utf-8")
 
     errors = PageErrors()
+    for pattern in REFUSAL_LOGS:
+        errors.allow(pattern)
     context = await browser.new_context()
     try:
         page = await context.new_page()
@@ -251,7 +258,7 @@ async def test_the_demo_viewer_page_runs_on_the_package(nodes: NodeFactory, brow
         await expect(page.get_by_role("timer", name="Hold time left")).to_have_text(re.compile(r"^(1:30|1:[0-2]\d)$"))
         await expect(page.get_by_text("2 of 3 left")).to_be_visible(timeout=scaled(5) * 1000)
 
-        # A refused token (1008): the client asks the page's token hook once more, the page has
+        # A refused token (401 in the handshake): the client asks the page's token hook once more, the page has
         # dropped the token by then, and it goes on watching.
         refused = await context.new_page()
         errors.watch(refused, "refused")
@@ -259,6 +266,13 @@ async def test_the_demo_viewer_page_runs_on_the_package(nodes: NodeFactory, brow
         await expect(refused.get_by_text("Your viewer link has expired")).to_be_visible(timeout=scaled(5) * 1000)
         await expect(refused.get_by_role("heading", name="Sneaker")).to_be_visible(timeout=scaled(5) * 1000)
         await expect(refused.get_by_text("You are watching without a viewer token.")).to_be_visible()
+
+        # An unknown show is refused in the handshake: the page says so and never shows itself live.
+        unknown = await context.new_page()
+        errors.watch(unknown, "unknown")
+        await unknown.goto(f"{server.http}/demo/shows/no-such-show#token={token}")
+        await expect(unknown.get_by_text("This show does not exist.")).to_be_visible(timeout=scaled(5) * 1000)
+        await expect(unknown.locator("body")).to_have_class(re.compile(r"\boffline\b"))
         assert not errors.errors
     finally:
         await context.close()

@@ -8,6 +8,7 @@ developer's machine; under CI (``CI`` set) a missing browser fails them instead.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -75,13 +76,20 @@ class PageErrors:
 
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.allowed: list[re.Pattern[str]] = []
+
+    def allow(self, pattern: str) -> None:
+        """Console errors matching ``pattern`` are expected (Chromium logs a refused WebSocket
+        handshake and a 4xx fetch as errors, whatever the page does with them)."""
+        self.allowed.append(re.compile(pattern))
 
     def watch(self, page: Any, name: str) -> None:
         page.on("pageerror", self._record(f"{name}: uncaught"))
-        page.on(
-            "console",
-            lambda message: self.errors.append(f"{name}: console {message.text}") if message.type == "error" else None,
-        )
+        page.on("console", lambda message: self._console(name, message))
+
+    def _console(self, name: str, message: Any) -> None:
+        if message.type == "error" and not any(p.search(message.text) for p in self.allowed):
+            self.errors.append(f"{name}: console {message.text}")
 
     def _record(self, prefix: str) -> Callable[[Any], None]:
         return lambda error: self.errors.append(f"{prefix} {error}")

@@ -4,6 +4,7 @@
 // the WebSocket constructor and the timers can be injected.
 
 import { ServerClock, deadlineOf } from "./clock.js";
+import { checkHandshake, refusalMeaning } from "./handshake.js";
 import { RequestError, Requests, checkRef, newRef } from "./requests.js";
 import { Applied, Snapshot } from "./snapshot.js";
 
@@ -21,12 +22,14 @@ export const CloseCode = Object.freeze({
   KEEPALIVE_TIMEOUT: 1011,
   RESTART: 1012,
   TRY_AGAIN: 1013,
+  TOKEN_EXPIRED: 4401,
   UNKNOWN_SHOW: 4404,
 });
 
 const MEANINGS = new Map([
   [1000, { meaning: "normal", reconnect: true }],
   [1001, { meaning: "going_away", reconnect: true }],
+  [1003, { meaning: "bad_data", reconnect: false }],
   [1006, { meaning: "network", reconnect: true }],
   [1007, { meaning: "bad_data", reconnect: false }],
   [1008, { meaning: "unauthorized", reconnect: false }],
@@ -34,8 +37,16 @@ const MEANINGS = new Map([
   [1011, { meaning: "keepalive_timeout", reconnect: true }],
   [1012, { meaning: "restart", reconnect: true }],
   [1013, { meaning: "slow", reconnect: true }],
+  [4401, { meaning: "token_expired", reconnect: false }],
   [4404, { meaning: "unknown_show", reconnect: false }],
 ]);
+
+/**
+ * Close codes after which the token hook, if any, is asked for a new token (once, until a frame
+ * arrives again): a token refused after the upgrade, or one that expired on an open connection.
+ * With a static token the client stops: it never reconnects with a token the server refused.
+ */
+const AUTH_CLOSES = new Set([1008, 4401]);
 
 /**
  * What a close code means and whether reconnecting can help. Unknown codes reconnect: a code
@@ -89,6 +100,10 @@ export class LiveDropClient {
     this.syncTimer = undefined;
     this.resyncFrom = null;
     this.tokenUsed = undefined;
+    this.fetch = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    /** Whether the current socket opened: a close before it did is a failed handshake. */
+    this.opened = false;
+    this.attemptToken = undefined;
   }
 
   // -- lifecycle ---------------------------------------------------------------------------------
@@ -157,10 +172,17 @@ export class LiveDropClient {
       return;
     }
     this.socket = socket;
+    this.opened = false;
+    this.attemptToken = token;
     socket.onopen = () => this.onOpen(socket);
     socket.onmessage = (event) => this.onMessage(socket, event);
     socket.onclose = (event) => this.onClose(socket, event.code, event.reason);
-    socket.onerror = () => {}; // a close event follows, with the code
+    // After an open socket's error a close event follows, with the code. A handshake that fails
+    // may only get the error (Node 20's WebSocket never closes a refused one): handle it as a
+    // close, and the close that may follow is ignored (the socket is no longer ours).
+    socket.onerror = () => {
+      if (!this.opened) this.onClose(socket, CloseCode.ABNORMAL, "");
+    };
   }
 
   connectUrl(resume = true) {
@@ -175,6 +197,7 @@ export class LiveDropClient {
 
   onOpen(socket) {
     if (socket !== this.socket) return;
+    this.opened = true;
     this.setState("open");
     this.clock.restart();
     this.resyncFrom = null;
@@ -234,19 +257,37 @@ export class LiveDropClient {
     this.socket = null;
     this.stopTimers();
     if (this.state === "closed") return;
-    const info = closeMeaning(code);
+    if (!this.opened) {
+      // Never opened: the network, or a refusal in the handshake, which a browser does not show.
+      void this.onHandshakeFailed(code, reason);
+      return;
+    }
+    this.afterClose(code, reason, closeMeaning(code), AUTH_CLOSES.has(code));
+  }
+
+  /** Ask the server why the handshake failed (a refusal says so over plain HTTP), then go on. */
+  async onHandshakeFailed(code, reason) {
+    const generation = this.generation;
+    const verdict = await checkHandshake(this.url, this.attemptToken, this.fetch);
+    if (generation !== this.generation || this.state === "closed") return;
+    const info = verdict ? refusalMeaning(verdict.status) : { meaning: "network", reconnect: true };
+    const extra = { handshake: true, status: verdict?.status ?? 0, problem: verdict?.problem ?? null };
+    this.afterClose(code, reason ?? "", info, verdict?.status === 401 || verdict?.status === 403, extra);
+  }
+
+  afterClose(code, reason, info, auth, extra = {}) {
     let willReconnect = info.reconnect;
-    if (code === CloseCode.POLICY && typeof this.token === "function") {
+    if (auth && typeof this.token === "function") {
       // The hook may have a fresh token (or choose to watch without one): one more try, not a loop.
       this.authFailures += 1;
       willReconnect = this.authFailures <= 1;
     }
-    this.emit("close", { code, reason: reason ?? "", meaning: info.meaning, willReconnect });
+    this.emit("close", { code, reason: reason ?? "", meaning: info.meaning, willReconnect, ...extra });
     if (willReconnect) {
       this.scheduleReconnect();
     } else {
       this.setState("closed");
-      this.requests.failAll("closed", `connection closed: ${info.meaning} (${code})`);
+      this.requests.failAll("closed", `connection closed: ${info.meaning} (${extra.status || code})`);
     }
   }
 
@@ -313,8 +354,10 @@ export class LiveDropClient {
    * RequestError (`rejected` + reason, `error` + code, `timeout`, `closed`). One call is one tap
    * on Buy: its ref is new unless you pass `ref` (to retry a call that timed out, pass its ref).
    */
-  reserve(drop, qty = 1, { ref, timeoutMs } = {}) {
-    return this.request({ type: "reserve", ref: ref === undefined ? newRef("r") : checkRef(ref), drop, qty }, timeoutMs);
+  reserve(drop, qty = 1, { ref, timeoutMs, variant } = {}) {
+    const frame = { type: "reserve", ref: ref === undefined ? newRef("r") : checkRef(ref), drop, qty };
+    if (variant !== undefined) frame.variant = variant; // a drop with variants needs one (docs/protocol.md)
+    return this.request(frame, timeoutMs);
   }
 
   /** Release a hold (its id, or the hold object). Resolves with the `released` frame. */
@@ -324,8 +367,10 @@ export class LiveDropClient {
   }
 
   /** Join a drop's waitlist. Resolves with the `waitlisted` frame (its `position`). */
-  waitlist(drop, qty = 1, { ref, timeoutMs } = {}) {
-    return this.request({ type: "waitlist", drop, qty, ref: ref === undefined ? newRef("w") : checkRef(ref) }, timeoutMs);
+  waitlist(drop, qty = 1, { ref, timeoutMs, variant } = {}) {
+    const frame = { type: "waitlist", drop, qty, ref: ref === undefined ? newRef("w") : checkRef(ref) };
+    if (variant !== undefined) frame.variant = variant; // each variant has its own waitlist
+    return this.request(frame, timeoutMs);
   }
 
   /**

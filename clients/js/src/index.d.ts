@@ -12,6 +12,17 @@ export interface Stock {
   total: number;
 }
 
+/** One variant of a drop with variants (a size, a colour): its own SKU, options and stock. */
+export interface Variant {
+  id: string;
+  sku: string;
+  /** What a picker shows: {"size": "42"}, {"colour": "red", "size": "M"}. */
+  options: Record<string, string>;
+  stock: Stock;
+  /** Only when they differ from the drop's. */
+  prices?: Record<string, number>;
+}
+
 export interface Drop {
   id: string;
   sku: string;
@@ -26,6 +37,10 @@ export interface Drop {
   stock: Stock;
   /** Set by the client from `drop_ended`. */
   end_reason?: DropEndReason;
+  /** Only on a drop with variants: reserve and waitlist must then name one. `stock` is their sum. */
+  variants?: Variant[];
+  /** True when `per_customer_limit` counts in each variant on its own (absent: across them). */
+  limit_per_variant?: boolean;
 }
 
 export type DropEndReason = "host" | "sold_out" | "time";
@@ -40,6 +55,8 @@ export type ErrorCode =
   | "not_owner"
   | "hold_not_active"
   | "unavailable"
+  | "unknown_variant"
+  | "variant_required"
   | (string & {});
 
 export interface WelcomeFrame {
@@ -56,7 +73,13 @@ export interface WelcomeFrame {
   drops: Drop[];
 }
 export interface DropFrame { type: "drop"; seq: number; drop: Drop }
-export interface StockFrame extends Stock { type: "stock"; drop: string; ts?: number }
+export interface StockFrame extends Stock {
+  type: "stock";
+  drop: string;
+  ts?: number;
+  /** A drop with variants: each variant's counters, by variant id. */
+  variants?: Record<string, Stock>;
+}
 export interface DropEndedFrame { type: "drop_ended"; seq: number; drop: string; reason: DropEndReason }
 export interface ViewersFrame { type: "viewers"; count: number }
 export interface ShowFrame { type: "show"; seq: number; show: string; title: string; state: string }
@@ -72,12 +95,21 @@ export interface ReservedFrame {
   from_waitlist: boolean;
   /** The hold's signed reference: what the cart and the checkout carry. */
   hold_ref: string;
+  /** A link into the merchant's store that pays for this hold ("" when the show has none; docs/checkout.md). */
+  checkout_url?: string;
+  /**
+   * The hold's state when this answer was sent: "held" for a new hold; a retried ref (a request
+   * sent again after a reconnect) may name a hold released, expired or paid since.
+   */
+  state: "held" | "released" | "expired" | "confirmed";
+  /** The variant held (a drop with variants only). */
+  variant?: string;
 }
-export interface RejectedFrame { type: "rejected"; ref: string; drop: string; reason: RejectReason }
+export interface RejectedFrame { type: "rejected"; ref: string; drop: string; reason: RejectReason; variant?: string }
 export interface ReleasedFrame { type: "released"; hold: string; ref: string | null }
-export interface HoldExpiredFrame { type: "hold_expired"; drop: string; hold: string }
-export interface ConfirmedFrame { type: "confirmed"; drop: string; hold: string; qty: number }
-export interface WaitlistedFrame { type: "waitlisted"; drop: string; position: number; ref: string | null }
+export interface HoldExpiredFrame { type: "hold_expired"; drop: string; hold: string; variant?: string }
+export interface ConfirmedFrame { type: "confirmed"; drop: string; hold: string; qty: number; variant?: string }
+export interface WaitlistedFrame { type: "waitlisted"; drop: string; position: number; ref: string | null; variant?: string }
 export interface ErrorFrame { type: "error"; code: ErrorCode; message: string; ref?: string | null }
 export interface PongFrame { type: "pong"; server_time: number; ref: string | null }
 
@@ -154,9 +186,9 @@ export type ServerFrame =
 // -- wire frames: viewer -> server -------------------------------------------------------------------
 
 export interface HelloFrame { type: "hello"; resume_from?: number; epoch?: string }
-export interface ReserveFrame { type: "reserve"; ref: string; drop: string; qty: number }
+export interface ReserveFrame { type: "reserve"; ref: string; drop: string; qty: number; variant?: string }
 export interface ReleaseFrame { type: "release"; hold: string; ref: string }
-export interface WaitlistFrame { type: "waitlist"; drop: string; qty: number; ref: string }
+export interface WaitlistFrame { type: "waitlist"; drop: string; qty: number; ref: string; variant?: string }
 export interface PingFrame { type: "ping"; ref: string }
 export interface ChatSendFrame { type: "chat_send"; ref: string; text: string }
 export interface ChatModFrame extends ChatModFields { type: "chat_mod"; action: ChatModAction; ref: string }
@@ -174,6 +206,8 @@ export interface Hold {
   holdRef: string | undefined;
   fromWaitlist: boolean;
   state: "held" | "released" | "expired" | "confirmed";
+  /** The variant held (a drop with variants only). */
+  variant?: string;
 }
 
 export declare const SEQUENCED: ReadonlySet<string>;
@@ -196,7 +230,12 @@ export declare class Snapshot {
   stockTs: Map<string, number>;
   apply(frame: ServerFrame): AppliedResult;
   holdsOf(dropId: string): Hold[];
+  /** A variant of a drop, or undefined. */
+  variantOf(dropId: string, variantId: string): Variant | undefined;
 }
+
+/** Nothing on sale now: of a drop (a drop with variants: of every variant), or of one variant. */
+export declare function isSoldOut(drop: Drop | undefined, variantId?: string): boolean;
 
 // -- clock ---------------------------------------------------------------------------------------------
 
@@ -293,6 +332,8 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Ping every so often to refine the server clock (ms). Default 30000; 0: only when you call ping(). */
   clockSyncMs?: number;
+  /** Asks why a handshake failed (default: the global fetch). */
+  fetch?: (url: string, init?: { headers?: Record<string, string>; cache?: string }) => Promise<{ status: number; json(): Promise<unknown> }>;
   /** Injectables, for tests. */
   random?: () => number;
   now?: () => number;
@@ -313,6 +354,7 @@ export type CloseMeaning =
   | "restart"
   | "slow"
   | "unknown_show"
+  | "token_expired"
   | "token_hook"
   | "unknown";
 
@@ -322,6 +364,15 @@ export interface CloseInfo {
   reason: string;
   meaning: CloseMeaning;
   willReconnect: boolean;
+  /**
+   * True when the connection never opened: the handshake failed. The client then asked the server
+   * why over plain HTTP (a browser hides a refused handshake's status): `status` is what it
+   * answered (401 a bad or expired token, 403 a token that does not open the show, 404 an unknown
+   * show, 204 nothing against this connection, 0 could not ask), `problem` its problem body.
+   */
+  handshake?: boolean;
+  status?: number;
+  problem?: { type: string; title: string; status: number; detail?: string; code?: string } | null;
 }
 
 export declare const CloseCode: Readonly<{
@@ -334,6 +385,7 @@ export declare const CloseCode: Readonly<{
   KEEPALIVE_TIMEOUT: 1011;
   RESTART: 1012;
   TRY_AGAIN: 1013;
+  TOKEN_EXPIRED: 4401;
   UNKNOWN_SHOW: 4404;
 }>;
 
@@ -382,6 +434,8 @@ export interface RequestOptions {
   /** Your own ref (1-64 of A-Z a-z 0-9 _ . : -): to retry a request that timed out. */
   ref?: string;
   timeoutMs?: number;
+  /** The variant to reserve or to wait for: required on a drop with variants. */
+  variant?: string;
 }
 
 export declare class LiveDropClient {

@@ -6,4 +6,4 @@ export const VERSION = "0.1.0";
 export { CloseCode, LiveDropClient, SUBPROTOCOL, backoffDelay, closeMeaning, connect } from "./client.js";
 export { ServerClock, deadlineOf } from "./clock.js";
 export { RequestError, checkRef, newRef, Requests } from "./requests.js";
-export { Applied, SEQUENCED, Snapshot } from "./snapshot.js";
+export { Applied, SEQUENCED, Snapshot, isSoldOut } from "./snapshot.js";

@@ -41,7 +41,7 @@ export class Snapshot {
     }
     switch (frame.type) {
       case "drop":
-        this.drops.set(frame.drop.id, { ...frame.drop, stock: { ...frame.drop.stock } });
+        this.drops.set(frame.drop.id, copyDrop(frame.drop));
         this.stockTs.delete(frame.drop.id);
         return Applied.APPLIED;
       case "stock":
@@ -69,15 +69,17 @@ export class Snapshot {
           expiresAt: frame.expires_at,
           holdRef: frame.hold_ref,
           fromWaitlist: Boolean(frame.from_waitlist),
-          state: "held",
+          // A retried ref is answered with its hold as it is now (docs/protocol.md, "Idempotency").
+          state: frame.state ?? "held",
+          ...(frame.variant === undefined ? {} : { variant: frame.variant }),
         });
         return Applied.APPLIED;
       case "released":
         return this.holdState(frame.hold, "released");
       case "hold_expired":
-        return this.holdState(frame.hold, "expired", frame.drop);
+        return this.holdState(frame.hold, "expired", frame.drop, undefined, frame.variant);
       case "confirmed":
-        return this.holdState(frame.hold, "confirmed", frame.drop, frame.qty);
+        return this.holdState(frame.hold, "confirmed", frame.drop, frame.qty, frame.variant);
       default:
         return Applied.OTHER;
     }
@@ -92,7 +94,7 @@ export class Snapshot {
     this.epoch = frame.epoch;
     this.viewers = frame.viewers;
     this.canReserve = Boolean(frame.can_reserve);
-    this.drops = new Map((frame.drops || []).map((d) => [d.id, { ...d, stock: { ...d.stock } }]));
+    this.drops = new Map((frame.drops || []).map((d) => [d.id, copyDrop(d)]));
     this.stockTs = new Map();
     return Applied.APPLIED;
   }
@@ -107,23 +109,63 @@ export class Snapshot {
       this.stockTs.set(frame.drop, frame.ts);
     }
     const { available, held, sold, total } = frame;
-    this.drops.set(frame.drop, { ...drop, stock: { available, held, sold, total } });
+    const next = { ...drop, stock: { available, held, sold, total } };
+    if (frame.variants && drop.variants) {
+      // A drop with variants: each variant's counters come in the same frame, of the same instant.
+      next.variants = drop.variants.map((v) => (frame.variants[v.id] ? { ...v, stock: { ...frame.variants[v.id] } } : v));
+    }
+    this.drops.set(frame.drop, next);
     return Applied.APPLIED;
   }
 
-  holdState(holdId, state, drop, qty) {
+  holdState(holdId, state, drop, qty, variant) {
     const hold = this.holds.get(holdId);
     if (hold) {
       this.holds.set(holdId, { ...hold, state, ...(qty === undefined ? {} : { qty }) });
     } else if (drop !== undefined) {
       // A push about a hold this client never saw reserved (another tab, or before a reload).
-      this.holds.set(holdId, { hold: holdId, drop, qty: qty ?? 0, expiresAt: 0, holdRef: undefined, fromWaitlist: false, state });
+      this.holds.set(holdId, {
+        hold: holdId,
+        drop,
+        qty: qty ?? 0,
+        expiresAt: 0,
+        holdRef: undefined,
+        fromWaitlist: false,
+        state,
+        ...(variant === undefined ? {} : { variant }),
+      });
     }
     return Applied.APPLIED;
+  }
+
+  /** A variant of a drop (undefined for a drop without variants, or an unknown variant). */
+  variantOf(dropId, variantId) {
+    return this.drops.get(dropId)?.variants?.find((v) => v.id === variantId);
   }
 
   /** This viewer's holds on `dropId`, newest last. */
   holdsOf(dropId) {
     return [...this.holds.values()].filter((h) => h.drop === dropId);
   }
+}
+
+/** A drop as the snapshot keeps it: its own copy of the stock, and of each variant's. */
+function copyDrop(d) {
+  const copy = { ...d, stock: { ...d.stock } };
+  if (Array.isArray(d.variants)) copy.variants = d.variants.map((v) => ({ ...v, stock: { ...v.stock } }));
+  return copy;
+}
+
+/**
+ * Whether a drop (or, with `variantId`, one of its variants) has nothing on sale now. A drop with
+ * variants is sold out when every variant is; a size picker greys out the sizes that are.
+ */
+export function isSoldOut(drop, variantId) {
+  if (!drop) return true;
+  if (variantId !== undefined) {
+    const v = drop.variants?.find((x) => x.id === variantId);
+    return !v || v.stock.available === 0;
+  }
+  if (Array.isArray(drop.variants) && drop.variants.length) return drop.variants.every((v) => v.stock.available === 0);
+  return drop.stock.available === 0;
 }

@@ -91,6 +91,47 @@ export const liveCases = [
     },
   },
   {
+    name: "a drop with sizes: reserve names the size, sizes sell out on their own, errors name the rule",
+    async fn(lib, env) {
+      shows += 1;
+      const show = `jsv${shows}-${Math.random().toString(36).slice(2, 8)}`;
+      const drop = `${show}-shoe`;
+      await api(env, "POST", "/api/shows", { show_id: show, title: "JS sizes" });
+      await api(env, "POST", `/api/shows/${show}/drops`, {
+        drop_id: drop,
+        title: "Sneaker",
+        prices: { EUR: 8900 },
+        hold_seconds: 120,
+        variants: [
+          { id: "s41", sku: `${show}-41`, quantity: 1, options: { size: "41" } },
+          { id: "s42", sku: `${show}-42`, quantity: 2, options: { size: "42" } },
+        ],
+      });
+      await api(env, "POST", `/api/drops/${drop}/launch`, { duration_seconds: 300 });
+      const token = (await api(env, "POST", `/api/shows/${show}/tokens`, { viewer_id: "v-js-sizes" })).token;
+      const client = lib.connect(`${env.http.replace(/^http/, "ws")}/ws/shows/${show}`, { token });
+      try {
+        const welcome = await next(client, "welcome", env);
+        deepEqual(welcome.drops[0].variants.map((v) => v.options.size), ["41", "42"]);
+        equal((await rejects(client.reserve(drop))).code, "variant_required");
+        equal((await rejects(client.reserve(drop, 1, { variant: "s99" }))).code, "unknown_variant");
+        const reserved = await client.reserve(drop, 1, { variant: "s41" });
+        equal(reserved.variant, "s41");
+        equal(client.snapshot.holds.get(reserved.hold).variant, "s41");
+        await until(client, env, () => lib.isSoldOut(client.snapshot.drops.get(drop), "s41"), "size 41 sold out");
+        ok(!lib.isSoldOut(client.snapshot.drops.get(drop)), "size 42 still sells");
+        equal((await rejects(client.reserve(drop, 1, { variant: "s41" }))).reason, "sold_out");
+        const waiting = await client.waitlist(drop, 1, { variant: "s41" });
+        equal(waiting.variant, "s41");
+        await client.reserve(drop, 2, { variant: "s42" });
+        await until(client, env, () => lib.isSoldOut(client.snapshot.drops.get(drop)), "every size sold out");
+        equal(client.snapshot.drops.get(drop).stock.held, 3);
+      } finally {
+        client.close();
+      }
+    },
+  },
+  {
     name: "reserve, stock converges, the hold counts down on the server clock, release",
     async fn(lib, env) {
       const setup = await liveShow(env);
@@ -185,7 +226,60 @@ export const liveCases = [
     },
   },
   {
-    name: "refusals: no token may watch but not reserve; a forged token and an unknown show stop",
+    name: "a token that expires on an open connection closes it (4401); the hook's new token resumes it",
+    async fn(lib, env) {
+      const setup = await liveShow(env);
+      const mint = async (ttl) =>
+        (await api(env, "POST", `/api/shows/${setup.show}/tokens`, { viewer_id: "v-js-exp", ttl_seconds: ttl })).token;
+      const tokens = [await mint(1.5), await mint(600)];
+      const client = lib.connect(setup.url, { token: async () => tokens.shift() });
+      const welcomes = [];
+      client.on("welcome", (f) => welcomes.push(f));
+      try {
+        await next(client, "welcome", env);
+        const expired = await next(client, "close", env, () => true, 5);
+        deepEqual([expired.code, expired.meaning, expired.willReconnect], [4401, "token_expired", true]);
+        await next(client, "state", env, (s) => s.state === "open");
+        const reserved = await client.reserve(setup.drops[0], 1);
+        ok(reserved.hold, "the new token reserves");
+        equal(welcomes.length, 1, "a resume, not a fresh welcome");
+      } finally {
+        client.close();
+      }
+    },
+  },
+  {
+    name: "two tabs of one viewer: each answer reaches both; a retried ref says its hold was released",
+    async fn(lib, env) {
+      const setup = await liveShow(env);
+      const [drop] = setup.drops;
+      const token = await setup.token("v-js-tabs");
+      const phone = lib.connect(setup.url, { token });
+      const laptop = lib.connect(setup.url, { token });
+      try {
+        await Promise.all([next(phone, "welcome", env), next(laptop, "welcome", env)]);
+        const seen = next(laptop, "reserved", env, (f) => f.ref === "tab-1");
+        const reserved = await phone.reserve(drop, 1, { ref: "tab-1" });
+        equal(reserved.state, "held");
+        equal((await seen).hold, reserved.hold);
+        equal(laptop.snapshot.holds.get(reserved.hold).holdRef, reserved.hold_ref, "the other tab can pay for it");
+        const gone = next(laptop, "released", env, (f) => f.hold === reserved.hold);
+        await phone.release(reserved.hold);
+        await gone;
+        equal(laptop.snapshot.holds.get(reserved.hold).state, "released");
+        const retried = await phone.reserve(drop, 1, { ref: "tab-1" });
+        deepEqual([retried.hold, retried.state], [reserved.hold, "released"], "the same hold, and the truth about it");
+        equal(phone.snapshot.holds.get(reserved.hold).state, "released");
+        const view = await api(env, "GET", `/api/drops/${drop}`);
+        equal(view.stock.counters.held, 0, "a retried ref never makes a second hold");
+      } finally {
+        phone.close();
+        laptop.close();
+      }
+    },
+  },
+  {
+    name: "refusals: no token may watch but not reserve; a forged token and an unknown show never open, and stop",
     async fn(lib, env) {
       const setup = await liveShow(env);
       const watcher = lib.connect(setup.url);
@@ -196,12 +290,19 @@ export const liveCases = [
       } finally {
         watcher.close();
       }
+      // Refused in the handshake: the socket never opens (a browser reports 1006), the client asks
+      // the server why over HTTP, and stops.
+      const states = [];
       const forged = lib.connect(setup.url, { token: "e30.forged" });
+      forged.on("state", ({ state }) => states.push(state));
       const refusal = await next(forged, "close", env);
-      deepEqual([refusal.code, refusal.meaning, refusal.willReconnect, forged.state], [1008, "unauthorized", false, "closed"]);
+      deepEqual([refusal.handshake, refusal.status, refusal.problem.code], [true, 401, "invalid_token"]);
+      deepEqual([refusal.meaning, refusal.willReconnect, forged.state], ["unauthorized", false, "closed"]);
       const lost = lib.connect(setup.url.replace(/[^/]+$/, "no-such-show"));
+      lost.on("state", ({ state }) => states.push(state));
       const gone = await next(lost, "close", env);
-      deepEqual([gone.code, gone.meaning, lost.state], [4404, "unknown_show", "closed"]);
+      deepEqual([gone.status, gone.meaning, lost.state], [404, "unknown_show", "closed"]);
+      ok(!states.includes("open"), `never shown as connected: ${states}`);
     },
   },
 ];

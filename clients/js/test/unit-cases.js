@@ -65,6 +65,62 @@ export const unitCases = [
       equal(snap.holds.get("d1.1").state, "expired");
       snap.apply({ type: "confirmed", drop: "d2", hold: "d2.7", qty: 2 });
       equal(snap.holds.get("d2.7").state, "confirmed", "a push about a hold reserved elsewhere is kept");
+      snap.apply({ type: "reserved", ref: "r2", drop: "d1", hold: "d1.3", qty: 1, expires_at: 5_600_000, from_waitlist: false, hold_ref: "x", state: "released" });
+      equal(snap.holds.get("d1.3").state, "released", "a retried ref's answer says what became of its hold");
+    },
+  },
+  {
+    name: "snapshot: a drop with variants keeps each variant's stock; sold out per variant and in all",
+    fn(lib) {
+      const shoe = {
+        ...DROP,
+        id: "shoe",
+        stock: { available: 3, held: 0, sold: 0, total: 3 },
+        variants: [
+          { id: "s41", sku: "S-41", options: { size: "41" }, stock: { available: 1, held: 0, sold: 0, total: 1 } },
+          { id: "s42", sku: "S-42", options: { size: "42" }, stock: { available: 2, held: 0, sold: 0, total: 2 }, prices: { EUR: 2100 } },
+        ],
+      };
+      const snap = new lib.Snapshot();
+      snap.apply(welcome({ drops: [DROP, shoe] }));
+      ok(!lib.isSoldOut(snap.drops.get("shoe")) && !lib.isSoldOut(snap.drops.get("shoe"), "s41"));
+      const variants = { s41: { available: 0, held: 1, sold: 0, total: 1 }, s42: { available: 2, held: 0, sold: 0, total: 2 } };
+      snap.apply({ type: "stock", drop: "shoe", available: 2, held: 1, sold: 0, total: 3, ts: 10, variants });
+      deepEqual(snap.variantOf("shoe", "s41").stock, variants.s41);
+      equal(snap.variantOf("shoe", "s42").prices.EUR, 2100, "what the frame does not carry is kept");
+      ok(lib.isSoldOut(snap.drops.get("shoe"), "s41"), "size 41 is sold out");
+      ok(!lib.isSoldOut(snap.drops.get("shoe")), "the drop is not: size 42 still sells");
+      ok(lib.isSoldOut(snap.drops.get("shoe"), "s99"), "an unknown size sells nothing");
+      equal(shoe.variants[0].stock.available, 1, "the snapshot copies what the frame gave it");
+      snap.apply({ type: "stock", drop: "shoe", available: 0, held: 3, sold: 0, total: 3, ts: 11, variants: { s41: variants.s41, s42: { available: 0, held: 2, sold: 0, total: 2 } } });
+      ok(lib.isSoldOut(snap.drops.get("shoe")));
+      // A drop without variants: frames and the snapshot as before.
+      snap.apply({ type: "stock", drop: "d1", available: 0, held: 5, sold: 0, total: 5, ts: 12 });
+      equal(snap.drops.get("d1").variants, undefined);
+      ok(lib.isSoldOut(snap.drops.get("d1")));
+      snap.apply({ type: "reserved", ref: "r", drop: "shoe", hold: "shoe~s41.1", qty: 1, expires_at: 5_060_000, from_waitlist: false, hold_ref: "x", variant: "s41" });
+      equal(snap.holds.get("shoe~s41.1").variant, "s41");
+      snap.apply({ type: "confirmed", drop: "shoe", hold: "shoe~s42.3", qty: 1, variant: "s42" });
+      equal(snap.holds.get("shoe~s42.3").variant, "s42", "a push about another tab's hold keeps its variant");
+    },
+  },
+  {
+    name: "reserve and waitlist name the variant; frames without one stay as before",
+    async fn(lib) {
+      const { client, last } = harness(lib);
+      last().open();
+      last().receive(welcome());
+      const held = client.reserve("shoe", 1, { variant: "s42" });
+      const plain = client.reserve("d1");
+      client.waitlist("shoe", 1, { variant: "s41" }).catch(() => {});
+      const [withVariant, without] = last().sentOf("reserve");
+      equal(withVariant.variant, "s42");
+      ok(!("variant" in without), "a drop without variants sends no variant field");
+      equal(last().sentOf("waitlist")[0].variant, "s41");
+      last().receive({ type: "reserved", ref: withVariant.ref, drop: "shoe", hold: "shoe~s42.1", qty: 1, expires_at: 5_060_000, from_waitlist: false, hold_ref: "h", variant: "s42" });
+      equal((await held).variant, "s42");
+      last().receive({ type: "error", code: "variant_required", message: "drop d1 has variants", ref: without.ref });
+      equal((await rejects(plain)).code, "variant_required");
     },
   },
   {
@@ -284,6 +340,81 @@ export const unitCases = [
       sockets[1].serverClose(1008);
       equal(client.state, "closed", "two refusals in a row: stop");
       deepEqual(asked, ["old", "new"]);
+    },
+  },
+  {
+    name: "a refused handshake never shows open: the client asks over HTTP why, and stops or retries",
+    async fn(lib) {
+      const verdicts = { "401": 401, "404": 404, "204": 204, none: null };
+      const asked = [];
+      for (const [name, status] of Object.entries(verdicts)) {
+        const fetch = async (url, init) => {
+          asked.push([url, init.headers.Authorization]);
+          if (status === null) throw new TypeError("offline");
+          return { status, json: async () => ({ status, code: `c${status}`, title: "t", type: "x" }) };
+        };
+        const { client, last, timers, events } = harness(lib, { fetch });
+        const waiting = client.reserve("d1");
+        last().serverClose(1006); // what a browser reports for any failed handshake
+        await settle();
+        const [, info] = events.find(([t]) => t === "close");
+        ok(!events.some(([t, p]) => t === "state" && p.state === "open"), `${name}: never open`);
+        equal(info.handshake, true);
+        equal(info.status, status ?? 0, name);
+        if (status === 401 || status === 404) {
+          deepEqual([info.meaning, info.willReconnect, client.state], [status === 401 ? "unauthorized" : "unknown_show", false, "closed"], name);
+          equal(info.problem.code, `c${status}`);
+          equal((await rejects(waiting)).kind, "closed");
+        } else {
+          deepEqual([info.meaning, info.willReconnect, client.state], ["network", true, "reconnecting"], name);
+          timers.advance(100);
+          ok(last().url.startsWith("ws://node.test/ws/shows/s1"), "tries again");
+        }
+      }
+      deepEqual(asked[0], ["http://node.test/ws/shows/s1", "Bearer tok"], "the token in a header, never in the URL");
+    },
+  },
+  {
+    name: "a handshake refused for the token asks the token hook once more, then stops",
+    async fn(lib) {
+      const tokens = ["stale", "still-stale"];
+      const fetch = async () => ({ status: 401, json: async () => ({ code: "token_expired" }) });
+      const { client, sockets, timers, events } = harness(lib, { fetch, token: async () => tokens.shift() });
+      await settle();
+      sockets[0].serverClose(1006);
+      await settle();
+      ok(events.some(([t, p]) => t === "close" && p.status === 401 && p.willReconnect));
+      timers.advance(100);
+      await settle();
+      deepEqual(sockets[1].protocols, ["livedrop.v1", "livedrop.token.still-stale"]);
+      sockets[1].serverClose(1006);
+      await settle();
+      equal(client.state, "closed", "two refusals in a row: stop");
+    },
+  },
+  {
+    name: "a token that expires on an open connection (4401): the hook gives a new one and the client resumes; a static token stops",
+    async fn(lib) {
+      const tokens = ["first", "fresh"];
+      const { client, sockets, timers, events } = harness(lib, { token: async () => tokens.shift() });
+      await settle();
+      sockets[0].open();
+      sockets[0].receive(welcome());
+      sockets[0].serverClose(4401, "token_expired");
+      ok(events.some(([t, p]) => t === "close" && p.meaning === "token_expired" && p.willReconnect));
+      timers.advance(100);
+      await settle();
+      deepEqual(sockets[1].protocols, ["livedrop.v1", "livedrop.token.fresh"]);
+      equal(new URL(sockets[1].url).searchParams.get("resume_from"), "10", "resumes where it was");
+
+      const fixed = harness(lib);
+      fixed.last().open();
+      fixed.last().receive(welcome());
+      fixed.last().serverClose(4401, "token_expired");
+      equal(fixed.client.state, "closed", "never again with the stale token");
+      fixed.timers.advance(100_000);
+      equal(fixed.sockets.length, 1);
+      equal(client.state, "reconnecting");
     },
   },
   {

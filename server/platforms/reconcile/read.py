@@ -19,6 +19,8 @@ from server.platforms.reconcile.report import (
     SaleLine,
     UnknownSku,
     UnmatchedHold,
+    VariantReconciliation,
+    merge_variants,
 )
 from server.platforms.webhooks.alerts import IssueKind, read_stream
 from server.replies import decoded
@@ -34,16 +36,38 @@ from stock.types import HoldState
 async def _drop_report(
     redis: Any, engine: StockEngine, catalog: Catalog, show_id: str, drop_id: str, now_ms: int, grace_ms: int
 ) -> DropReconciliation:
-    fold = LedgerFold()
-    async for entry in engine.iter_ledger(drop_id):
-        fold.feed(entry)
-    snapshot = await engine.snapshot(drop_id)
     info = await catalog.get_drop(drop_id)
+    if info is None or not info.variants:
+        return await _unit_report(redis, engine, show_id, drop_id, "", info.sku if info else "", now_ms, grace_ms)
+    # A drop with variants: each variant has its own ledger, holds and counters.
+    parts = []
+    for v in info.variants:
+        part = await _unit_report(redis, engine, show_id, drop_id, v.id, v.sku, now_ms, grace_ms)
+        parts.append(VariantReconciliation(variant=v.id, **msgspec.structs.asdict(part)))
+    snapshot = await engine.snapshot(drop_id)
+    return merge_variants(drop_id, info.sku, snapshot.state, snapshot.counters, parts)
+
+
+async def _unit_report(
+    redis: Any,
+    engine: StockEngine,
+    show_id: str,
+    drop_id: str,
+    variant: str,
+    sku: str,
+    now_ms: int,
+    grace_ms: int,
+) -> DropReconciliation:
+    """The report of a drop without variants, or of one variant of a drop (its own ledger)."""
+    fold = LedgerFold()
+    async for entry in engine.iter_ledger(drop_id, variant=variant):
+        fold.feed(entry)
+    snapshot = await engine.snapshot(drop_id, variant)
     # The drop's own clock (Redis' TIME plus any rehearsal fast-forward) dates its ledger.
-    offset = int(await redis.hget(stock_keys.drop_keys(drop_id).meta, "clock_ms") or 0)
+    offset = int(await redis.hget(stock_keys.drop_keys(drop_id, variant).meta, "clock_ms") or 0)
     drop_now = now_ms + offset
     unmatched = []
-    for hold in await engine.holds(drop_id):
+    for hold in await engine.holds(drop_id, variant):
         if hold.state is not HoldState.CONFIRMED or hold.matched_line:
             continue
         confirmed_at = fold.confirmed_at.get(hold.hold_id, 0)
@@ -69,7 +93,7 @@ async def _drop_report(
         sold[s.platform] = sold.get(s.platform, 0) + s.sold
     return DropReconciliation(
         drop_id=drop_id,
-        sku=info.sku if info else "",
+        sku=sku,
         state=snapshot.state,
         counters=snapshot.counters,
         webhook_units_sold=sold,

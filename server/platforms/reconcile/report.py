@@ -95,6 +95,15 @@ class DropReconciliation(msgspec.Struct, frozen=True):
     confirm_conflicts: list[ConfirmConflict] = msgspec.field(default_factory=list)
     sales_when_not_live: list[SaleLine] = msgspec.field(default_factory=list)
     """Platform lines applied while the drop was closed (or not yet launched)."""
+    variants: list[VariantReconciliation] | msgspec.UnsetType = msgspec.UNSET
+    """A drop with variants: each variant's own report (the drop's lists are theirs together,
+    its counters their sums). Absent for a drop without variants."""
+
+
+class VariantReconciliation(DropReconciliation, frozen=True, kw_only=True):
+    """One variant's report: its SKU (what platform lines named), its counters, its lines."""
+
+    variant: str
 
 
 class UnknownSku(msgspec.Struct, frozen=True):
@@ -162,6 +171,33 @@ def _split_line(line_key: str) -> tuple[str, str, str]:
     platform, _, rest = line_key.partition("|")
     order_id, _, line_id = rest.partition("|")
     return platform, order_id, line_id
+
+
+def merge_variants(
+    drop_id: str, sku: str, state: DropState, counters: Counters, parts: list[VariantReconciliation]
+) -> DropReconciliation:
+    """A drop's report from its variants' (pure): every list is theirs together, in variant order."""
+    sold: dict[str, int] = {}
+    for part in parts:
+        for platform, units in part.webhook_units_sold.items():
+            sold[platform] = sold.get(platform, 0) + units
+    return DropReconciliation(
+        drop_id=drop_id,
+        sku=sku,
+        state=state,
+        counters=counters,
+        webhook_units_sold=sold,
+        unmatched_holds=[h for part in parts for h in part.unmatched_holds],
+        orders_without_hold=[s for part in parts for s in part.orders_without_hold],
+        oversold_lines=[s for part in parts for s in part.oversold_lines],
+        cancellations=[c for part in parts for c in part.cancellations],
+        restocked_units=sum(part.restocked_units for part in parts),
+        unoversold_units=sum(part.unoversold_units for part in parts),
+        cancelled_before_order=[c for part in parts for c in part.cancelled_before_order],
+        confirm_conflicts=[c for part in parts for c in part.confirm_conflicts],
+        sales_when_not_live=[s for part in parts for s in part.sales_when_not_live],
+        variants=parts,
+    )
 
 
 class LedgerFold:

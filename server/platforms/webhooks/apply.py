@@ -1,6 +1,8 @@
 """Applying a normalised ``PlatformOrderEvent`` to stock (events.py has the contract).
 
-Per line: the SKU finds its drop (``Catalog.drop_for_sku``), and the stock engine does the rest,
+Per line: the SKU finds its drop (``Catalog.drop_for_sku``) — or, for a drop with variants, the
+variant that SKU names (``<drop>~<variant>``, the engine's name for a variant's stock: every "drop"
+below may be one) — and the stock engine does the rest,
 idempotently by (platform, order, line) for sales and (platform, order, line, event) for cancels and
 refunds. What this module adds is what the engine cannot know:
 
@@ -39,6 +41,7 @@ from server.platforms.webhooks.alerts import AlertKind, Alerts, IssueKind
 from server.platforms.webhooks.events import OrderLine, OrderStatus, PlatformOrderEvent
 from server.platforms.webhooks.scripts import Arg, BatchedScript
 from server.shows.catalog import Catalog
+from server.shows.variants import split_unit
 from stock import StockEngine
 from stock import keys as stock_keys
 from stock.engine import MAX_QTY
@@ -63,6 +66,12 @@ class LineResult(msgspec.Struct, frozen=True):
     bad_qty · no_restock · needs_fetch · pending_order · other"""
     drop_id: str = ""
     qty: int = 0
+
+
+def _cancel(platform: str, order_id: str, line_id: str, unit: str, event: str, qty: int = 0) -> PlatformCancel:
+    """A cancel or refund of a line sold from ``unit`` (a drop, or ``<drop>~<variant>``)."""
+    drop_id, variant = split_unit(unit)
+    return PlatformCancel(platform, order_id, line_id, drop_id, event=event, qty=qty, variant=variant)
 
 
 def line_key(platform: str, order_id: str, line_id: str) -> str:
@@ -134,7 +143,7 @@ class OrderApplier:
             try:
                 if cancelled is not None:
                     await self.engine.apply_cancel(
-                        PlatformCancel(platform, event.order_id, line.line_id, drop_id, event=cancelled.decode())
+                        _cancel(platform, event.order_id, line.line_id, drop_id, cancelled.decode())
                     )
                 results.append(await self._sell(event, line, drop_id))
             except (InvalidArgument, UnknownDrop) as exc:
@@ -144,8 +153,11 @@ class OrderApplier:
 
     async def _sell(self, event: PlatformOrderEvent, line: OrderLine, drop_id: str) -> LineResult:
         platform = event.platform.value
+        drop, variant = split_unit(drop_id)
         result = await self.engine.apply_sale(
-            PlatformSale(platform, event.order_id, line.line_id, drop_id, line.qty, hold_ref=line.hold_ref)
+            PlatformSale(
+                platform, event.order_id, line.line_id, drop, line.qty, hold_ref=line.hold_ref, variant=variant
+            )
         )
         key = line_key(platform, event.order_id, line.line_id)
         if result.outcome is OrderOutcome.IGNORED:
@@ -161,7 +173,8 @@ class OrderApplier:
                     "platform": platform,
                     "order": event.order_id,
                     "line": line.line_id,
-                    "drop": drop_id,
+                    "drop": drop,
+                    **({"variant": variant} if variant else {}),
                     "state": result.drop_state,
                     "qty": line.qty,
                 },
@@ -174,7 +187,8 @@ class OrderApplier:
                 key,
                 {
                     "show": await self._show_of(drop_id),
-                    "drop": drop_id,
+                    "drop": drop,
+                    **({"variant": variant} if variant else {}),
                     "platform": platform,
                     "order": event.order_id,
                     "line": line.line_id,
@@ -240,7 +254,7 @@ class OrderApplier:
     async def _restock(self, event: PlatformOrderEvent, line_id: str, drop_id: str, name: str, qty: int) -> LineResult:
         try:
             result = await self.engine.apply_cancel(
-                PlatformCancel(event.platform.value, event.order_id, line_id, drop_id, event=name, qty=qty)
+                _cancel(event.platform.value, event.order_id, line_id, drop_id, name, qty)
             )
         except (InvalidArgument, UnknownDrop) as exc:
             await self._invalid(event, line_id, exc.code, drop_id)
@@ -334,7 +348,8 @@ class OrderApplier:
         )
         logger.warning("webhook event refused by the stock engine: platform=%s reason=%s", platform, reason)
 
-    async def _show_of(self, drop_id: str) -> str:
+    async def _show_of(self, unit: str) -> str:
+        drop_id = unit.partition("~")[0]  # a variant's show is its drop's
         show = self._shows.get(drop_id)
         if show is None:
             raw = await self.redis.hget(stock_keys.drop_keys(drop_id).meta, "show")

@@ -5,10 +5,11 @@
 // and the sold-out / waitlist / expired / confirmed states. A viewer token comes in the URL
 // fragment (#token=…), which browsers never send to a server; without one the page watches.
 
-import { connect } from "/client/index.js";
+import { connect, isSoldOut } from "/client/index.js";
 import { ChatBox } from "./chat.js";
 import { h, setText, show } from "/static/shared/dom.js";
 import { clearFragment, formatCountdown, formatPrices, fragmentParams, safeImageUrl } from "/static/shared/format.js";
+import { pricesShown, renderSizes, stockShown, variantLabel } from "./sizes.js";
 
 const $ = (id) => document.getElementById(id);
 const showId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
@@ -22,7 +23,8 @@ const state = {
   token: "",
   client: null,
   current: null,
-  mine: new Map(), // drop id -> {status, hold, expiresAt, qty, position, reason}
+  mine: new Map(), // drop id -> {status, hold, expiresAt, qty, position, reason, variant}
+  size: new Map(), // drop id -> the variant picked (a drop with variants)
   actionKey: "",
   holdTimer: null,
   switchTimer: null,
@@ -51,7 +53,7 @@ function boot() {
   state.chat = new ChatBox(client); // chat frames, send, claim codes (chat.js)
   state.chat.onCodes = () => render();
   client.on("waitlisted", (frame) => {
-    state.mine.set(frame.drop, { status: "waitlisted", position: frame.position });
+    state.mine.set(frame.drop, { status: "waitlisted", position: frame.position, variant: frame.variant });
     render();
   });
   client.on("error", (frame) => {
@@ -63,8 +65,9 @@ function boot() {
 function onClose({ meaning }) {
   if (meaning === "unknown_show") {
     setText($("notice"), "This show does not exist.");
-  } else if (meaning === "unauthorized") {
-    // The token is expired or for another show: keep watching without it.
+  } else if (meaning === "unauthorized" || meaning === "token_expired") {
+    // The token is expired or for another show (refused in the handshake, or closed later when
+    // it expires): keep watching without it.
     sessionStorage.removeItem(tokenKey);
     state.token = "";
     setText($("notice"), "Your viewer link has expired: you can watch, but ask for a new link to buy.");
@@ -91,12 +94,16 @@ function onChange(frame) {
       break;
     case "reserved":
       state.mine.set(frame.drop, {
-        status: "held",
+        // A retried request's answer says what became of its hold since (docs/protocol.md, "Idempotency").
+        status: frame.state && frame.state !== "held" ? frame.state : "held",
         hold: frame.hold,
         qty: frame.qty,
         expiresAt: frame.expires_at,
         fromWaitlist: frame.from_waitlist,
+        variant: frame.variant,
+        checkoutUrl: storeLink(frame.checkout_url),
       });
+      if (frame.variant) state.size.set(frame.drop, frame.variant);
       if (frame.from_waitlist) state.current = frame.drop;
       break;
     case "released":
@@ -149,9 +156,28 @@ function refused(dropId, error) {
   render();
 }
 
+/** The variant picked for a drop with variants (undefined for a drop without). */
+function picked(dropId) {
+  const d = snap().drops.get(dropId);
+  return d?.variants?.length ? state.size.get(dropId) : undefined;
+}
+
+function pick(dropId, variant) {
+  state.size.set(dropId, variant);
+  const mine = state.mine.get(dropId);
+  // A refusal was about the size picked before, and a waitlist place is another size's: a new
+  // size starts afresh (the server keeps the waitlist place; a unit that comes back still arrives).
+  const stale =
+    ["soldout", "limit", "idle", "released", "expired"].includes(mine?.status) ||
+    (mine?.status === "waitlisted" && mine.variant !== variant);
+  if (stale) state.mine.delete(dropId);
+  render();
+}
+
 function buy(dropId) {
   // While reconnecting, the request waits and goes out (once) on the next connection.
-  state.client.reserve(dropId, 1).catch((error) => refused(dropId, error));
+  const variant = picked(dropId);
+  state.client.reserve(dropId, 1, variant ? { variant } : {}).catch((error) => refused(dropId, error));
   state.mine.set(dropId, { status: "pending" });
   if (state.token) setText($("notice"), "");
   render();
@@ -163,7 +189,8 @@ function release(dropId) {
 }
 
 function joinWaitlist(dropId) {
-  state.client.waitlist(dropId, 1).catch((error) => refused(dropId, error));
+  const variant = picked(dropId);
+  state.client.waitlist(dropId, 1, variant ? { variant } : {}).catch((error) => refused(dropId, error));
 }
 
 async function pay(dropId) {
@@ -213,15 +240,18 @@ function render() {
   const code = state.chat ? state.chat.code(d.id) : "";
   setText($("drop-code"), code);
   show($("drop-code"), Boolean(code));
-  setText($("drop-price"), formatPrices(d.prices));
-  const { available, total } = d.stock;
+  const chosen = picked(d.id);
+  setText($("drop-price"), formatPrices(pricesShown(d, chosen)));
+  renderSizes($("sizes"), d, chosen, (variant) => pick(d.id, variant));
+  const { available, total, label } = stockShown(d, chosen);
   const share = total ? available / total : 0;
   $("stock-fill").style.width = `${Math.round(share * 100)}%`;
   const meter = $("stock-meter");
+  const left = `${available} of ${total} left${label ? ` in ${label}` : ""}`;
   meter.setAttribute("aria-valuenow", share.toFixed(2));
-  meter.setAttribute("aria-valuetext", `${available} of ${total} left`);
+  meter.setAttribute("aria-valuetext", left);
   const text = $("stock-text");
-  setText(text, `${available} of ${total} left`);
+  setText(text, left);
   text.classList.toggle("low", share <= 0.1);
   renderAction(d);
   tick();
@@ -246,15 +276,33 @@ function renderOthers(current) {
   );
 }
 
+/** The checkout link of a hold, if it is an http(s) URL (never a javascript: one), else "". */
+function storeLink(url) {
+  if (!url) return "";
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : "";
+  } catch {
+    return "";
+  }
+}
+
 /**
  * The buy area is rebuilt only when what it shows changes (not on every stock frame, which can
  * come ten times a second): a button replaced under a finger would swallow the tap.
  */
 function renderAction(d) {
   const mine = state.mine.get(d.id) || { status: "idle" };
-  const soldOut = d.stock.available === 0;
+  const sized = Boolean(d.variants?.length);
+  const chosen = picked(d.id);
+  const soldOut = isSoldOut(d, chosen);
+  const needsSize = sized && !chosen;
+  const sizeLabel = (id) => {
+    const v = id ? d.variants?.find((x) => x.id === id) : undefined;
+    return v ? ` · ${variantLabel(v)}` : "";
+  };
   const canReserve = snap().canReserve;
-  const key = [d.id, d.state, mine.status, mine.hold, mine.position, soldOut, canReserve, checkoutEnabled].join("|");
+  const key = [d.id, d.state, mine.status, mine.hold, mine.position, soldOut, canReserve, checkoutEnabled, chosen, needsSize].join("|");
   if (key === state.actionKey) return;
   state.actionKey = key;
   state.holdTimer = null;
@@ -273,16 +321,19 @@ function renderAction(d) {
       h(
         "div",
         { class: "state held" },
-        h("p", { class: "title", text: mine.fromWaitlist ? "A unit came back: it's yours!" : "Reserved for you" }),
+        h("p", { class: "title", text: `${mine.fromWaitlist ? "A unit came back: it's yours!" : "Reserved for you"}${sizeLabel(mine.variant)}` }),
         state.holdTimer,
         h("p", { class: "muted", text: "Pay before the timer runs out, or the unit goes back on sale." }),
       ),
       h(
         "div",
         { class: "row" },
-        checkoutEnabled
-          ? h("button", { type: "button", onclick: () => pay(d.id), disabled: mine.status === "paying", text: mine.status === "paying" ? "Paying…" : "Pay now" })
-          : h("p", { class: "muted", text: "Checkout continues in the shop." }),
+        mine.checkoutUrl
+          ? // The merchant's store, in a new tab: this page keeps the hold timer running (docs/checkout.md).
+            h("a", { class: "button", href: mine.checkoutUrl, target: "_blank", rel: "noopener", text: "Checkout" })
+          : checkoutEnabled
+            ? h("button", { type: "button", onclick: () => pay(d.id), disabled: mine.status === "paying", text: mine.status === "paying" ? "Paying…" : "Pay now" })
+            : h("p", { class: "muted", text: "Checkout continues in the shop." }),
         h("button", { type: "button", class: "secondary", onclick: () => release(d.id), disabled: mine.status === "paying", text: "Release" }),
       ),
     );
@@ -295,13 +346,13 @@ function renderAction(d) {
       h(
         "div",
         { class: "state" },
-        h("p", { class: "title", text: `You're #${mine.position} on the waitlist` }),
+        h("p", { class: "title", text: `You're #${mine.position} on the waitlist${sizeLabel(mine.variant)}` }),
         h("p", { class: "muted", text: "If a unit comes back, it is held for you automatically." }),
       ),
     );
-  } else if (soldOut) {
+  } else if (soldOut && !needsSize) {
     parts.push(
-      h("div", { class: "state bad" }, h("p", { class: "title", text: "Sold out" }), h("p", { class: "muted", text: "Units come back when other viewers' holds expire." })),
+      h("div", { class: "state bad" }, h("p", { class: "title", text: `Sold out${sizeLabel(chosen)}` }), h("p", { class: "muted", text: "Units come back when other viewers' holds expire." })),
       h("button", { type: "button", class: "secondary", onclick: () => joinWaitlist(d.id), disabled: !canReserve, text: "Join waitlist" }),
     );
   } else {
@@ -313,9 +364,11 @@ function renderAction(d) {
       parts.push(h("p", { class: "muted", text: "You released your hold." }));
     }
     const pending = mine.status === "pending";
-    const button = buyButton(pending ? "Reserving…" : mine.status === "expired" ? "Buy again" : "Buy now");
-    if (pending) button.disabled = true;
+    const label = needsSize ? "Pick a size" : pending ? "Reserving…" : mine.status === "expired" ? "Buy again" : "Buy now";
+    const button = buyButton(label);
+    if (pending || needsSize) button.disabled = true;
     parts.push(button);
+    if (needsSize && soldOut) parts.push(h("p", { class: "muted", text: "Every size is sold out: pick one to join its waitlist." }));
     if (!canReserve) parts.push(h("p", { class: "muted", text: "You are watching without a viewer token." }));
   }
   area.replaceChildren(...parts);

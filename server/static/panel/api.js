@@ -59,8 +59,10 @@ export class HostApi {
   end(dropId) {
     return this.call("POST", `/api/drops/${encodeURIComponent(dropId)}/end`, { reason: "host" });
   }
-  restock(dropId, delta, requestId) {
-    return this.call("POST", `/api/drops/${encodeURIComponent(dropId)}/restock`, { delta, request_id: requestId });
+  restock(dropId, delta, requestId, variant) {
+    const body = { delta, request_id: requestId };
+    if (variant) body.variant = variant; // required on a drop with variants
+    return this.call("POST", `/api/drops/${encodeURIComponent(dropId)}/restock`, body);
   }
   viewerToken(showId, viewerId) {
     return this.call("POST", `/api/shows/${encodeURIComponent(showId)}/tokens`, { viewer_id: viewerId });

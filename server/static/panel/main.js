@@ -18,7 +18,16 @@ import {
 import { ApiError, HostApi } from "./api.js";
 import { HostChannel } from "./channel.js";
 import { ChatPane } from "./chat.js";
+import { ImportPanel } from "./imports.js";
 import { LiveChart } from "./chart.js";
+import {
+  addVariantRow,
+  mergeStockFrame,
+  mergeVariants,
+  readVariants,
+  updateVariantParts,
+  variantParts,
+} from "./variants.js";
 
 const TOKEN_KEY = "livedrop.hostToken";
 const SHOW_KEY = "livedrop.show";
@@ -55,6 +64,7 @@ const state = {
   chart: null,
   alertIds: new Set(),
   refreshing: null,
+  imports: null,
 };
 
 // -- sign in and shows ----------------------------------------------------------------------------
@@ -74,6 +84,7 @@ async function boot() {
     { title: "Reservations and sales per second" },
   );
   wireForms();
+  state.imports = new ImportPanel(refreshShow);
   setInterval(tickCountdowns, 250);
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) await signIn(token, sessionStorage.getItem(SHOW_KEY));
@@ -171,6 +182,7 @@ async function openShow(showId) {
   screen("show");
   renderAlertsEmpty();
   state.chat = new ChatPane(state.api, showId, toast);
+  state.imports.attach(state.token, showId); // imports.js: drops from a product feed
   state.channel = new HostChannel(showId, state.token, {
     frame: onFrame,
     status: setConnection,
@@ -198,10 +210,10 @@ async function refreshShow() {
       if (showId !== state.showId) return;
       state.show = view.show;
       state.order = view.drops.map((d) => d.info.drop_id);
-      for (const { info, stock } of view.drops) {
+      for (const { info, stock, variants } of view.drops) {
         const known = state.drops.get(info.drop_id);
         const c = stock.counters;
-        upsert(info.drop_id, {
+        const d = upsert(info.drop_id, {
           info,
           ...(known
             ? {}
@@ -219,6 +231,9 @@ async function refreshShow() {
                 holdsExpired: stock.holds_expired,
               }),
         });
+        // The description only: counters come from the stock below, the channel's frames after.
+        mergeVariants(d, (info.variants || []).map(({ id, sku, options }) => ({ id, sku, options })));
+        if (!known) mergeVariants(d, variants);
       }
       renderShow();
     } finally {
@@ -279,6 +294,7 @@ function onFrame(frame) {
       const d = state.drops.get(frame.drop);
       if (d) {
         Object.assign(d, { available: frame.available, held: frame.held, sold: frame.sold, total: frame.total });
+        mergeStockFrame(d, frame.variants);
         updateCard(d);
       }
       break;
@@ -324,6 +340,7 @@ function fromBody(body) {
     held: body.stock.held,
     sold: body.stock.sold,
   });
+  mergeVariants(d, body.variants);
   if (d.info) d.info = { ...d.info, title: body.title, image_url: body.image_url, prices: body.prices, sku: body.sku };
   else d.info = { drop_id: body.id, title: body.title, sku: body.sku, image_url: body.image_url, prices: body.prices, total: body.stock.total, per_customer_limit: body.per_customer_limit };
 }
@@ -349,6 +366,7 @@ function onStats(frame) {
       holdsConfirmed: f.holds_confirmed,
       holdsExpired: f.holds_expired,
     });
+    mergeVariants(d, f.variants);
     updateCard(d);
   }
   if (changedState) renderShow();
@@ -500,9 +518,11 @@ function createCard(d) {
     restockInput,
     h("button", { type: "submit", text: "Restock" }),
   );
+  const variantBits = variantParts(d.id);
+  restockForm.insertBefore(variantBits.picker, restockForm.querySelector("button"));
   restockForm.addEventListener("submit", (event) => {
     event.preventDefault();
-    restock(d.id, restockInput);
+    restock(d.id, restockInput, variantBits.picker.hidden ? undefined : variantBits.picker.value);
   });
   const endButton = h("button", { type: "button", class: "danger", text: "End drop", onclick: () => endDrop(d.id) });
   const parts = {
@@ -520,6 +540,7 @@ function createCard(d) {
     values,
     endButton,
     restockForm,
+    variantBits,
   };
   const bar = h("div", { class: "stockbar", "aria-hidden": "true" }, parts.bar.sold, parts.bar.held, parts.bar.available);
   const root = h(
@@ -533,6 +554,7 @@ function createCard(d) {
       parts.status,
       bar,
       h("div", { class: "counters" }, counters),
+      variantBits.table,
       parts.rates,
       h("div", { class: "card-actions" }, restockForm, endButton),
     ),
@@ -556,6 +578,7 @@ function updateCard(d) {
   setText(card.meta, `${info.sku || d.id} · ${formatPrices(info.prices)}${limit}`);
   for (const [key] of COUNTERS) setText(card.values[key], d[key]);
   card.values.oversold.parentElement.classList.toggle("alarm", d.oversold > 0);
+  updateVariantParts(card.variantBits, d);
   const total = Math.max(1, d.total);
   card.bar.sold.style.width = `${(100 * d.sold) / total}%`;
   card.bar.held.style.width = `${(100 * d.held) / total}%`;
@@ -564,7 +587,10 @@ function updateCard(d) {
     card.rates,
     `${formatRate(d.rps)} reservations/s · ${d.holdsCreated} holds, ${d.holdsConfirmed} confirmed, ${d.holdsExpired} expired · ${d.total} units in total`,
   );
-  if (d.state === "live") {
+  const soldOut = (d.variants || []).filter((v) => v.available === 0).length;
+  if (d.state === "live" && d.available > 0 && soldOut > 0) {
+    setText(card.status, `On sale · ${soldOut} of ${d.variants.length} variants sold out`);
+  } else if (d.state === "live") {
     setText(card.status, d.available === 0 ? "Sold out for now: units come back when holds expire" : "On sale");
   } else {
     setText(card.status, `Ended${d.reason ? ` (${END_REASONS[d.reason] || d.reason})` : ""}`);
@@ -668,19 +694,24 @@ async function endDrop(id) {
   await act(card?.endButton, () => state.api.end(id));
 }
 
-async function restock(id, input) {
+async function restock(id, input, variant) {
   const delta = Number(input.value);
   if (!Number.isInteger(delta) || delta === 0) {
     toast("Restock by a whole number of units (negative to take units out).");
     return;
   }
   const button = input.form.querySelector("button");
-  const snapshot = await act(button, () => state.api.restock(id, delta, randomId("panel-")));
+  const snapshot = await act(button, () => state.api.restock(id, delta, randomId("panel-"), variant));
   if (snapshot) {
     const c = snapshot.counters;
     const d = upsert(id, { total: c.total, available: c.available, held: c.held, sold: c.sold, oversold: c.oversold });
+    if (variant) {
+      // The answer is the drop's; the variant's own counters come with the next stock frame.
+      const v = (d.variants || []).find((x) => x.id === variant);
+      if (v) Object.assign(v, { total: v.total + delta, available: v.available + delta });
+    }
     updateCard(d);
-    toast(`${titleOf(d)}: ${delta > 0 ? "+" : ""}${delta} units`);
+    toast(`${titleOf(d)}${variant ? ` (${variant})` : ""}: ${delta > 0 ? "+" : ""}${delta} units`);
   }
 }
 
@@ -692,10 +723,13 @@ async function addDrop(form) {
   const title = String(data.get("title") || "").trim();
   const total = Number(data.get("total"));
   const errorEl = $("add-error");
+  const { variants, error } = readVariants($("f-variants"), data.get("variant_option"));
+  if (error) return setText(errorEl, error);
   if (!sku || !title) return setText(errorEl, "A drop needs a SKU and a title.");
   if (!/^[A-Z]{3}$/.test(currency)) return setText(errorEl, "Currency is a three-letter ISO code, like EUR.");
   if (!Number.isFinite(price)) return setText(errorEl, "Price is a number like 19.00.");
-  if (!Number.isInteger(total) || total < 0 || String(data.get("total")).trim() === "") {
+  const noTotal = String(data.get("total")).trim() === "";
+  if (!variants.length && (!Number.isInteger(total) || total < 0 || noTotal)) {
     return setText(errorEl, "Stock is a whole number of units.");
   }
   const slug = sku.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40) || "drop";
@@ -703,18 +737,20 @@ async function addDrop(form) {
     drop_id: `${slug}-${randomId().slice(0, 6)}`,
     sku,
     title,
-    total,
     image_url: String(data.get("image_url") || "").trim(),
     prices: { [currency]: price },
     per_customer_limit: Number(data.get("per_customer_limit") || 0),
     hold_seconds: Number(data.get("hold_seconds") || 300),
   };
+  if (variants.length) drop.variants = variants; // stocked by its variants: the drop's total is their sum
+  else drop.total = total;
   const duration = String(data.get("duration_seconds") || "").trim();
   if (duration) drop.duration_seconds = Number(duration);
   const created = await act(form.querySelector("button[type=submit]"), () => state.api.addDrop(state.showId, drop), errorEl);
   if (created) {
     form.reset();
     form.elements.currency.value = currency;
+    $("f-variants").replaceChildren();
     await refreshShow();
     toast(`Added ${created.title} to the run of show`);
   }
@@ -764,6 +800,7 @@ function wireForms() {
     event.preventDefault();
     addDrop(event.currentTarget);
   });
+  $("add-variant").addEventListener("click", () => addVariantRow($("f-variants")).querySelector("input").focus());
   $("launch-next").addEventListener("click", launchNext);
   $("sign-out").addEventListener("click", signOut);
   $("switch-show").addEventListener("click", chooseShow);

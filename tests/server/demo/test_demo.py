@@ -208,6 +208,9 @@ async def test_demo_command_serves_a_show_with_shopping_bots(redis: Redis, demo:
         first = show["drops"][0]["info"]["drop_id"]
         assert show["show"]["state"] == "live" and len(show["drops"]) == len(PRODUCTS)
         assert show["drops"][0]["stock"]["state"] == "live"
+        # The first drop, the sneaker, comes in sizes: a drop with variants that `make demo` shows.
+        sizes = [v["id"] for v in show["drops"][0]["info"]["variants"]]
+        assert len(sizes) == len(PRODUCTS[0].sizes) and sizes[0] == f"s{PRODUCTS[0].sizes[0][0]}"
 
         # The bots reserve, and check some of their holds out.
         async with asyncio.timeout(scaled(30)):
@@ -220,8 +223,12 @@ async def test_demo_command_serves_a_show_with_shopping_bots(redis: Redis, demo:
         # The printed viewer link buys, and pays through the demo checkout.
         person = await Viewer.connect(f"ws://127.0.0.1:{port}/ws/shows/demo-e2e?token={viewer_token}")
         assert (await person.until("welcome"))["can_reserve"]
-        await person.send({"type": "reserve", "ref": "me-1", "drop": first})
-        hold = (await person.until("reserved", timeout=10))["hold"]
+        await person.send({"type": "reserve", "ref": "me-0", "drop": first})
+        assert (await person.until("error", timeout=10))["code"] == "variant_required"
+        await person.send({"type": "reserve", "ref": "me-1", "drop": first, "variant": "s42"})
+        reserved = await person.until("reserved", timeout=10)
+        hold = reserved["hold"]
+        assert reserved["variant"] == "s42" and hold.startswith(f"{first}~s42.")
         paid = await api.post(
             "/demo/checkout",
             json={"show": "demo-e2e", "hold": hold},
@@ -229,16 +236,27 @@ async def test_demo_command_serves_a_show_with_shopping_bots(redis: Redis, demo:
         )
         assert paid.status_code == 200 and paid.json() == {"hold": hold, "qty": 1}
         assert (await person.until("confirmed", timeout=10))["hold"] == hold
+        bots_hold = next(h["hold_id"] for h in (await api.get(f"/api/drops/{first}/holds")).json()["holds"])
         someone_else = await api.post(
             "/demo/checkout",
-            json={"show": "demo-e2e", "hold": f"{first}.1"},
+            json={"show": "demo-e2e", "hold": bots_hold},
             headers={"Authorization": f"Bearer {viewer_token}"},
         )
-        assert someone_else.status_code in (403, 409) and hold != f"{first}.1"
+        assert someone_else.status_code in (403, 409) and hold != bots_hold
         forged = await api.post(
             "/demo/checkout", json={"show": "demo-e2e", "hold": hold}, headers={"Authorization": "Bearer x.y"}
         )
         assert forged.status_code == 401
+
+        # And through the demo's shop (the stand-in Shopify store): the reserved answer's checkout
+        # link is a cart permalink; paying there sends the store's webhook, which confirms the hold.
+        await person.send({"type": "reserve", "ref": "me-2", "drop": first, "variant": "s42"})
+        reserved = await person.until("reserved", timeout=10)
+        assert reserved["checkout_url"].startswith("http://127.0.0.1:") and "/cart/" in reserved["checkout_url"]
+        async with httpx.AsyncClient(timeout=scaled(10)) as browser:
+            assert "Pay now" in (await browser.get(reserved["checkout_url"])).text
+            assert "Thank you" in (await browser.post(reserved["checkout_url"])).text
+        assert (await person.until("confirmed", timeout=scaled(15)))["hold"] == reserved["hold"]
         await person.close()
 
     process.proc.send_signal(signal.SIGINT)

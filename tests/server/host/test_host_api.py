@@ -114,8 +114,9 @@ async def test_openapi_document_comes_from_the_same_types(api: tuple[httpx.Async
     create = doc["paths"]["/api/shows/{show_id}/drops"]["post"]
     ref = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    assert set(schema["required"]) == {"drop_id", "sku", "title", "total"}
-    assert schema["properties"]["total"]["minimum"] == 0
+    # sku and total are required of a drop without variants only (a 422 says so): see test_host_variants.py
+    assert set(schema["required"]) == {"drop_id", "title"}
+    assert schema["properties"]["total"]["anyOf"][0]["minimum"] == 0
     assert create["security"] == [{"hostToken": []}]
 
 
