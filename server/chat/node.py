@@ -43,7 +43,7 @@ from server.shows.node import ShowNode
 from server.viewers import protocol as p
 from server.viewers.answers import answer, reserve_key
 from server.viewers.reserving import Reserving
-from stock import StockEngine, UnknownDrop
+from stock import StockEngine, StockError, UnknownDrop
 from stock.types import WaitlistOutcome
 
 logger = logging.getLogger("livedrop.chat")
@@ -373,6 +373,9 @@ class ChatNode:
                 self._send(conn, p.Rejected(ref=ref, drop=drop, reason=reason))
         except UnknownDrop:
             self._send(conn, f.ChatRejected(ref=ref, code=f.CLAIM_UNKNOWN_DROP, message="no such drop"))
+            return
+        except StockError:  # a drop with sizes: a claim names none (docs/chat.md)
+            self._send(conn, p.Rejected(ref=ref, drop=drop, reason="invalid"))
             return
         if got:
             code = room.codes.get(drop) or drop
