@@ -17,7 +17,11 @@ import {
 } from "/static/shared/format.js";
 import { ApiError, HostApi } from "./api.js";
 import { HostChannel } from "./channel.js";
+<<<<<<< HEAD
 import { channelStrip, updateChannelStrip } from "./channels.js";
+=======
+import { ChatPane } from "./chat.js";
+>>>>>>> wip-q
 import { ImportPanel } from "./imports.js";
 import { LiveChart } from "./chart.js";
 import {
@@ -59,6 +63,7 @@ const state = {
   cards: new Map(), // id -> card elements
   viewers: 0,
   channel: null,
+  chat: null, // the chat pane of the open show (chat.js)
   clock: new ServerClock(),
   chart: null,
   alertIds: new Set(),
@@ -180,6 +185,7 @@ async function openShow(showId) {
   }
   screen("show");
   renderAlertsEmpty();
+  state.chat = new ChatPane(state.api, showId, toast);
   state.imports.attach(state.token, showId); // imports.js: drops from a product feed
   state.channel = new HostChannel(showId, state.token, {
     frame: onFrame,
@@ -332,6 +338,7 @@ function onFrame(frame) {
       }
       break;
     default:
+      state.chat?.frame(frame); // chat_history, chat, chat_delete, chat_clear, chat_pin, chat_mode, chat_held
       break;
   }
 }
