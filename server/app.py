@@ -67,11 +67,8 @@ class State(TypedDict):
     webhooks: WebhookService
     reconciler: Reconciler
     panels: HostPanels
-<<<<<<< HEAD
     channels: ChannelService
-=======
     chat: ChatNode
->>>>>>> wip-q
     checkout: CheckoutStore
 
 
@@ -214,11 +211,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "webhooks": webhooks,
                 "reconciler": reconciler,
                 "panels": panels,
-<<<<<<< HEAD
                 "channels": channels,
-=======
                 "chat": chat,
->>>>>>> wip-q
                 "checkout": checkout,  # server/checkout: links in `reserved` answers
             }
         finally:

@@ -45,12 +45,8 @@ from redis.asyncio import Redis
 
 from broadcast.hub import Hub
 from server.checkout.store import CheckoutStore
-<<<<<<< HEAD
-from server.demo.bots import BotBrain, run_bot
-from server.demo.channels import DemoChannels
-=======
 from server.demo.bots import BOT_NAMES, DEFAULT_CHAT_INTERVAL, BotBrain, run_bot
->>>>>>> wip-q
+from server.demo.channels import DemoChannels
 from server.demo.seed import autopilot, seed_show
 from server.demo.store import DemoStore, with_store_secret
 from server.platforms.channels.mapping import Mappings

@@ -427,11 +427,8 @@ def build_api() -> Api:
         page: audit.AlertPage = await _guard(audit.alerts(request.state.redis, after, count))
         return page
 
-<<<<<<< HEAD
     add_channel_routes(api)
-=======
     chat_api.register(api)  # /api/shows/{show_id}/chat/...: moderation (server/chat/api.py)
->>>>>>> wip-q
     add_import_routes(api)  # server/host/imports.py: run-of-show imports from product feeds
     add_checkout_routes(api)  # server/checkout/routes.py: the show's checkout hand-off
     return api

@@ -17,11 +17,8 @@ import {
 } from "/static/shared/format.js";
 import { ApiError, HostApi } from "./api.js";
 import { HostChannel } from "./channel.js";
-<<<<<<< HEAD
 import { channelStrip, updateChannelStrip } from "./channels.js";
-=======
 import { ChatPane } from "./chat.js";
->>>>>>> wip-q
 import { ImportPanel } from "./imports.js";
 import { LiveChart } from "./chart.js";
 import {
