@@ -25,6 +25,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from broadcast.hub import Hub
 from broadcast.transport import CaptureTransport
+from server.chat.node import ChatNode
 from server.checkout.store import CheckoutStore
 from server.demo.checkout import demo_routes
 from server.host.api import build_api
@@ -67,6 +68,7 @@ class State(TypedDict):
     reconciler: Reconciler
     panels: HostPanels
     channels: ChannelService
+    chat: ChatNode
     checkout: CheckoutStore
 
 
@@ -148,9 +150,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
             blocking_redis=blocking_redis,
             ref_of_request=partial(ref_of_request, viewer_secret),
         )
-        hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
         batcher = ReserveBatcher(engine)
         reserving = Reserving(batcher, live.soldout, live.shows, viewer_secret)
+        chat = ChatNode(
+            hub=hub, live=live, engine=engine, reserving=reserving, secret=viewer_secret, settings=settings.chat
+        )
+
+        async def first(show_id: str) -> None:
+            await live.subscribe(show_id)
+            try:
+                await chat.subscribe(show_id)
+            except BaseException:
+                await live.unsubscribe(show_id)  # nothing left registered, as ShowNode promises
+                raise
+
+        async def last(show_id: str) -> None:
+            await chat.unsubscribe(show_id)
+            await live.unsubscribe(show_id)
+
+        hub.on_first, hub.on_last = first, last
+        live.on_show_state = chat.show_state
         metrics_ = Metrics()
         hub_export = HubExport(
             metrics_, hub, lambda: live.redis_errors, lambda: (live.soldout.answered, live.soldout.arms)
@@ -193,6 +212,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "reconciler": reconciler,
                 "panels": panels,
                 "channels": channels,
+                "chat": chat,
                 "checkout": checkout,  # server/checkout: links in `reserved` answers
             }
         finally:
@@ -207,6 +227,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweep_task
             await hub.aclose()
+            await chat.aclose()
             await live.aclose()
             await batcher.aclose()
             await redis.aclose()

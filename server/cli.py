@@ -145,14 +145,18 @@ def _channels(args: argparse.Namespace) -> int:
 
 def _erase(args: argparse.Namespace) -> int:
     """Right to deletion: the customer id in every stock record (a tombstone, counters unchanged),
-    then every applied or dead-lettered webhook body that names the person. Prints what was done;
+    the customer's chat messages and records in every show (server/chat), then every applied or
+    dead-lettered webhook body that names the person. Prints what was done;
     exits 3 while deliveries naming the person wait to be applied (run it again then)."""
     import asyncio
     import json
 
     from redis.asyncio import Redis
 
+    from server.chat.node import erase_viewer
+    from server.keys import SHOWS_KEY
     from server.platforms.webhooks.erasure import erase_deliveries
+    from server.replies import decoded
     from stock import StockEngine
     from stock.errors import InvalidArgument
 
@@ -164,13 +168,27 @@ def _erase(args: argparse.Namespace) -> int:
         client = Redis.from_url(url)
         try:
             places = await StockEngine(client).erase_customer(args.customer) if args.customer else 0
+            chat = 0
+            if args.customer:
+                shows = sorted(decoded(s) for s in await client.smembers(SHOWS_KEY))
+                secret = os.environ.get("LIVEDROP_VIEWER_SECRET", "").encode()
+                chat = await erase_viewer(client, shows, args.customer, secret)
             result = await erase_deliveries(client, [*args.identifier, *([args.customer] if args.customer else [])])
         except InvalidArgument as exc:
             print(f"livedrop: {exc}", file=sys.stderr)
             return 2
         finally:
             await client.aclose()
-        print(json.dumps({"stock_places": places, "webhooks_erased": result.erased, "deferred": result.deferred}))
+        print(
+            json.dumps(
+                {
+                    "stock_places": places,
+                    "chat_records": chat,
+                    "webhooks_erased": result.erased,
+                    "deferred": result.deferred,
+                }
+            )
+        )
         return 3 if result.deferred else 0
 
     with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url:

@@ -45,7 +45,7 @@ from redis.asyncio import Redis
 
 from broadcast.hub import Hub
 from server.checkout.store import CheckoutStore
-from server.demo.bots import BotBrain, run_bot
+from server.demo.bots import BOT_NAMES, DEFAULT_CHAT_INTERVAL, BotBrain, run_bot
 from server.demo.channels import DemoChannels
 from server.demo.seed import autopilot, seed_show
 from server.demo.store import DemoStore, with_store_secret
@@ -210,8 +210,15 @@ async def _run(
         urls = links(f"http://{shown_host}:{port}", show_id, token, viewer_token)
         rng = random.Random()
         for i in range(bots):
-            bot_token = tokens.mint(secret, show_id, f"bot-{i + 1:03d}", ttl=VIEWER_TOKEN_TTL)
-            brain = BotBrain(f"bot{i + 1}", random.Random(rng.random()), interval=args.bot_interval)
+            name = f"{BOT_NAMES[i % len(BOT_NAMES)]}{'' if i < len(BOT_NAMES) else i // len(BOT_NAMES) + 1}"
+            bot_token = tokens.mint(secret, show_id, f"bot-{i + 1:03d}", ttl=VIEWER_TOKEN_TTL, name=name)
+            brain = BotBrain(
+                f"bot{i + 1}",
+                random.Random(rng.random()),
+                interval=args.bot_interval,
+                chat_interval=DEFAULT_CHAT_INTERVAL,
+                claim_share=0.3,  # some buy by comment, as on CommentSold
+            )
             url = f"ws://{loopback}/ws/shows/{show_id}?token={bot_token}"
             tasks.append(asyncio.create_task(run_bot(url, brain, engine, delay=i * 0.1), name=f"bot-{i + 1}"))
         if args.autopilot:

@@ -325,6 +325,7 @@ async def host_endpoint(websocket: WebSocket) -> None:
     state.metrics.host_connections.inc()
     try:
         hub.deliver(viewer, live.welcome(show_id, can_reserve=False))
+        state.chat.attach(viewer, role="host")  # the chat history and held messages (server/chat)
         await panels.attach(viewer)
         while not viewer.closed:
             message = await websocket.receive()
@@ -350,5 +351,6 @@ async def host_endpoint(websocket: WebSocket) -> None:
         pass
     finally:
         state.metrics.host_connections.dec()
+        state.chat.detach(viewer)
         await panels.detach(viewer)
         await hub.leave(viewer)

@@ -152,11 +152,12 @@ def stream_alert(entry_id: str, fields: dict[str, str], show_id: str) -> Alert |
     drop = fields.get("drop") or None
     detail = {k: v for k, v in fields.items() if k not in ("kind", "show")}
     qty = fields.get("qty", "?")
+    variant = f" ({fields['variant']})" if fields.get("variant") else ""  # a drop with variants: which one
     match kind:
         case "oversold":
             message = (
                 f"Oversold: {fields.get('platform', 'a platform')} order {fields.get('order', '?')} "
-                f"sold {qty} unit(s) of {drop or '?'} that were no longer available"
+                f"sold {qty} unit(s) of {drop or '?'}{variant} that were no longer available"
             )
         case "unmatched_hold":
             message = f"Hold {fields.get('hold', '?')} ({qty} unit(s)) was confirmed but no platform order matches it"

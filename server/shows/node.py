@@ -112,6 +112,8 @@ class ShowNode:
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._left: set[str] = set()  # shows whose presence entry this node must remove
+        # Told when a host ends or starts a show on this node (the chat's retention starts then).
+        self.on_show_state: Callable[[str, ShowState], Awaitable[None]] | None = None
         # (show, drop, variant, qty, hold, hold_ref) -> checkout link; set by the app (server/checkout).
         self.checkout_link: Callable[[str, str, str, int, str, str], Awaitable[str]] | None = None
 
@@ -301,6 +303,8 @@ class ShowNode:
 
     async def end_show(self, show_id: str) -> int:
         await self.catalog.set_show_state(show_id, ShowState.ENDED)
+        if self.on_show_state is not None:
+            await self.on_show_state(show_id, ShowState.ENDED)
         # Once per run of the show (whichever nodes end it), and again after a restart.
         return (await self.feed.publish(show_id, "show_ended", b"{}", dedupe="show_ended", per_run=True)).seq
 
@@ -308,6 +312,8 @@ class ShowNode:
         show = await self.catalog.set_show_state(show_id, ShowState.LIVE)
         if show is None:
             raise UnknownShow(show_id)
+        if self.on_show_state is not None:
+            await self.on_show_state(show_id, ShowState.LIVE)
         body = msgspec.json.encode({"show": show_id, "title": show.title, "state": show.state.value})
         return (await self.feed.publish(show_id, "show", body, starts_run=True)).seq
 
@@ -380,7 +386,7 @@ class ShowNode:
             d.ledger_after = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
                 entry = decode_entry(entry_id, fields)
-                self.soldout.on_entry(drop_id, entry)
+                self.soldout.on_entry(d, entry)
                 self._apply_ledger(show_id, d, entry)
                 self.echoes.entry(show_id, entry_id, fields, entry)
             except (KeyError, ValueError):
@@ -397,9 +403,11 @@ class ShowNode:
             d.variant_after[variant] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             try:
                 entry = decode_entry(entry_id, fields)
+                self.soldout.on_entry(d, entry, variant)
                 self._apply_ledger(show_id, d, entry, variant)
                 self.echoes.entry(show_id, entry_id, fields, entry)
             except (KeyError, ValueError):
+                self.soldout.disarm(drop_id)
                 logger.exception(
                     "ledger entry %s of drop %s~%s not applied", d.variant_after[variant], drop_id, variant
                 )

@@ -18,8 +18,8 @@ far) taken when the node's own view is at that very ledger id, and it is dropped
   last read returned a full page (more entries may be waiting), or any read failed.
 
 A retry of a request id that Redis granted still goes to Redis, which answers it with its hold
-(idempotency). Requests naming a variant always go to Redis (variants have ledgers of their own
-that the node does not follow).
+(idempotency). Each variant of a drop (a size) is stocked on its own, with its own ledger, which the
+node follows too: it is armed and disarmed on its own, by its own entries.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ MARGIN_MS = 1000
 ARM_INTERVAL = 0.1
 # Ledger entries after which the drop is still sold out: they take units, never give them back.
 _KEEPS = frozenset(("confirm", "order"))
+
+Unit = tuple[str, str]  # (drop, variant): what one short-circuit covers ('' = the drop itself)
 
 
 @dataclass(frozen=True)
@@ -84,45 +86,58 @@ class SoldOut:
         self.enabled = True
         self.answered = 0  # reserves answered here, not by Redis
         self.arms = 0  # arming reads made
-        self._armed: dict[str, Armed] = {}
-        self._arming: dict[str, asyncio.Task[None]] = {}
-        self._tried: dict[str, float] = {}
+        self._armed: dict[Unit, Armed] = {}
+        self._arming: dict[Unit, asyncio.Task[None]] = {}
+        self._tried: dict[Unit, float] = {}
 
-    def armed(self, drop_id: str) -> Armed | None:
-        return self._armed.get(drop_id)
+    def armed(self, drop_id: str, variant: str = "") -> Armed | None:
+        return self._armed.get((drop_id, variant))
 
     def answer(self, d: KnownDrop, request_id: str, variant: str = "") -> ReserveResult | None:
-        """``sold_out`` if the drop is provably sold out now, else None (ask Redis)."""
-        if variant or d.variants or not self.enabled:
+        """``sold_out`` if the drop (or its ``variant``) is provably sold out now, else None (ask Redis)."""
+        if not self.enabled or bool(variant) != bool(d.variants):
+            return None  # a drop with variants sells only them; Redis says what is wrong otherwise
+        unit = (d.info.drop_id, variant)
+        counters, position = _view(d, variant)
+        if counters is None:
             return None
-        drop_id = d.info.drop_id
-        armed = self._armed.get(drop_id)
+        armed = self._armed.get(unit)
         if armed is None:
-            if d.counters.available == 0 and d.state == DropState.LIVE.value:
-                self._arm_soon(d)
+            if counters.available == 0 and d.state == DropState.LIVE.value:
+                self._arm_soon(d, variant)
             return None
         if armed.view is not d:
-            self.disarm(drop_id)
+            self._armed.pop(unit, None)
             return None
         if request_id in armed.granted:
             return None
         now = self.clock.now_ms()
-        if now >= armed.valid_until_ms or not self.tails.current(keys.drop_keys(drop_id).ledger):
-            self.disarm(drop_id)
+        if now >= armed.valid_until_ms or not self.tails.current(keys.drop_keys(*unit).ledger):
+            self._armed.pop(unit, None)
             return None
         self.answered += 1
         if logger.isEnabledFor(logging.DEBUG):
             # What a test (or an operator) needs to check the answer against the ledger's order.
-            logger.debug("sold_out drop=%s ledger=%s now_ms=%d", drop_id, d.ledger_after, now)
-        return ReserveResult(request_id, RejectReason.SOLD_OUT, None, 0, 0, False, d.counters)
+            logger.debug("sold_out drop=%s ledger=%s now_ms=%d", keys.unit_id(*unit), position, now)
+        return ReserveResult(request_id, RejectReason.SOLD_OUT, None, 0, 0, False, counters)
 
-    def on_entry(self, drop_id: str, entry: LedgerEntry) -> None:
-        """A ledger entry of ``drop_id`` was applied to the node's view (any node wrote it)."""
-        if drop_id in self._armed and not keeps_sold_out(entry):
-            self.disarm(drop_id)
+    def on_entry(self, d: KnownDrop, entry: LedgerEntry, variant: str = "") -> None:
+        """A ledger entry of the drop (or of its ``variant``) is being applied to the node's view (any
+        node wrote it). An entry that takes the last units arms the drop at once, so the storm that
+        follows a sell-out finds it armed instead of arming it with its first taps."""
+        unit = (d.info.drop_id, variant)
+        if unit in self._armed:
+            if not keeps_sold_out(entry):
+                del self._armed[unit]
+        elif (
+            entry.d_available < 0 and entry.after.available == 0 and self.enabled and bool(variant) == bool(d.variants)
+        ):
+            self._arm_soon(d, variant)
 
     def disarm(self, drop_id: str) -> None:
-        self._armed.pop(drop_id, None)
+        """Forget every proof about the drop and its variants."""
+        for unit in [u for u in self._armed if u[0] == drop_id]:
+            del self._armed[unit]
 
     def reset(self) -> None:
         """The stream reader failed: nothing the node saw can be trusted to be current."""
@@ -137,21 +152,21 @@ class SoldOut:
 
     # -- arming ---------------------------------------------------------------------------------------
 
-    def _arm_soon(self, d: KnownDrop) -> None:
-        drop_id = d.info.drop_id
-        if drop_id in self._arming:
+    def _arm_soon(self, d: KnownDrop, variant: str) -> None:
+        unit = (d.info.drop_id, variant)
+        if unit in self._arming:
             return
         now = time.monotonic()
-        if now - self._tried.get(drop_id, -ARM_INTERVAL) < ARM_INTERVAL:
+        if now - self._tried.get(unit, -ARM_INTERVAL) < ARM_INTERVAL:
             return
-        self._tried[drop_id] = now
-        task = asyncio.get_running_loop().create_task(self._arm(d), name=f"soldout-arm:{drop_id}")
-        self._arming[drop_id] = task
-        task.add_done_callback(lambda _: self._arming.pop(drop_id, None))
+        self._tried[unit] = now
+        task = asyncio.get_running_loop().create_task(self._arm(d, variant), name=f"soldout-arm:{keys.unit_id(*unit)}")
+        self._arming[unit] = task
+        task.add_done_callback(lambda _: self._arming.pop(unit, None))
 
-    async def _arm(self, d: KnownDrop) -> None:
-        drop_id = d.info.drop_id
-        k = keys.drop_keys(drop_id)
+    async def _arm(self, d: KnownDrop, variant: str) -> None:
+        unit = (d.info.drop_id, variant)
+        k = keys.drop_keys(*unit)
         self.arms += 1
         try:
             # One MULTI: the four reads describe one instant of the drop (scripts never interleave).
@@ -162,20 +177,23 @@ class SoldOut:
                 pipe.hkeys(k.requests)
                 last, meta, first, granted = await pipe.execute()
         except (RedisError, OSError) as exc:
-            logger.debug("arming the sold-out short-circuit of %s failed: %s", drop_id, exc)
+            logger.debug("arming the sold-out short-circuit of %s failed: %s", keys.unit_id(*unit), exc)
             return
-        armed = self._proof(d, last, meta, first, granted)
+        armed = self._proof(d, variant, last, meta, first, granted)
         if armed is not None:
-            self._armed[drop_id] = armed
+            self._armed[unit] = armed
 
-    def _proof(self, d: KnownDrop, last: Any, meta: Any, first: Any, granted: Any) -> Armed | None:
+    def _proof(self, d: KnownDrop, variant: str, last: Any, meta: Any, first: Any, granted: Any) -> Armed | None:
         """The armed state, if the read shows the drop sold out at the very position of the node's
         view (the reader neither behind nor ahead of it) with a read of its stream in flight."""
         if not last:
             return None
         ledger_id = _text(last[0][0])
         state, available, ends_at, clock_ms, variants = (_text(v) if v is not None else "" for v in meta)
-        if ledger_id != d.ledger_after or not self.tails.current(keys.drop_keys(d.info.drop_id).ledger):
+        counters, position = _view(d, variant)
+        if counters is None or ledger_id != position:
+            return None
+        if not self.tails.current(keys.drop_keys(d.info.drop_id, variant).ledger):
             return None
         if state != DropState.LIVE.value or _int(available) != 0 or _int(variants) != 0 or not self.clock.synced:
             return None
@@ -186,7 +204,14 @@ class SoldOut:
         valid_until = min(deadlines, default=2**62) - MARGIN_MS
         if valid_until <= self.clock.now_ms():
             return None
-        return Armed(ledger_id, valid_until, frozenset(_text(r) for r in granted), d.counters, d)
+        return Armed(ledger_id, valid_until, frozenset(_text(r) for r in granted), counters, d)
+
+
+def _view(d: KnownDrop, variant: str) -> tuple[Counters | None, str]:
+    """The node's counters of the drop or of one of its variants, and its position in that ledger."""
+    if not variant:
+        return d.counters, d.ledger_after
+    return d.variants.get(variant), d.variant_after.get(variant, "")
 
 
 def _text(value: Any) -> str:

@@ -292,7 +292,10 @@ _pings = iter(range(10**9))
 
 
 # Frames the node broadcasts to every viewer of the show, whatever this viewer sent.
+# The chat's frames to every viewer (server/chat) too: the history after a welcome, a tick's messages,
+# moderation. They are no answer to what this viewer sent.
 _BROADCASTS = ("stock", "viewers", "drop", "drop_ended", "show", "show_ended")
+_BROADCASTS += ("chat", "chat_history", "chat_delete", "chat_clear", "chat_pin", "chat_mode", "chat_held")  # type: ignore[assignment]
 
 
 def next_answer(ws: ClientConnection) -> dict[str, Any]:
@@ -313,7 +316,16 @@ def assert_alive(ws: ClientConnection) -> None:
         frame = next_answer(ws)
         if frame["type"] == "pong" and frame.get("ref") == ref:
             return
-        assert frame["type"] in ("error", "pong", "welcome", "rejected", "waitlisted", "released"), frame
+        assert frame["type"] in (
+            "error",
+            "pong",
+            "welcome",
+            "rejected",
+            "waitlisted",
+            "released",
+            "chat_ack",
+            "chat_rejected",
+        ), frame
         if frame["type"] == "error" and frame.get("code") == "rate_limited" and frame.get("ref") is None:
             time.sleep(0.1)
             ref = f"alive-{next(_pings)}"

@@ -18,6 +18,7 @@ import {
 import { ApiError, HostApi } from "./api.js";
 import { HostChannel } from "./channel.js";
 import { channelStrip, updateChannelStrip } from "./channels.js";
+import { ChatPane } from "./chat.js";
 import { ImportPanel } from "./imports.js";
 import { LiveChart } from "./chart.js";
 import {
@@ -59,6 +60,7 @@ const state = {
   cards: new Map(), // id -> card elements
   viewers: 0,
   channel: null,
+  chat: null, // the chat pane of the open show (chat.js)
   clock: new ServerClock(),
   chart: null,
   alertIds: new Set(),
@@ -180,6 +182,7 @@ async function openShow(showId) {
   }
   screen("show");
   renderAlertsEmpty();
+  state.chat = new ChatPane(state.api, showId, toast);
   state.imports.attach(state.token, showId); // imports.js: drops from a product feed
   state.channel = new HostChannel(showId, state.token, {
     frame: onFrame,
@@ -332,6 +335,7 @@ function onFrame(frame) {
       }
       break;
     default:
+      state.chat?.frame(frame); // chat_history, chat, chat_delete, chat_clear, chat_pin, chat_mode, chat_held
       break;
   }
 }
@@ -434,8 +438,8 @@ function renderQueue() {
           h("span", { class: "queue-title", text: titleOf(d) }),
           h("span", {
             class: "muted small",
-            text: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units`,
-            title: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units`,
+            text: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units${variantsNote(info)}`,
+            title: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units${variantsNote(info)}`,
           }),
         ),
         h("span", { class: `badge ${d.state}`, text: d === next ? "next" : stateLabel(d) }),
@@ -472,6 +476,11 @@ function renderQueue() {
     const again = list.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
     if (again && !again.disabled) again.focus();
   }
+}
+
+function variantsNote(info) {
+  const n = info.variants?.length || 0;
+  return n ? ` in ${n} variants` : "";
 }
 
 function stateLabel(d) {

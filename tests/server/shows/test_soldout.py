@@ -26,12 +26,13 @@ from server.shows.catalog import Catalog, DropInfo, Show
 from server.shows.known import KnownDrop
 from server.shows.node import ShowNode
 from server.shows.soldout import keeps_sold_out
+from server.shows.variants import VariantInfo
 from server.viewers.tokens import mint
 from stock import StockEngine
 from stock.ledger import entry_key, replay
 from stock.types import Counters, LedgerEntry, RejectReason
 from tests.e2e.test_scaleout import HOST_TOKEN, api, create_show
-from tests.support.invariants import assert_drop_invariants
+from tests.support.invariants import assert_drop_invariants, assert_variant_drop_invariants
 from tests.support.metrics_scrape import scrape
 from tests.support.servers import VIEWER_SECRET, Node
 from tests.support.util import scaled
@@ -79,11 +80,13 @@ def token(viewer: str) -> str:
     return mint(VIEWER_SECRET.encode(), "s1", viewer)
 
 
-def traces(nodes: list[Node]) -> list[tuple[str, int]]:
+def traces(nodes: list[Node], unit: str) -> list[tuple[str, int]]:
+    """(ledger position, Redis' clock) of every answer the nodes gave alone for ``unit``."""
     found = []
     for node in nodes:
         for match in TRACE.finditer(node.log_path.read_text(errors="replace")):
-            found.append((match.group(2), int(match.group(3))))
+            if match.group(1) == unit:
+                found.append((match.group(2), int(match.group(3))))
     return found
 
 
@@ -101,7 +104,9 @@ def states(entries: list[LedgerEntry]) -> dict[str, tuple[Counters, dict[str, in
     return out
 
 
-async def buyer(node: Node, name: str, stop: asyncio.Event, holds: list[tuple[Viewer, str]]) -> int:
+async def buyer(
+    node: Node, name: str, stop: asyncio.Event, holds: list[tuple[Viewer, str]], drop: str = "d1", size: str = ""
+) -> int:
     """Reserve one unit after another until ``stop``; returns the answers seen."""
     viewer = await Viewer.connect(node.ws("s1"), token(name))
     await viewer.until("welcome")
@@ -110,7 +115,8 @@ async def buyer(node: Node, name: str, stop: asyncio.Event, holds: list[tuple[Vi
         n = 0
         while not stop.is_set():
             n += 1
-            await viewer.send({"type": "reserve", "ref": f"{name}-{n}", "drop": "d1"})
+            reserve = {"type": "reserve", "ref": f"{name}-{n}", "drop": drop} | ({"variant": size} if size else {})
+            await viewer.send(reserve)
             frame = await _answer(viewer, f"{name}-{n}")
             answers += 1
             if frame["type"] == "reserved":
@@ -130,15 +136,26 @@ async def _answer(viewer: Viewer, ref: str) -> dict[str, object]:
                 return frame
 
 
+@pytest.mark.parametrize("size", ["", "s41"], ids=["drop", "size"])
 async def test_short_circuit_never_refuses_what_redis_would_grant(
-    debug_nodes: list[Node], host: HostActions, redis: Redis
+    debug_nodes: list[Node], host: HostActions, redis: Redis, size: str
 ) -> None:
     rng = random.Random(17)
-    await host.launch("d1")
+    drop = "v1" if size else "d1"
+    if size:  # one size of two units sold out and back, beside a size that never sells out
+        sizes = [VariantInfo(id="s41", sku="V-41", total=2), VariantInfo(id="s42", sku="V-42", total=1000)]
+        info = DropInfo(
+            drop_id="v1", show_id="s1", sku="V", title="Sized", total=1002, hold_seconds=HOLD_SECONDS, variants=sizes
+        )
+        await host.catalog.put_drop(info)
+    await host.launch(drop)
     engine = host.engine
     stop = asyncio.Event()
     holds: list[tuple[Viewer, str]] = []
-    buyers = [asyncio.create_task(buyer(debug_nodes[i % 2], f"b{i}", stop, holds), name=f"buyer-{i}") for i in range(6)]
+    buyers = [
+        asyncio.create_task(buyer(debug_nodes[i % 2], f"b{i}", stop, holds, drop, size), name=f"buyer-{i}")
+        for i in range(6)
+    ]
     actions = {"release": 0, "restock": 0, "confirm": 0}
     deadline = asyncio.get_running_loop().time() + scaled(6)
     n = 0
@@ -151,7 +168,7 @@ async def test_short_circuit_never_refuses_what_redis_would_grant(
             await viewer.send({"type": "release", "hold": hold, "ref": f"rel-{n}"})  # answered on its socket
             actions["release"] += 1
         elif kind == "restock":
-            await engine.adjust("d1", 1, f"restock-{n}")
+            await engine.adjust(drop, 1, f"restock-{n}", variant=size)
             actions["restock"] += 1
         elif kind == "confirm" and holds:
             _, hold = holds.pop(rng.randrange(len(holds)))
@@ -159,13 +176,16 @@ async def test_short_circuit_never_refuses_what_redis_would_grant(
             actions["confirm"] += 1
     stop.set()
     answered = sum(await asyncio.gather(*buyers))
-    await assert_drop_invariants(engine, "d1")
+    if size:
+        await assert_variant_drop_invariants(engine, drop)
+    else:
+        await assert_drop_invariants(engine, drop)
 
-    entries = [e async for e in engine.iter_ledger("d1")]
-    assert replay(entries) == await engine.counters("d1")
+    entries = [e async for e in engine.iter_ledger(drop, variant=size)]
+    assert replay(entries) == await engine.counters(drop, variant=size)
     after = states(entries)
     order = [e.entry_id for e in entries]
-    found = traces(debug_nodes)
+    found = traces(debug_nodes, f"{drop}~{size}" if size else drop)
     gives_back = [e for e in entries if e.d_available > 0]
     worst_lag = 0
     for position, now_ms in found:
@@ -271,9 +291,8 @@ async def test_arming_and_what_disarms_it_in_one_node(host: HostActions) -> None
         return live.shows["s1"].drops["d1"]
 
     granted = await engine.reserve("d1", "c1", 2, "req-1")
-    await _until(lambda: view().counters.available == 0)
-    assert soldout.answer(view(), "req-2") is None  # not armed yet: this one asks Redis, and arms
-    await _until(lambda: soldout.armed("d1") is not None)
+    # The entry that took the last units armed it, before any tap.
+    await _until(lambda: view().counters.available == 0 and soldout.armed("d1") is not None)
     assert soldout.arms == 1
     answer = soldout.answer(view(), "req-2")
     assert answer is not None and answer.reason is RejectReason.SOLD_OUT
@@ -291,4 +310,41 @@ async def test_arming_and_what_disarms_it_in_one_node(host: HostActions) -> None
     await live.unsubscribe("s1")
     await live.subscribe("s1")  # a new view of the drop, from a new snapshot
     assert soldout.answer(view(), "req-7") is None
+    await live.aclose()
+
+
+async def test_each_size_is_armed_and_disarmed_on_its_own(redis: Redis) -> None:
+    """A sold-out size is answered by the node while the other size still sells through Redis; a
+    unit of that size coming back disarms it, and only it."""
+    engine = StockEngine(redis)
+    catalog = Catalog(redis, engine)
+    live = ShowNode(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="test")
+    host = HostActions(engine, catalog, live)
+    await catalog.put_show(Show(show_id="s1", title="Sizes"))
+    sizes = [VariantInfo(id="s41", sku="SNK-41", total=1), VariantInfo(id="s42", sku="SNK-42", total=2)]
+    await catalog.put_drop(
+        DropInfo(drop_id="shoe", show_id="s1", sku="SNK", title="Sneaker", total=3, prices={"EUR": 1}, variants=sizes)
+    )
+    await host.launch("shoe")
+    await live.subscribe("s1")
+    soldout = live.soldout
+
+    def view() -> KnownDrop:
+        return live.shows["s1"].drops["shoe"]
+
+    taken = await engine.reserve("shoe", "c1", 1, "req-1", variant="s41")
+    await _until(lambda: view().variants["s41"].available == 0)
+    await _until(lambda: soldout.answer(view(), "req-2", "s41") is not None)
+    assert soldout.armed("shoe", "s41") is not None and soldout.armed("shoe", "s42") is None
+    assert soldout.answer(view(), "req-3", "s42") is None  # units left: Redis answers
+    assert soldout.answer(view(), "req-4") is None  # no size named: Redis says which is needed
+    assert soldout.answer(view(), "req-1", "s41") is None  # the granted id is Redis' to answer
+
+    await engine.reserve("shoe", "c2", 1, "req-5", variant="s42")  # the other size's ledger only
+    await _until(lambda: view().variants["s42"].available == 1)
+    assert soldout.armed("shoe", "s41") is not None
+    assert taken.hold_id is not None
+    await engine.release(taken.hold_id)
+    await _until(lambda: view().variants["s41"].available == 1)
+    assert soldout.armed("shoe", "s41") is None and soldout.answer(view(), "req-6", "s41") is None
     await live.aclose()
