@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint types unit test test-js bench bench-stock bench-webhooks bench-fanout bench-scaleout bench-reconnect bench-reserve-ws loadtest demo serve clean
+.PHONY: install lint types unit test test-js bench bench-stock bench-webhooks bench-fanout bench-chat bench-scaleout bench-reconnect bench-reserve-ws loadtest demo serve clean
 
 install: $(STAMP)
 
@@ -32,7 +32,7 @@ test: lint types unit
 test-js: install
 	$(BIN)/pytest tests/clients/test_js_client.py
 
-bench: bench-stock bench-fanout bench-webhooks
+bench: bench-stock bench-fanout bench-webhooks bench-channels
 
 bench-stock: install
 	$(BIN)/python -m bench.stock
@@ -42,10 +42,19 @@ bench-stock: install
 bench-fanout: install
 	$(BIN)/python -m bench.fanout $(ARGS)
 
+# Chat during a live drop: 10,000 viewers, 500 writers, 200 messages/s on one node, beside the
+# bare websockets.broadcast ceiling (docs/benchmarks.md, "Chat"). Scale it with ARGS="--viewers 2000".
+bench-chat: install
+	$(BIN)/python -m bench.chat $(ARGS)
+
 # Two nodes on a local 3-master Redis Cluster: one seq order, a burst, a node killed (docs/benchmarks.md).
 # Signed webhooks at 2,000/s with 10 % duplicates, beside the server's own /healthz rate.
 bench-webhooks: install
 	$(BIN)/python -m bench.webhooks
+
+# A drop pushed to four stand-in channels during a 10,000-reservation burst and platform sales (docs/benchmarks.md).
+bench-channels: install
+	$(BIN)/python -m bench.channels $(ARGS)
 
 # Reservations over WebSocket from a separate load process: sustained, burst, sold-out storm (docs/benchmarks.md).
 bench-reserve-ws: install

@@ -61,9 +61,11 @@ class SendResult(enum.Enum):
 class Message:
     """One server frame, serialised once per node and shared by every viewer's write."""
 
-    __slots__ = ("_framed", "_text", "floor", "key", "payload", "seq")
+    __slots__ = ("_framed", "_text", "bulk", "floor", "key", "payload", "seq")
 
-    def __init__(self, payload: bytes, key: str | None = None, seq: int | None = None, floor: bool = False) -> None:
+    def __init__(
+        self, payload: bytes, key: str | None = None, seq: int | None = None, floor: bool = False, bulk: bool = False
+    ) -> None:
         self.payload = payload
         self.key = key  # conflation key: a later message with the same key replaces this one
         # The show's seq this frame carries. A viewer is never sent a seq'd frame at or below
@@ -71,6 +73,9 @@ class Message:
         self.seq = seq
         # A welcome: its ``seq`` *sets* the viewer's position (it may go back after a reset).
         self.floor = floor
+        # Bulk (a show's chat): other frames of the show go out before it, even while it is being
+        # broadcast (``Hub._broadcast``), so a drop never waits behind chat for a large audience.
+        self.bulk = bulk
         self._framed: bytes | None = None
         self._text: str | None = None
 

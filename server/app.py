@@ -25,12 +25,14 @@ from starlette.routing import Route, WebSocketRoute
 
 from broadcast.hub import Hub
 from broadcast.transport import CaptureTransport
+from server.chat.node import ChatNode
 from server.checkout.store import CheckoutStore
 from server.demo.checkout import demo_routes
 from server.host.api import build_api
 from server.host.channel import HostPanels
 from server.host.pages import panel_routes
 from server.ops.metrics import HubExport, Metrics, multiprocess_dir, process_exited
+from server.platforms.channels.service import ChannelService
 from server.platforms.reconcile.service import Reconciler
 from server.platforms.webhooks.receiver import webhook_routes
 from server.platforms.webhooks.service import WebhookService
@@ -65,6 +67,8 @@ class State(TypedDict):
     webhooks: WebhookService
     reconciler: Reconciler
     panels: HostPanels
+    channels: ChannelService
+    chat: ChatNode
     checkout: CheckoutStore
 
 
@@ -146,9 +150,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
             blocking_redis=blocking_redis,
             ref_of_request=partial(ref_of_request, viewer_secret),
         )
-        hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
         batcher = ReserveBatcher(engine)
         reserving = Reserving(batcher, live.soldout, live.shows, viewer_secret)
+        chat = ChatNode(
+            hub=hub, live=live, engine=engine, reserving=reserving, secret=viewer_secret, settings=settings.chat
+        )
+
+        async def first(show_id: str) -> None:
+            await live.subscribe(show_id)
+            try:
+                await chat.subscribe(show_id)
+            except BaseException:
+                await live.unsubscribe(show_id)  # nothing left registered, as ShowNode promises
+                raise
+
+        async def last(show_id: str) -> None:
+            await chat.unsubscribe(show_id)
+            await live.unsubscribe(show_id)
+
+        hub.on_first, hub.on_last = first, last
+        live.on_show_state = chat.show_state
         metrics_ = Metrics()
         hub_export = HubExport(
             metrics_, hub, lambda: live.redis_errors, lambda: (live.soldout.answered, live.soldout.arms)
@@ -162,9 +183,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         checkout = CheckoutStore(redis)
         live.checkout_link = checkout.link  # waitlist hand-outs carry a checkout link too
         host = HostActions(engine, catalog, live)
-        panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live)
+        panels = HostPanels(redis=redis, engine=engine, catalog=catalog, hub=hub, live=live, channels=settings.channels)
+        channels = ChannelService(
+            redis, catalog, webhooks.applier, webhooks.alerts, metrics_, settings.channels, live.node_id
+        )
         webhooks.start()
         reconciler.start()
+        channels.start()
         if settings.gc_tuning:
             tune_gc()
         try:
@@ -186,12 +211,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "webhooks": webhooks,
                 "reconciler": reconciler,
                 "panels": panels,
+                "channels": channels,
+                "chat": chat,
                 "checkout": checkout,  # server/checkout: links in `reserved` answers
             }
         finally:
             if export_task is not None:
                 export_task.cancel()
             process_exited()
+            await channels.aclose()
             await panels.aclose()
             await reconciler.aclose()
             await webhooks.aclose()
@@ -199,6 +227,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweep_task
             await hub.aclose()
+            await chat.aclose()
             await live.aclose()
             await batcher.aclose()
             await redis.aclose()

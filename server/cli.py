@@ -132,16 +132,31 @@ def _reconcile(args: argparse.Namespace) -> int:
         return asyncio.run(print_report(url, args.show, grace))
 
 
+def _channels(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from server.platforms.channels.cli import print_status
+    from server.platforms.channels.config import channel_settings_from_env
+
+    settings = channel_settings_from_env(os.environ)
+    with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url:
+        return asyncio.run(print_status(url, settings, as_json=args.json))
+
+
 def _erase(args: argparse.Namespace) -> int:
     """Right to deletion: the customer id in every stock record (a tombstone, counters unchanged),
-    then every applied or dead-lettered webhook body that names the person. Prints what was done;
+    the customer's chat messages and records in every show (server/chat), then every applied or
+    dead-lettered webhook body that names the person. Prints what was done;
     exits 3 while deliveries naming the person wait to be applied (run it again then)."""
     import asyncio
     import json
 
     from redis.asyncio import Redis
 
+    from server.chat.node import erase_viewer
+    from server.keys import SHOWS_KEY
     from server.platforms.webhooks.erasure import erase_deliveries
+    from server.replies import decoded
     from stock import StockEngine
     from stock.errors import InvalidArgument
 
@@ -153,13 +168,27 @@ def _erase(args: argparse.Namespace) -> int:
         client = Redis.from_url(url)
         try:
             places = await StockEngine(client).erase_customer(args.customer) if args.customer else 0
+            chat = 0
+            if args.customer:
+                shows = sorted(decoded(s) for s in await client.smembers(SHOWS_KEY))
+                secret = os.environ.get("LIVEDROP_VIEWER_SECRET", "").encode()
+                chat = await erase_viewer(client, shows, args.customer, secret)
             result = await erase_deliveries(client, [*args.identifier, *([args.customer] if args.customer else [])])
         except InvalidArgument as exc:
             print(f"livedrop: {exc}", file=sys.stderr)
             return 2
         finally:
             await client.aclose()
-        print(json.dumps({"stock_places": places, "webhooks_erased": result.erased, "deferred": result.deferred}))
+        print(
+            json.dumps(
+                {
+                    "stock_places": places,
+                    "chat_records": chat,
+                    "webhooks_erased": result.erased,
+                    "deferred": result.deferred,
+                }
+            )
+        )
         return 3 if result.deferred else 0
 
     with redis_for(args.redis_url or os.environ.get("REDIS_URL")) as url:
@@ -330,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=None, help="seconds before a confirmed hold counts as unmatched"
     )
     reconcile.set_defaults(func=_reconcile)
+
+    channels = commands.add_parser("channels", help="sales channels (docs/channels.md)").add_subparsers(
+        dest="action", required=True
+    )
+    channel_status = channels.add_parser("status", help="per channel and SKU: value pushed, when, lag, last error")
+    channel_status.add_argument(
+        "--redis-url", default=None, help="Redis URL (default: $REDIS_URL, else the local Redis)"
+    )
+    channel_status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    channel_status.set_defaults(func=_channels)
 
     erase = commands.add_parser(
         "erase", help="right to deletion: a customer id in stock records, and webhook bodies naming the person"

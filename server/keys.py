@@ -175,3 +175,55 @@ def report(show_id: str) -> str:
 def reconcile_lock(show_id: str) -> str:
     """Held by the node that reconciles a show in this interval, so N nodes do it once."""
     return show_tag(show_id) + "reconcile_lock"
+
+
+# -- sales channels (server.platforms.channels) ----------------------------------------------------
+# Every key of the push loop shares the hash tag ``{channels}``: its scripts compare a cursor, mark
+# dirty SKUs and record acknowledgements atomically on one Cluster slot. The traffic is a few
+# calls per channel per flush interval, well within one shard. None carries a TTL: the dirty
+# marks and acknowledged values are what make the loop resume after a restart, and they are a
+# handful of fields per mapped SKU.
+
+CHANNELS = f"{PREFIX}:{{channels}}"
+CHANNEL_MAP = f"{CHANNELS}:map"
+"""Hash drop SKU -> JSON of its ids on each channel."""
+CHANNEL_CURSOR = f"{CHANNELS}:cursor"
+"""Hash drop id -> id of the last ledger entry whose change was marked dirty."""
+CHANNEL_STOCK = f"{CHANNELS}:stock"
+"""Hash SKU -> "<available> <ms>" as of the last marked ledger entry."""
+FETCH_QUEUE = f"{PREFIX}:{{webhooks}}:fetch"
+"""Sorted set "<platform>|<order id>" -> ms first queued: thin orders waiting to be read."""
+FETCHED = f"{PREFIX}:{{webhooks}}:fetched"
+"""Hash "<platform>|<order id>" -> "ok" once read and applied, else why it could not be read."""
+# A fetched or unfetchable order is remembered as long as issues are (a report reads both).
+FETCHED_TTL_SECONDS = ONCE_TTL_SECONDS
+
+
+def channel_reverse(channel: str) -> str:
+    """Hash channel id (TikTok sku_id, Meta retailer_id…) -> drop SKU, for pulled orders."""
+    return f"{CHANNELS}:rev:{channel}"
+
+
+def channel_dirty(channel: str) -> str:
+    """Hash SKU -> "<generation> <first unpushed change ms>": what the channel must be told."""
+    return f"{CHANNELS}:dirty:{channel}"
+
+
+def channel_state(channel: str) -> str:
+    """Hash SKU -> JSON of the last value the channel acknowledged, when, the lag, the last error."""
+    return f"{CHANNELS}:state:{channel}"
+
+
+def channel_unapplied(channel: str) -> str:
+    """Hash SKU -> units the channel sold (seen by compare-and-swap) not yet applied from its orders."""
+    return f"{CHANNELS}:unapplied:{channel}"
+
+
+def channel_lease(channel: str) -> str:
+    """The node pushing ``channel`` now (a token, with a TTL: the lease)."""
+    return f"{CHANNELS}:lease:{channel}"
+
+
+def channel_pull_cursor(channel: str) -> str:
+    """Unix seconds up to which ``channel``'s order list has been pulled."""
+    return f"{CHANNELS}:pull:{channel}"

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 
 import msgspec
 
+from server.chat.settings import ChatSettings, chat_settings_from_env
+from server.platforms.channels.config import ChannelSettings, channel_settings_from_env
 from server.platforms.webhooks.config import WebhookSettings, webhook_settings_from_env
 
 
@@ -57,6 +59,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     slow_after: float = 5.0
     # Platform webhooks: secrets per platform/shop, consumer and reconciliation (docs/webhooks.md).
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    # Sales channels the stock is pushed to, and whose orders are pulled (docs/channels.md).
+    channels: ChannelSettings = msgspec.field(default_factory=ChannelSettings)
+    # Live chat: tick, history, retention, rates (docs/chat.md).
+    chat: ChatSettings = msgspec.field(default_factory=ChatSettings)
     # Demo mode (`livedrop demo` sets it): adds `POST /demo/checkout`, which confirms a viewer's
     # own hold without payment. Never enable it on a server that sells real goods.
     demo: bool = False
@@ -101,6 +107,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         outbox_limit=_int(env, "LIVEDROP_OUTBOX_LIMIT", 256 * 1024),
         slow_after=_float(env, "LIVEDROP_SLOW_AFTER", 5.0),
         webhooks=webhook_settings_from_env(env),
+        channels=channel_settings_from_env(env),
+        chat=chat_settings_from_env(env),
         demo=env.get("LIVEDROP_DEMO", "") in ("1", "true", "yes"),
         import_max_bytes=_int(env, "LIVEDROP_IMPORT_MAX_BYTES", 20 * 1024 * 1024),
         import_fetch_timeout=_float(env, "LIVEDROP_IMPORT_FETCH_TIMEOUT", 20.0),

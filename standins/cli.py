@@ -56,6 +56,37 @@ def livedrop_env(standins: Sequence[StandIn]) -> dict[str, str]:
     return env
 
 
+def livedrop_channel_env(standins: Sequence[StandIn], urls: Sequence[str]) -> dict[str, str]:
+    """The LiveDrop settings under which it pushes stock to these stand-ins and pulls their orders
+    (``urls[i]`` is where ``standins[i]`` listens)."""
+    env: dict[str, str] = {}
+    for s, url in zip(standins, urls, strict=True):
+        if isinstance(s, ShopifyStandIn):
+            env |= {"LIVEDROP_SHOPIFY_URL": url, "LIVEDROP_SHOPIFY_ACCESS_TOKEN": s.access_token}
+        elif isinstance(s, TikTokStandIn):
+            env |= {
+                "LIVEDROP_TIKTOK_URL": url,
+                "LIVEDROP_TIKTOK_APP_KEY": s.app_key,
+                "LIVEDROP_TIKTOK_APP_SECRET": s.app_secret,
+                "LIVEDROP_TIKTOK_ACCESS_TOKEN": s.access_token,
+                "LIVEDROP_TIKTOK_SHOP_CIPHER": s.shop_cipher,
+            }
+        elif isinstance(s, MetaStandIn):
+            env |= {
+                "LIVEDROP_META_URL": url,
+                "LIVEDROP_META_ACCESS_TOKEN": s.access_token,
+                "LIVEDROP_META_CATALOG_ID": s.catalog_id,
+                "LIVEDROP_META_CMS_ID": s.cms_id,
+            }
+        elif isinstance(s, WooCommerceStandIn):
+            env |= {
+                "LIVEDROP_WOOCOMMERCE_URL": url,
+                "LIVEDROP_WOOCOMMERCE_CONSUMER_KEY": s.consumer_key,
+                "LIVEDROP_WOOCOMMERCE_CONSUMER_SECRET": s.consumer_secret,
+            }
+    return env
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signals to ``serve_all``: several run in one loop, and each
     would otherwise replace the others' handlers."""
@@ -90,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         s.emitter.target.url = f"{args.livedrop.rstrip('/')}/webhooks/{s.name}"
         details = " ".join(f"{k}={v}" for k, v in s.describe().items() if k != "platform")
         print(f"stand-in {s.name}: http://{args.host}:{args.port + i}  {details}", file=sys.stderr)
-    for key, value in livedrop_env(standins).items():
+    urls = [f"http://{args.host}:{args.port + i}" for i in range(len(standins))]
+    for key, value in (livedrop_env(standins) | livedrop_channel_env(standins, urls)).items():
         print(f"{key}='{value}'")
     try:
         asyncio.run(serve_all(standins, args.host, args.port, args.log_level))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -23,8 +23,27 @@ from starlette.routing import BaseRoute, Route
 
 from standins.base import Conflict
 
-if TYPE_CHECKING:
-    from standins.shopify import Level, ShopifyStandIn
+
+class Level(Protocol):
+    """What the storefront reads of one of the shop's inventory levels."""
+
+    @property
+    def sku(self) -> str: ...
+    @property
+    def variant_id(self) -> str: ...
+
+
+class Shop(Protocol):
+    """What the storefront needs of the Shopify stand-in (standins/shopify.py), named here so the
+    two modules do not import each other."""
+
+    shop: str
+
+    @property
+    def levels(self) -> Any: ...
+
+    async def place(self, picked: Any, note_attributes: list[dict[str, Any]]) -> dict[str, Any]: ...
+
 
 _ITEMS = re.compile(r"^[0-9]{1,20}:[0-9]{1,6}(,[0-9]{1,20}:[0-9]{1,6}){0,24}$")
 _ATTRIBUTE = re.compile(r"^attributes\[([^\[\]]{1,100})\]$")
@@ -39,7 +58,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     )
 
 
-def storefront_routes(shop: ShopifyStandIn) -> list[BaseRoute]:
+def storefront_routes(shop: Shop) -> list[BaseRoute]:
     def parse(request: Request) -> tuple[list[tuple[tuple[str, str], Level, int]], list[dict[str, Any]]] | Response:
         items = request.path_params["items"]
         if not _ITEMS.fullmatch(items):

@@ -20,6 +20,9 @@ Sockets are kept in named groups. Commands (one JSON object a line, one reply ea
 * ``reserve_burst``: every viewer of a group sends one ``reserve`` at its due time within ``spread`` s.
 * ``reserve_steady``: ``reserve`` frames at a steady rate, round robin over a group, at most one
   unanswered per viewer, for ``warmup`` + ``duration`` s.
+* ``chat_steady``: ``chat_send`` frames at a steady rate, round robin over a group, for ``duration`` s
+  (bench/chat.py); ``chat_reset`` / ``chat_count``: every ``chat`` frame received is counted, with the
+  messages it carries and its receive time, across ``mark``s.
 * ``abort``: drop every socket of a group at once (RST, as a crashed network path), ``status``, ``quit``.
 """
 
@@ -204,6 +207,11 @@ class State:
         self.groups: dict[str, Group] = {}
         self.closes: Counter[str] = Counter()
         self.secret = os.environ.get("LIVEDROP_VIEWER_SECRET", "").encode()
+        # chat (bench/chat.py): ``chat`` frames received and the messages in them, kept across ``mark``
+        # (drop probes mark while the chat flows); reset when a ``chat_steady`` starts
+        self.chat_frames = 0
+        self.chat_messages = 0
+        self.chat_times: list[float] = []
 
     # -- frames -------------------------------------------------------------------------------------
 
@@ -223,7 +231,11 @@ class State:
                 if head.seq <= viewer.last_seq:
                     tally.out_of_order += 1
                 viewer.last_seq = head.seq
-        if kind == "drop":
+        if kind == "chat":
+            self.chat_frames += 1
+            self.chat_messages += payload.count(b'"n":')
+            self.chat_times.append(now)
+        elif kind == "drop":
             tally.drop_frames += 1
             if head.seq is not None:
                 times = tally.drops.get(head.seq)
@@ -370,6 +382,44 @@ class State:
             "lost": sum(g.lost for g in self.groups.values()),
             "out_of_order": self.tally.out_of_order,
             "bad_frames": self.tally.bad_frames,
+            "chat_frames": self.chat_frames,
+            "chat_messages": self.chat_messages,
+        }
+
+    async def chat_steady(self, cmd: control.JSON) -> control.JSON:
+        """``rate`` chat messages/s from this process, round robin over the group, for ``duration`` s
+        from ``start_at``; then what this process received in the window."""
+        viewers = self.groups[cmd["group"]].viewers
+        rate, start_at, duration = cmd["rate"], cmd["start_at"], cmd["duration"]
+        cpu_start = time.process_time()
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        end = start_at + duration
+        slots = sent = 0
+        cursor = 0
+        while (now := time.time()) < end:
+            due = int((now - start_at) * rate)
+            while slots < due:
+                slots += 1
+                viewer = viewers[cursor]
+                cursor = (cursor + 1) % len(viewers)
+                ref = f"c{self.args.id}.{slots}"
+                text = f"message {slots} from writer {cursor} of process {self.args.id}, hello!"
+                if viewer.send(b'{"type":"chat_send","ref":"%s","text":"%s"}' % (ref.encode(), text.encode())):
+                    sent += 1
+            await asyncio.sleep(0.002)
+        await asyncio.sleep(0.5)  # the last tick's frames
+        tally = self.tally
+        in_window = [t for t in self.chat_times if start_at <= t < end]
+        return {
+            "sent": sent,
+            "chat_frames": self.chat_frames,
+            "chat_frames_window": len(in_window),
+            "chat_messages": self.chat_messages,
+            "acks": tally.types.get("chat_ack", 0),
+            "rejected": tally.types.get("chat_rejected", 0),
+            "types": dict(tally.types),
+            "closes": dict(self.closes),
+            "cpu": time.process_time() - cpu_start,
         }
 
     async def reserve_burst(self, cmd: control.JSON) -> control.JSON:
@@ -450,6 +500,24 @@ class State:
         reply["cpu_window"] = cpu_end - cpu_start if cpu_start else 0.0
         return reply
 
+    def chat_reset(self) -> control.JSON:
+        self.chat_frames = self.chat_messages = 0
+        self.chat_times = []
+        return {"ok": True, "cpu": time.process_time()}
+
+    def chat_count(self, cmd: control.JSON) -> control.JSON:
+        """``chat`` frames received between ``start`` and ``end`` (epoch s), and messages per frame."""
+        in_window = sum(1 for t in self.chat_times if cmd["start"] <= t < cmd["end"])
+        return {
+            "frames": self.chat_frames,
+            "frames_window": in_window,
+            "messages": self.chat_messages,
+            "last": max(self.chat_times, default=0.0),
+            "viewers": sum(len(g.viewers) for g in self.groups.values()),
+            "closes": dict(self.closes),
+            "cpu": time.process_time(),
+        }
+
     async def _wait_answers(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while self.tally.sent_at and time.monotonic() < deadline:
@@ -514,6 +582,12 @@ async def run(args: argparse.Namespace) -> None:
                 reply = await state.reserve_burst(command)
             case "reserve_steady":
                 reply = await state.reserve_steady(command)
+            case "chat_steady":
+                reply = await state.chat_steady(command)
+            case "chat_reset":
+                reply = state.chat_reset()
+            case "chat_count":
+                reply = state.chat_count(command)
             case "abort":
                 reply = state.abort(command)
             case "status":

@@ -22,6 +22,35 @@ from stock.types import DropState
 logger = logging.getLogger("livedrop.demo")
 
 DEFAULT_BOT_INTERVAL: Final = 25.0  # mean seconds between two reservation attempts of one bot
+DEFAULT_CHAT_INTERVAL: Final = 30.0  # mean seconds between two chat messages of one bot (demo)
+BOT_NAMES: Final = (
+    "Ana",
+    "Ben",
+    "Chloé",
+    "Dev",
+    "Emma",
+    "Femi",
+    "Gus",
+    "Hana",
+    "Ivo",
+    "Jun",
+    "Kai",
+    "Lea",
+    "Mo",
+    "Nia",
+)
+CHAT_LINES: Final = (
+    "love this!",
+    "what sizes are left?",
+    "just joined 👋",
+    "is it true to size?",
+    "that colour 😍",
+    "how long is shipping?",
+    "got mine last week, great quality",
+    "hello from Lisbon",
+    "can you show the back?",
+    "wow that went fast",
+)
 
 
 # -- bots: the decisions (pure) -------------------------------------------------------------------
@@ -77,13 +106,24 @@ class BotBrain:
     limited: set[str] = field(default_factory=set)  # drops where this bot reached its limit
     next_try: float = 0.0
     sent: int = 0
+    # Chat (docs/chat.md): a message on average every ``chat_interval`` seconds (0: never), and a
+    # share of its buy attempts made as a claim comment ("SOLD B 1") instead of a reserve frame.
+    # Its own random stream, so the shopping above behaves the same with chat on or off.
+    chat_interval: float = 0.0
+    claim_share: float = 0.0
+    codes: dict[str, str] = field(default_factory=dict)  # drop -> claim code, from chat frames
+    next_chat: float = float("inf")
+    chat_rng: random.Random = field(default_factory=random.Random)
 
     def start(self, now: float) -> None:
         self.next_try = now + self.rng.expovariate(1 / self.interval)
+        if self.chat_interval > 0:
+            self.chat_rng.seed(self.name)
+            self.next_chat = now + self.chat_rng.expovariate(1 / self.chat_interval)
 
     def next_wake(self) -> float:
         due = [when for when, outcome in self.plans.values() if outcome is not Outcome.EXPIRE]
-        return min([self.next_try, *due])
+        return min([self.next_try, self.next_chat, *due])
 
     def on_frame(self, frame: dict[str, Any], now: float) -> list[Action]:
         kind = frame.get("type")
@@ -97,6 +137,8 @@ class BotBrain:
             known.available = int(frame["available"])
             for name, counters in (frame.get("variants") or {}).items():
                 known.sizes[name] = int(counters["available"])
+        elif kind in ("chat_history", "chat_mode"):
+            self.codes = dict(frame.get("codes") or {})
         elif kind == "drop_ended" and frame.get("drop") in self.drops:
             self.drops[frame["drop"]].state = DropState.CLOSED.value
         elif kind == "reserved":
@@ -141,10 +183,18 @@ class BotBrain:
                 drop = self.rng.choice(choices)
                 reserve: dict[str, Any] = {"type": "reserve", "ref": self._ref(), "drop": drop, "qty": qty}
                 sizes = self.drops[drop].sizes
+                code = self.codes.get(drop)
                 if sizes:  # a drop with sizes: a size still on sale (any, if the counters lag)
                     on_sale = sorted(name for name, left in sizes.items() if left > 0)
                     reserve["variant"] = self.rng.choice(on_sale or sorted(sizes))
+                elif code and self.chat_rng.random() < self.claim_share:  # a claim comment names no size
+                    text = f"SOLD {code}" + (f" {qty}" if qty > 1 else "")
+                    reserve = {"type": "chat_send", "ref": reserve["ref"], "text": text}
                 actions.append(SendFrame(reserve))
+        if now >= self.next_chat:
+            self.next_chat = now + self.chat_rng.expovariate(1 / self.chat_interval)
+            line = self.chat_rng.choice(CHAT_LINES)
+            actions.append(SendFrame({"type": "chat_send", "ref": self._ref(), "text": line}))
         return actions
 
     def _ref(self) -> str:

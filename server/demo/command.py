@@ -45,9 +45,11 @@ from redis.asyncio import Redis
 
 from broadcast.hub import Hub
 from server.checkout.store import CheckoutStore
-from server.demo.bots import BotBrain, run_bot
+from server.demo.bots import BOT_NAMES, DEFAULT_CHAT_INTERVAL, BotBrain, run_bot
+from server.demo.channels import DemoChannels
 from server.demo.seed import autopilot, seed_show
 from server.demo.store import DemoStore, with_store_secret
+from server.platforms.channels.mapping import Mappings
 from server.settings import Settings
 from server.shows.actions import HostActions
 from server.shows.catalog import Catalog
@@ -132,8 +134,12 @@ def main(args: argparse.Namespace, redis_url: str, loop_factory: Callable[[], as
     if args.store:  # the stand-in Shopify store, for checkout links (server/demo/store.py)
         store = DemoStore(args.host, _shown_host(args.host))
         settings = with_store_secret(settings, store.secret)
+    channels = None
+    if args.channels:  # the four stand-in sales channels (server/demo/channels.py)
+        channels = DemoChannels(args.host)
+        settings = channels.settings(settings)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_run(settings, args, show_id, port, bots, host_token, store))
+        return runner.run(_run(settings, args, show_id, port, bots, host_token, store, channels))
 
 
 def _shown_host(host: str) -> str:
@@ -148,6 +154,7 @@ async def _run(
     bots: int,
     token: str,
     store: DemoStore | None = None,
+    channels: DemoChannels | None = None,
 ) -> int:
     from server.app import create_app
 
@@ -188,12 +195,30 @@ async def _run(
             await store.start(f"http://{loopback}")
             await store.stock(CheckoutStore(redis), show_id, drops)
             shop_line = f"  Shop           {store.url}  (the viewer page's Checkout link pays here)\n"
+        if channels is not None:
+            await channels.start(f"http://{loopback}")
+            mapped = await channels.stock(Mappings(redis), drops)
+            if mapped:
+                tasks.append(
+                    asyncio.create_task(channels.buyers(mapped, engine, random.Random()), name="demo-platform-buyers")
+                )
+            names = ", ".join(f"{name} {url}" for name, url in channels.urls.items())
+            shop_line += (
+                f"  Channels       {names}\n                 (stock pushed there; their buyers order now and then)\n"
+            )
         viewer_token = tokens.mint(secret, show_id, f"viewer-{secrets.token_hex(3)}", ttl=VIEWER_TOKEN_TTL)
         urls = links(f"http://{shown_host}:{port}", show_id, token, viewer_token)
         rng = random.Random()
         for i in range(bots):
-            bot_token = tokens.mint(secret, show_id, f"bot-{i + 1:03d}", ttl=VIEWER_TOKEN_TTL)
-            brain = BotBrain(f"bot{i + 1}", random.Random(rng.random()), interval=args.bot_interval)
+            name = f"{BOT_NAMES[i % len(BOT_NAMES)]}{'' if i < len(BOT_NAMES) else i // len(BOT_NAMES) + 1}"
+            bot_token = tokens.mint(secret, show_id, f"bot-{i + 1:03d}", ttl=VIEWER_TOKEN_TTL, name=name)
+            brain = BotBrain(
+                f"bot{i + 1}",
+                random.Random(rng.random()),
+                interval=args.bot_interval,
+                chat_interval=DEFAULT_CHAT_INTERVAL,
+                claim_share=0.3,  # some buy by comment, as on CommentSold
+            )
             url = f"ws://{loopback}/ws/shows/{show_id}?token={bot_token}"
             tasks.append(asyncio.create_task(run_bot(url, brain, engine, delay=i * 0.1), name=f"bot-{i + 1}"))
         if args.autopilot:
@@ -215,6 +240,8 @@ async def _run(
         await _cancel(tasks)
         if store is not None:
             await store.stop()
+        if channels is not None:
+            await channels.stop()
         await redis.aclose()
 
 
@@ -258,5 +285,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="store",
         action="store_false",
         help="no stand-in Shopify store: holds are paid with the demo's own Pay now button",
+    )
+    parser.add_argument(
+        "--no-channels",
+        dest="channels",
+        action="store_false",
+        help="no stand-in sales channels (Shopify, TikTok Shop, Meta, WooCommerce) to push stock to",
     )
     parser.add_argument("--log-level", default=os.environ.get("LIVEDROP_LOG_LEVEL", "warning"))

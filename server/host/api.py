@@ -13,8 +13,10 @@ import msgspec
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
+from server.chat import api as chat_api
 from server.checkout.routes import add_checkout_routes
 from server.host import audit
+from server.host.channel_routes import add_channel_routes
 from server.host.imports import add_import_routes
 from server.host.openapi import Api
 from server.host.variants import (
@@ -106,6 +108,8 @@ class Confirm(msgspec.Struct, forbid_unknown_fields=True):
 class MintViewerToken(msgspec.Struct, forbid_unknown_fields=True):
     viewer_id: Opaque
     ttl_seconds: Annotated[float, msgspec.Meta(gt=0, le=7 * 86_400)] = 3600.0
+    # The viewer's display name in the chat (docs/chat.md); empty: a name derived from its pseudonym.
+    name: Annotated[str, msgspec.Meta(max_length=40)] = ""
 
 
 class ViewerToken(msgspec.Struct):
@@ -293,7 +297,7 @@ def build_api() -> Api:
         show_id = request.path_params["show_id"]
         if await _guard(_host(request).catalog.get_show(show_id)) is None:
             raise Problem(404, "not-found", "Not found", f"no show {show_id}")
-        token = tokens.mint(request.state.viewer_secret, show_id, body.viewer_id, ttl=body.ttl_seconds)
+        token = tokens.mint(request.state.viewer_secret, show_id, body.viewer_id, ttl=body.ttl_seconds, name=body.name)
         return ViewerToken(token=token, expires_at=int(time.time() + body.ttl_seconds))
 
     @api.route("GET", "/api/shows/{show_id}/stats", response=ShowStats, summary="KPIs of a show and its drops")
@@ -423,6 +427,8 @@ def build_api() -> Api:
         page: audit.AlertPage = await _guard(audit.alerts(request.state.redis, after, count))
         return page
 
+    add_channel_routes(api)
+    chat_api.register(api)  # /api/shows/{show_id}/chat/...: moderation (server/chat/api.py)
     add_import_routes(api)  # server/host/imports.py: run-of-show imports from product feeds
     add_checkout_routes(api)  # server/checkout/routes.py: the show's checkout hand-off
     return api

@@ -40,6 +40,7 @@ from broadcast.hub import Connection, Hub, Role
 from broadcast.transport import Message, socket_for
 from server import keys
 from server.host.api import host_token_valid
+from server.host.channel_strip import channel_sync
 from server.host.figures import (
     ALERT_SLOW_VIEWERS,
     Alert,
@@ -54,6 +55,7 @@ from server.host.figures import (
     variant_figures,
 )
 from server.loops import Backoff, repeat
+from server.platforms.channels.config import ChannelSettings
 from server.platforms.webhooks.alerts import read_stream
 from server.replies import decoded
 from server.shows.catalog import Catalog, DropInfo, UnknownShow
@@ -101,6 +103,7 @@ class HostPanels:
         hub: Hub,
         live: ShowNode,
         interval: float = TICK_SECONDS,
+        channels: ChannelSettings | None = None,
     ) -> None:
         self.redis = redis
         self.engine = engine
@@ -108,6 +111,7 @@ class HostPanels:
         self.hub = hub
         self.live = live
         self.interval = interval
+        self.channels = channels or ChannelSettings()
         self.rooms: dict[str, Room] = {}
         self.errors = 0
 
@@ -178,6 +182,9 @@ class HostPanels:
         """One round: figures to every host of the show, then the alerts since the last round."""
         figures = await self._figures(room, advance=True)
         self._send(room, self._stats_message(room, figures))
+        strip = await channel_sync(self.redis, self.channels, room.show_id, room.infos)
+        if strip is not None:  # the sales channels' strip on each drop card (docs/channels.md)
+            self._send(room, Message(encoder.encode(strip), key="channel_sync"))
         alerts: list[Alert] = []
         slow = self.hub.stats.slow_closed
         if slow > room.slow_closed:
@@ -318,6 +325,7 @@ async def host_endpoint(websocket: WebSocket) -> None:
     state.metrics.host_connections.inc()
     try:
         hub.deliver(viewer, live.welcome(show_id, can_reserve=False))
+        state.chat.attach(viewer, role="host")  # the chat history and held messages (server/chat)
         await panels.attach(viewer)
         while not viewer.closed:
             message = await websocket.receive()
@@ -343,5 +351,6 @@ async def host_endpoint(websocket: WebSocket) -> None:
         pass
     finally:
         state.metrics.host_connections.dec()
+        state.chat.detach(viewer)
         await panels.detach(viewer)
         await hub.leave(viewer)

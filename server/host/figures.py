@@ -152,11 +152,12 @@ def stream_alert(entry_id: str, fields: dict[str, str], show_id: str) -> Alert |
     drop = fields.get("drop") or None
     detail = {k: v for k, v in fields.items() if k not in ("kind", "show")}
     qty = fields.get("qty", "?")
+    variant = f" ({fields['variant']})" if fields.get("variant") else ""  # a drop with variants: which one
     match kind:
         case "oversold":
             message = (
                 f"Oversold: {fields.get('platform', 'a platform')} order {fields.get('order', '?')} "
-                f"sold {qty} unit(s) of {drop or '?'} that were no longer available"
+                f"sold {qty} unit(s) of {drop or '?'}{variant} that were no longer available"
             )
         case "unmatched_hold":
             message = f"Hold {fields.get('hold', '?')} ({qty} unit(s)) was confirmed but no platform order matches it"
@@ -164,6 +165,16 @@ def stream_alert(entry_id: str, fields: dict[str, str], show_id: str) -> Alert |
             message = (
                 f"A {fields.get('platform', '?')} webhook could not be applied after several attempts: "
                 f"{fields.get('error', 'unknown error')}"
+            )
+        case "channel_failing":
+            message = (
+                f"Sales channel {fields.get('channel', '?')} is failing ({fields.get('error', '?')}): "
+                f"{fields.get('message', '')} It shows stale stock until this is fixed."
+            )
+        case "channel_sku_unknown":
+            message = (
+                f"Sales channel {fields.get('channel', '?')} refused SKU {fields.get('sku', '?')} "
+                f"({fields.get('message') or fields.get('error', '?')}): check its channel mapping"
             )
         case _:
             message = " ".join(f"{k}={v}" for k, v in detail.items()) or kind

@@ -70,6 +70,14 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.viewer_refused = Counter(
+            "livedrop_viewer_refused",
+            "Viewer WebSocket upgrades refused in the handshake, by the problem's code (invalid_token, "
+            "token_expired, forbidden_token, unknown_show, unavailable), and connections closed "
+            "because their token expired (closed_token_expired).",
+            ["code"],
+            registry=r,
+        )
         self.host_connections = Gauge(
             "livedrop_host_connections",
             "Host panel WebSockets open on this node (all its processes).",
@@ -120,6 +128,41 @@ class Metrics:
         )
         self.alerts = Counter(
             "livedrop_alerts_total", "Alerts raised for the host panel, by kind.", ["kind"], registry=r
+        )
+        # Sales channels (docs/channels.md): stock pushes and pulled orders.
+        self.channel_calls = Counter(
+            "livedrop_channel_calls_total",
+            "Stock push calls to a sales channel, by outcome (ok, error, throttled).",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.channel_items = Counter(
+            "livedrop_channel_items_total",
+            "SKU values in stock pushes, by outcome (ok, stale, retry, refused).",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.channel_throttles = Counter(
+            "livedrop_channel_throttles_total",
+            "Pushes a channel throttled (429, THROTTLED, 80014).",
+            ["channel"],
+            registry=r,
+        )
+        self.channel_errors = Counter(
+            "livedrop_channel_errors_total", "Failed pushes by channel and error code.", ["channel", "code"], registry=r
+        )
+        self.channel_lag = Histogram(
+            "livedrop_channel_lag_seconds",
+            "From a stock change to the channel acknowledging the value that includes it.",
+            ["channel"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+            registry=r,
+        )
+        self.channel_orders = Counter(
+            "livedrop_channel_orders_pulled_total",
+            "Orders read back from a channel's order API, by outcome (applied, not_found, failed).",
+            ["channel", "outcome"],
+            registry=r,
         )
         # The hub's own plain counters (it knows nothing of Prometheus), copied in by HubExport.
         hub_counter = {

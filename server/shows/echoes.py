@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -27,24 +27,35 @@ from broadcast.transport import Message
 from server.viewers import protocol as p
 from server.viewers.answers import Originated, release_key, reserve_key, state_of
 from stock import StockEngine, UnknownHold
+from stock.keys import hold_place
 from stock.ledger import PACKED_OP, decode_entries
 from stock.types import LedgerEntry
 
 logger = logging.getLogger("livedrop.echoes")
 
 RefOfRequest = Callable[[str, str], str | None]  # (customer, request id) -> the viewer's ref
+# (show, drop, variant, qty, hold id, hold ref) -> the hold's checkout link (server.checkout)
+CheckoutLink = Callable[[str, str, str, int, str, str], Awaitable[str]]
 
 
 class Echoes:
-    def __init__(self, hub: Hub, engine: StockEngine, ref_of_request: RefOfRequest, now_ms: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        engine: StockEngine,
+        ref_of_request: RefOfRequest,
+        now_ms: Callable[[], int],
+        checkout_link: Callable[[], CheckoutLink | None] = lambda: None,
+    ) -> None:
         self.hub = hub
+        self.checkout_link = checkout_link  # read when used: the app sets the node's after start
         self.now_ms = now_ms  # Redis' clock (server.shows.clock)
         self.engine = engine
         self.ref_of_request = ref_of_request
         self.originated = Originated()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def entry(self, entry_id: Any, raw: Mapping[Any, Any], entry: LedgerEntry) -> None:
+    def entry(self, show_id: str, entry_id: Any, raw: Mapping[Any, Any], entry: LedgerEntry) -> None:
         """Look at one ledger entry of a drop the node follows (already folded)."""
         if entry.op == "release":
             customer, hold = entry.fields.get("cust", ""), entry.fields.get("hold", "")
@@ -61,7 +72,7 @@ class Echoes:
                 grants = [entry]
             wanted = [g for g in grants if self._wanted(g.fields.get("cust", ""), g.fields.get("req", ""))]
             if wanted:
-                task = asyncio.get_running_loop().create_task(self._reserved(wanted), name="echo:reserved")
+                task = asyncio.get_running_loop().create_task(self._reserved(show_id, wanted), name="echo:reserved")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
@@ -70,7 +81,7 @@ class Echoes:
         request did not come through this node (whose connections were answered directly)."""
         return customer in self.hub.by_customer and reserve_key(request) not in self.originated
 
-    async def _reserved(self, grants: list[LedgerEntry]) -> None:
+    async def _reserved(self, show_id: str, grants: list[LedgerEntry]) -> None:
         for grant in grants:
             f = grant.fields
             customer, hold_id = f["cust"], f["hold"]
@@ -82,14 +93,24 @@ class Echoes:
             except (RedisError, UnknownHold, OSError) as exc:
                 logger.warning("hold %s not read for its other tabs: %s", hold_id, exc)
                 continue
+            variant = hold_place(hold_id)[1]
+            hold_ref = self.engine.hold_ref(hold.drop_id, hold_id, hold.nonce)
+            link, url = self.checkout_link(), ""
+            if link is not None:
+                try:
+                    url = await link(show_id, hold.drop_id, variant, hold.qty, hold_id, hold_ref)
+                except (RedisError, OSError) as exc:  # the hold still shows; the cart gets its link later
+                    logger.warning("no checkout link for hold %s on its other tabs: %s", hold_id, exc)
             frame = p.Reserved(
                 ref=ref,
                 drop=hold.drop_id,
                 hold=hold_id,
                 qty=hold.qty,
                 expires_at=hold.expires_at_ms,
-                hold_ref=self.engine.hold_ref(hold.drop_id, hold_id, hold.nonce),
+                hold_ref=hold_ref,
                 state=state_of(hold, self.now_ms()),
+                variant=variant or p.UNSET,
+                checkout_url=url,
             )
             self._send(customer, frame)
 

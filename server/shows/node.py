@@ -85,7 +85,13 @@ class ShowNode:
         self.clock = Clock()
         self.hub = hub
         # Answers for this node's connections of a viewer whose request another node took.
-        self.echoes = Echoes(hub, engine, ref_of_request or (lambda customer, request: None), self.clock.now_ms)
+        self.echoes = Echoes(
+            hub,
+            engine,
+            ref_of_request or (lambda customer, request: None),
+            self.clock.now_ms,
+            lambda: self.checkout_link,
+        )
         self.node_id = node_id
         self.stock_interval = stock_interval
         self.viewers_interval = viewers_interval
@@ -106,6 +112,8 @@ class ShowNode:
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._left: set[str] = set()  # shows whose presence entry this node must remove
+        # Told when a host ends or starts a show on this node (the chat's retention starts then).
+        self.on_show_state: Callable[[str, ShowState], Awaitable[None]] | None = None
         # (show, drop, variant, qty, hold, hold_ref) -> checkout link; set by the app (server/checkout).
         self.checkout_link: Callable[[str, str, str, int, str, str], Awaitable[str]] | None = None
 
@@ -295,6 +303,8 @@ class ShowNode:
 
     async def end_show(self, show_id: str) -> int:
         await self.catalog.set_show_state(show_id, ShowState.ENDED)
+        if self.on_show_state is not None:
+            await self.on_show_state(show_id, ShowState.ENDED)
         # Once per run of the show (whichever nodes end it), and again after a restart.
         return (await self.feed.publish(show_id, "show_ended", b"{}", dedupe="show_ended", per_run=True)).seq
 
@@ -302,6 +312,8 @@ class ShowNode:
         show = await self.catalog.set_show_state(show_id, ShowState.LIVE)
         if show is None:
             raise UnknownShow(show_id)
+        if self.on_show_state is not None:
+            await self.on_show_state(show_id, ShowState.LIVE)
         body = msgspec.json.encode({"show": show_id, "title": show.title, "state": show.state.value})
         return (await self.feed.publish(show_id, "show", body, starts_run=True)).seq
 
@@ -376,7 +388,7 @@ class ShowNode:
                 entry = decode_entry(entry_id, fields)
                 self.soldout.on_entry(d, entry)
                 self._apply_ledger(show_id, d, entry)
-                self.echoes.entry(entry_id, fields, entry)
+                self.echoes.entry(show_id, entry_id, fields, entry)
             except (KeyError, ValueError):
                 self.soldout.disarm(drop_id)
                 # A malformed entry costs its own frame, not the ones after it.
@@ -393,6 +405,7 @@ class ShowNode:
                 entry = decode_entry(entry_id, fields)
                 self.soldout.on_entry(d, entry, variant)
                 self._apply_ledger(show_id, d, entry, variant)
+                self.echoes.entry(show_id, entry_id, fields, entry)
             except (KeyError, ValueError):
                 self.soldout.disarm(drop_id)
                 logger.exception(

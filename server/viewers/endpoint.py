@@ -18,13 +18,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from broadcast.hub import Connection, Hub
 from broadcast.transport import SansIOSocket, socket_for
+from server.chat import frames as chat_frames
+from server.chat.node import ChatNode
 from server.shows.catalog import UnknownShow
 from server.shows.node import ShowNode
 from server.viewers import protocol as p
 from server.viewers.answers import answer, current_state, ref_of, release_key, reserve_key
 from server.viewers.auth import credentials
 from server.viewers.expiry import close_at_expiry
-from server.viewers.handshake import BAD_POSITION, Position, Refused, admit, refuse, resume_position
+from server.viewers.handshake import BAD_POSITION, Refused, admit, refuse, resume_position
 from server.viewers.reserving import Reserving
 from server.viewers.variants import drop_of_hold, variant_error
 from stock import HoldNotActive, InvalidArgument, NotOwner, StockEngine, UnknownDrop, UnknownHold
@@ -76,6 +78,7 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         # Refusals are answered in the handshake, before `accept` (server.viewers.handshake).
         claims = await admit(live, secret, show_id, token)
     except Refused as refused:
+        state.metrics.viewer_refused.labels(refused.body.code).inc()
         await refuse(websocket, refused, subprotocol)
         return
     customer = claims.viewer if claims is not None else None
@@ -96,12 +99,19 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         await websocket.close(p.CLOSE_RESTART, "unavailable, retry")
         return
     state.metrics.viewer_connections.inc()
-    expiry = close_at_expiry(websocket, viewer, claims.exp) if claims is not None else None
+    expired = state.metrics.viewer_refused.labels("closed_token_expired").inc
+    expiry = close_at_expiry(websocket, viewer, claims.exp, expired) if claims is not None else None
+    chat: ChatNode = state.chat
     try:
-        if isinstance(position, Position):
+        if resuming and position is not None:
             await _resume(live, hub, viewer, position.after, position.epoch)
         else:
             hub.deliver(viewer, live.welcome(show_id, customer is not None, reset=position is BAD_POSITION))
+        # The chat history after the welcome or the missed events (server/chat); a viewer banned
+        # from the show with `disconnect` is closed here.
+        if not chat.attach(viewer, claims.name if claims else "", claims.role if claims else ""):
+            await websocket.close(p.CLOSE_POLICY, "banned from this show")
+            return
         await _read_frames(websocket, state, viewer)
     except WebSocketDisconnect:
         pass
@@ -109,6 +119,7 @@ async def viewer_endpoint(websocket: WebSocket) -> None:
         if expiry is not None:
             expiry.cancel()
         state.metrics.viewer_connections.dec()
+        chat.detach(viewer)
         await hub.leave(viewer)
 
 
@@ -152,7 +163,7 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Connection) -> 
             _send(hub, viewer, p.Error(code=p.ERR_RATE_LIMITED, message="too many frames"))
             continue
         try:
-            frame = p.client_decoder.decode(raw)
+            frame = chat_frames.viewer_decoder.decode(raw)  # the protocol's frames and the chat's
         except msgspec.DecodeError as exc:
             code, text = p.describe_decode_error(exc)
             ref = ref_of(raw) if code == p.ERR_BAD_FRAME else None
@@ -161,10 +172,20 @@ async def _read_frames(websocket: WebSocket, state: Any, viewer: Connection) -> 
         await _handle(state, viewer, frame, limiter, hellos)
 
 
-async def _handle(state: Any, viewer: Connection, frame: p.ClientFrame, limiter: RateLimit, hellos: RateLimit) -> None:
+async def _handle(
+    state: Any,
+    viewer: Connection,
+    frame: p.ClientFrame | chat_frames.ChatClientFrame,
+    limiter: RateLimit,
+    hellos: RateLimit,
+) -> None:
     hub: Hub = state.hub
     live: ShowNode = state.live
     match frame:
+        # -- chat: its own dispatch (server/chat/node.py) ----------------------------------------
+        case chat_frames.ChatSend() | chat_frames.ChatModerate():
+            await state.chat.handle(viewer, frame)
+        # -- the show and the stock ------------------------------------------------------------
         case p.Ping(ref=ref):
             _send(hub, viewer, p.Pong(server_time=live.clock.now_ms(), ref=ref))
         case p.Hello() if not hellos.allow():
@@ -175,6 +196,7 @@ async def _handle(state: Any, viewer: Connection, frame: p.ClientFrame, limiter:
                 hub.deliver(viewer, live.welcome(viewer.show_id, viewer.customer is not None))
             else:
                 await _resume(live, hub, viewer, after, epoch or "")
+            state.chat.send_history(viewer)
         case p.Reserve() | p.Release() | p.Waitlist() if viewer.customer is None:
             _send(hub, viewer, p.Error(code=p.ERR_UNAUTHENTICATED, message="a viewer token is needed", ref=frame.ref))
         case p.Release() if not limiter.allow():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Final
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -24,12 +25,16 @@ REASON: Final = "token_expired"
 _closing: set[asyncio.Task[None]] = set()
 
 
-def close_at_expiry(websocket: WebSocket, viewer: Connection, exp: float) -> asyncio.TimerHandle:
-    """Close the connection with 4401 at ``exp`` (epoch seconds); cancel the handle when the
-    connection ends first."""
+def close_at_expiry(
+    websocket: WebSocket, viewer: Connection, exp: float, counted: Callable[[], None] | None = None
+) -> asyncio.TimerHandle:
+    """Close the connection with 4401 at ``exp`` (epoch seconds), calling ``counted`` (a metric)
+    if it was still open; cancel the handle when the connection ends first."""
     loop = asyncio.get_running_loop()
 
     def expire() -> None:
+        if counted is not None and not viewer.closed:
+            counted()
         task = loop.create_task(_close(websocket, viewer), name="token-expired")
         _closing.add(task)
         task.add_done_callback(_closing.discard)

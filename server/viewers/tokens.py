@@ -19,10 +19,16 @@ from stock.errors import InvalidArgument
 from stock.keys import check_opaque
 
 
-class ViewerClaims(msgspec.Struct, frozen=True):
+class ViewerClaims(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``name`` is the display name in the chat (set by the integrator); ``role`` is ``moderator``
+    for a token a host minted for a chat moderator of the show, else empty. Both are left out of
+    the payload when empty, so tokens without them are the same bytes as before."""
+
     show: str
     viewer: str
     exp: int
+    name: str = ""
+    role: str = ""
 
 
 class BadToken(Exception):
@@ -50,11 +56,20 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def mint(secret: bytes, show_id: str, viewer_id: str, ttl: float = 3600, now: float | None = None) -> str:
+def mint(
+    secret: bytes,
+    show_id: str,
+    viewer_id: str,
+    ttl: float = 3600,
+    now: float | None = None,
+    *,
+    name: str = "",
+    role: str = "",
+) -> str:
     """A token for ``viewer_id`` in ``show_id``; raises InvalidArgument for an id the stock engine
     would refuse (1-128 of A-Z a-z 0-9 _ . : / + = -), so no token names one."""
     check_opaque("viewer id", viewer_id)
-    claims = ViewerClaims(show_id, viewer_id, int((time.time() if now is None else now) + ttl))
+    claims = ViewerClaims(show_id, viewer_id, int((time.time() if now is None else now) + ttl), name=name, role=role)
     payload = _b64(_encoder.encode(claims))
     signature = _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
     return f"{payload}.{signature}"

@@ -219,6 +219,27 @@ async def test_a_resuming_viewer_gets_missed_events_before_live_ones_and_none_tw
     assert socket.written[5:] == [b"welcome-reset", b"live-2"]
 
 
+async def test_a_frame_that_is_not_bulk_overtakes_a_bulk_broadcast_in_progress() -> None:
+    """A drop published while a chat frame (bulk) goes out to a large audience reaches every viewer
+    before the rest of the chat frame does; every viewer still gets both, and queued bulk frames
+    wait behind it."""
+    hub = Hub(yield_every=2)
+    sockets = [FakeSocket(capacity=100) for _ in range(8)]
+    for s in sockets:
+        await hub.join("s1", s, None)
+    hub.publish("s1", Message(b'{"type":"chat","n":1}', key="chat", bulk=True))
+    hub.publish("s1", Message(b'{"type":"chat","n":2}', bulk=True))
+    await asyncio.sleep(0)  # the pump starts the first chat frame and yields after 2 viewers
+    hub.publish("s1", Message(b'{"type":"drop","seq":1}', seq=1))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    firsts = [json.loads(s.written[0])["type"] for s in sockets]
+    assert firsts[:2] == ["chat", "chat"] and firsts[2:] == ["drop"] * 6
+    for s in sockets:
+        assert sorted(json.loads(x)["type"] for x in s.written) == ["chat", "chat", "drop"]
+        assert [json.loads(x).get("n") for x in s.written if b"chat" in x] == [1, 2]
+
+
 async def test_a_slow_unsubscribe_never_holds_up_a_join_of_the_same_show() -> None:
     """The show's last viewer leaving runs ``on_last`` outside the show's lock: a viewer who
     reconnects meanwhile joins at once, and the moot unsubscribe is cancelled (it once held the

@@ -123,7 +123,7 @@ def test_deep_or_huge_host_api_bodies_are_refused(node: Node) -> None:
 
 def test_a_deep_viewer_frame_gets_an_error_frame_and_the_connection_stays(node: Node) -> None:
     with viewer(node) as ws:
-        ws.send('{"x": ' + "[" * 2000 + "]" * 2000 + ', "type": "ping"}')
+        ws.send('{"x": ' + "[" * 2000 + "]" * 2000 + ', "type": "ping"}')  # a text frame: binary closes (1003)
         frame = next_answer(ws)
         assert frame["type"] == "error" and frame["code"] == "bad_json", frame
         assert_alive(ws)
@@ -260,7 +260,7 @@ def test_generated_viewer_frames_get_an_answer_and_the_connection_stays(node: No
             holder.append(viewer(node))
         ws = holder[0]
         ws.send(frame.decode(errors="replace") if as_text else frame)
-        if len(frame) > MAX_FRAME_BYTES:
+        if len(frame) > MAX_FRAME_BYTES or not as_text:  # too big (1009), or binary (1003)
             with pytest.raises(ConnectionClosed):
                 assert_alive(ws)
             holder.clear()
@@ -292,7 +292,10 @@ _pings = iter(range(10**9))
 
 
 # Frames the node broadcasts to every viewer of the show, whatever this viewer sent.
+# The chat's frames to every viewer (server/chat) too: the history after a welcome, a tick's messages,
+# moderation. They are no answer to what this viewer sent.
 _BROADCASTS = ("stock", "viewers", "drop", "drop_ended", "show", "show_ended")
+_BROADCASTS += ("chat", "chat_history", "chat_delete", "chat_clear", "chat_pin", "chat_mode", "chat_held")  # type: ignore[assignment]
 
 
 def next_answer(ws: ClientConnection) -> dict[str, Any]:
@@ -313,7 +316,16 @@ def assert_alive(ws: ClientConnection) -> None:
         frame = next_answer(ws)
         if frame["type"] == "pong" and frame.get("ref") == ref:
             return
-        assert frame["type"] in ("error", "pong", "welcome", "rejected", "waitlisted", "released"), frame
+        assert frame["type"] in (
+            "error",
+            "pong",
+            "welcome",
+            "rejected",
+            "waitlisted",
+            "released",
+            "chat_ack",
+            "chat_rejected",
+        ), frame
         if frame["type"] == "error" and frame.get("code") == "rate_limited" and frame.get("ref") is None:
             time.sleep(0.1)
             ref = f"alive-{next(_pings)}"

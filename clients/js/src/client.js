@@ -373,6 +373,22 @@ export class LiveDropClient {
     return this.request(frame, timeoutMs);
   }
 
+  /**
+   * Post a chat message. Resolves with the `chat_ack` frame (`status` posted, held or duplicate);
+   * rejects with a RequestError of kind `rejected` whose `reason` is the `chat_rejected` code
+   * (`slow_mode`, `timeout`, `banned`, ...; the frame has `retry_after` / `until`). A message that
+   * is a claim (`SOLD A 2`) is also answered like `reserve`, with this ref: listen for `reserved`,
+   * `rejected` and `waitlisted`. Retried on a reconnect with the same ref: posted once.
+   */
+  chat(text, { ref, timeoutMs } = {}) {
+    return this.request({ type: "chat_send", ref: ref === undefined ? newRef("c") : checkRef(ref), text }, timeoutMs);
+  }
+
+  /** A moderator's action (a token minted with role `moderator`): `delete`, `timeout`, `pin`, ... */
+  moderate(action, fields = {}, { ref, timeoutMs } = {}) {
+    return this.request({ type: "chat_mod", action, ...fields, ref: ref === undefined ? newRef("m") : checkRef(ref) }, timeoutMs);
+  }
+
   /** Resolves with the `pong` frame; its round trip refines the server clock. */
   ping({ timeoutMs } = {}) {
     return this.request({ type: "ping", ref: newRef("p") }, timeoutMs);

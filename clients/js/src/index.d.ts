@@ -113,6 +113,50 @@ export interface WaitlistedFrame { type: "waitlisted"; drop: string; position: n
 export interface ErrorFrame { type: "error"; code: ErrorCode; message: string; ref?: string | null }
 export interface PongFrame { type: "pong"; server_time: number; ref: string | null }
 
+// -- chat (docs/protocol.md, "Chat"): text is text, set it with textContent, never as HTML --------------
+
+export type ChatRole = "viewer" | "moderator" | "host" | "system";
+export interface ChatMessage {
+  id: string;
+  /** The show's message number, strictly increasing: `chat_clear` names the last one it removes. */
+  n: number;
+  at: number;
+  name: string;
+  role: ChatRole;
+  /** A pseudonym of the author, the same in all its messages; never the viewer id. */
+  uid: string;
+  text: string;
+  kind: "text" | "claim";
+}
+export interface ChatSettings { slow_seconds: number; keyword: string }
+export interface ChatHistoryFrame {
+  type: "chat_history";
+  messages: ChatMessage[];
+  pinned: ChatMessage | null;
+  settings: ChatSettings;
+  /** drop id -> the claim code shown on its card ("A", "B", ... "AA"). */
+  codes: Record<string, string>;
+  you?: { name: string; role: ChatRole; uid: string } | null;
+}
+export interface ChatFrame { type: "chat"; messages: ChatMessage[] }
+export interface ChatDeleteFrame { type: "chat_delete"; ids: string[] }
+export interface ChatClearFrame { type: "chat_clear"; upto: number }
+export interface ChatPinFrame { type: "chat_pin"; message: ChatMessage | null }
+export interface ChatModeFrame { type: "chat_mode"; settings: ChatSettings; codes: Record<string, string> }
+export interface ChatAckFrame { type: "chat_ack"; ref: string; id: string; status: "posted" | "held" | "duplicate" | "done" }
+export interface ChatRejectedFrame {
+  type: "chat_rejected";
+  ref: string | null;
+  code: string;
+  message: string;
+  retry_after?: number | null;
+  until?: number | null;
+}
+export interface HeldMessage { id: string; at: number; name: string; uid: string; text: string; word: string }
+export interface ChatHeldFrame { type: "chat_held"; added: HeldMessage[]; gone: string[] }
+export type ChatModAction = "delete" | "clear" | "timeout" | "ban" | "unban" | "pin" | "unpin" | "slow" | "approve" | "reject";
+export interface ChatModFields { message?: string; uid?: string; held?: string; seconds?: number; reason?: string }
+
 export type ServerFrame =
   | WelcomeFrame
   | DropFrame
@@ -128,7 +172,16 @@ export type ServerFrame =
   | ConfirmedFrame
   | WaitlistedFrame
   | ErrorFrame
-  | PongFrame;
+  | PongFrame
+  | ChatHistoryFrame
+  | ChatFrame
+  | ChatDeleteFrame
+  | ChatClearFrame
+  | ChatPinFrame
+  | ChatModeFrame
+  | ChatAckFrame
+  | ChatRejectedFrame
+  | ChatHeldFrame;
 
 // -- wire frames: viewer -> server -------------------------------------------------------------------
 
@@ -137,7 +190,9 @@ export interface ReserveFrame { type: "reserve"; ref: string; drop: string; qty:
 export interface ReleaseFrame { type: "release"; hold: string; ref: string }
 export interface WaitlistFrame { type: "waitlist"; drop: string; qty: number; ref: string; variant?: string }
 export interface PingFrame { type: "ping"; ref: string }
-export type RequestFrame = ReserveFrame | ReleaseFrame | WaitlistFrame | PingFrame;
+export interface ChatSendFrame { type: "chat_send"; ref: string; text: string }
+export interface ChatModFrame extends ChatModFields { type: "chat_mod"; action: ChatModAction; ref: string }
+export type RequestFrame = ReserveFrame | ReleaseFrame | WaitlistFrame | PingFrame | ChatSendFrame | ChatModFrame;
 export type ClientFrame = HelloFrame | RequestFrame;
 
 // -- snapshot -----------------------------------------------------------------------------------------
@@ -354,6 +409,15 @@ export interface ClientEvents {
   /** Every error frame, whether or not it answered one of this client's requests. */
   error: ErrorFrame;
   pong: PongFrame;
+  chat_history: ChatHistoryFrame;
+  chat: ChatFrame;
+  chat_delete: ChatDeleteFrame;
+  chat_clear: ChatClearFrame;
+  chat_pin: ChatPinFrame;
+  chat_mode: ChatModeFrame;
+  chat_ack: ChatAckFrame;
+  chat_rejected: ChatRejectedFrame;
+  chat_held: ChatHeldFrame;
   /** The connection's state changed. */
   state: { state: ClientState; previous: ClientState };
   /** A connection closed (or could not be made); `willReconnect` says what happens next. */
@@ -391,6 +455,10 @@ export declare class LiveDropClient {
   release(hold: string | Pick<Hold, "hold">, options?: RequestOptions): Promise<ReleasedFrame>;
   waitlist(drop: string, qty?: number, options?: RequestOptions): Promise<WaitlistedFrame>;
   ping(options?: { timeoutMs?: number }): Promise<PongFrame>;
+  /** Post a chat message; a claim (`SOLD A 2`) is also answered with `reserved`/`rejected`/`waitlisted`. */
+  chat(text: string, options?: RequestOptions): Promise<ChatAckFrame>;
+  /** A moderator's action (a token minted with role `moderator`). */
+  moderate(action: ChatModAction, fields?: ChatModFields, options?: RequestOptions): Promise<ChatAckFrame>;
   serverNow(): number;
   remainingMs(target: Countdownable | null | undefined): number;
   countdown(target: Countdownable, onTick: (remainingMs: number) => void, options?: { intervalMs?: number }): () => void;

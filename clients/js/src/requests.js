@@ -13,6 +13,9 @@ const ANSWERS = {
   release: { ok: "released", rejected: false },
   waitlist: { ok: "waitlisted", rejected: true },
   ping: { ok: "pong", rejected: false },
+  // chat (docs/protocol.md, "Chat"): taken, or refused with a code (slow mode, a ban, ...)
+  chat_send: { ok: "chat_ack", rejected: false, refused: true },
+  chat_mod: { ok: "chat_ack", rejected: false, refused: true },
 };
 
 /** Why a request failed: `rejected` (with `reason`), `error` (with `code`), `timeout` or `closed`. */
@@ -122,6 +125,9 @@ export class Requests {
     if (frame.type === kind.ok && !frame.from_waitlist) outcome = () => entry.resolve(frame);
     else if (frame.type === "rejected" && kind.rejected)
       outcome = () => entry.reject(new RequestError("rejected", { ref: entry.ref, request: entry.frame, frame, reason: frame.reason }));
+    else if (frame.type === "chat_rejected" && kind.refused)
+      outcome = () =>
+        entry.reject(new RequestError("rejected", { ref: entry.ref, request: entry.frame, frame, reason: frame.code, code: frame.code === "rate_limited" ? "rate_limited" : undefined, message: `${frame.code}: ${frame.message}` }));
     else if (frame.type === "error")
       outcome = () =>
         entry.reject(new RequestError("error", { ref: entry.ref, request: entry.frame, frame, code: frame.code, message: `${frame.code}: ${frame.message}` }));

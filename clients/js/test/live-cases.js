@@ -60,6 +60,37 @@ async function until(client, env, pred, what) {
 
 export const liveCases = [
   {
+    name: "chat: send, every client gets it in a chat frame, a refusal rejects, a claim comment holds",
+    async fn(lib, env) {
+      const setup = await liveShow(env);
+      const [drop] = setup.drops;
+      const [tokenA, tokenB] = [await setup.token("v-chat-a"), await setup.token("v-chat-b")];
+      const alice = lib.connect(setup.url, { token: tokenA });
+      const aliceJoined = next(alice, "chat_history", env);
+      const bob = lib.connect(setup.url, { token: tokenB });
+      const bobJoined = next(bob, "chat_history", env);
+      try {
+        const [history] = await Promise.all([bobJoined, aliceJoined]);
+        equal(history.codes[drop], "A");
+        const got = next(bob, "chat", env, (f) => f.messages.some((m) => m.text === "<b>hi</b>"));
+        const ack = await alice.chat("<b>hi</b>");
+        equal(ack.status, "posted");
+        const frame = await got;
+        ok(frame.messages.find((m) => m.text === "<b>hi</b>").uid, "the author's pseudonym");
+        const refused = await rejects(bob.moderate("clear"));
+        equal(refused.kind, "rejected");
+        equal(refused.reason, "forbidden");
+        const held = next(alice, "reserved", env);
+        equal((await alice.chat("SOLD A 2")).status, "posted");
+        equal((await held).qty, 2);
+        ok([...alice.snapshot.holds.values()].some((h) => h.drop === drop), "the claim's hold is in the snapshot");
+      } finally {
+        alice.close();
+        bob.close();
+      }
+    },
+  },
+  {
     name: "a drop with sizes: reserve names the size, sizes sell out on their own, errors name the rule",
     async fn(lib, env) {
       shows += 1;

@@ -125,6 +125,7 @@ async def build_report(
     fetches: list[NeedsFetch] = []
     invalid: list[InvalidEvent] = []
     bad_qty: list[BadQtyLine] = []
+    fetched = {decoded(k): decoded(v) for k, v in (await redis.hgetall(wh_keys.FETCHED)).items()}
     for entry_id, f in await read_stream(redis, wh_keys.ISSUES, wh_keys.ISSUES_MAXLEN):
         at_ms = int(entry_id.split("-")[0])
         match f.get("kind"):
@@ -135,6 +136,9 @@ async def build_report(
                     key[0], key[1], seen.lines + 1, seen.units + int(f.get("qty", "0")), f.get("order", ""), at_ms
                 )
             case IssueKind.NEEDS_FETCH:
+                why = fetched.get(f"{f.get('platform', '')}|{f.get('order', '')}", "")
+                if why == "ok":
+                    continue  # read from the platform and applied: its sales are in the drops' ledgers
                 fetches.append(
                     NeedsFetch(
                         f.get("platform", ""),
@@ -143,6 +147,7 @@ async def build_report(
                         f.get("source", ""),
                         f.get("shop", ""),
                         at_ms,
+                        why,
                     )
                 )
             case IssueKind.BAD_QTY:

@@ -124,6 +124,8 @@ class NeedsFetch(msgspec.Struct, frozen=True):
     source_event: str
     shop: str
     at_ms: int
+    why: str = ""
+    """Why the order could not be read from the platform yet ('' = not tried yet)."""
 
 
 class InvalidEvent(msgspec.Struct, frozen=True):

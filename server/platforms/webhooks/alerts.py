@@ -29,6 +29,10 @@ class AlertKind(enum.StrEnum):
     """The checkout confirmed a hold and no platform order has matched it after the grace period."""
     DEAD_DELIVERY = "dead_delivery"
     """An accepted delivery could not be applied after several attempts (see ``ld:{webhooks}:dead``)."""
+    CHANNEL_FAILING = "channel_failing"
+    """A sales channel keeps refusing or failing stock pushes (credentials, outage): it shows stale stock."""
+    CHANNEL_SKU_UNKNOWN = "channel_sku_unknown"
+    """A sales channel refused a SKU's ids for good (unknown product, not live): fix the mapping."""
 
 
 class IssueKind(enum.StrEnum):

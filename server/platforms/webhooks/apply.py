@@ -314,6 +314,9 @@ class OrderApplier:
 
     async def _needs_fetch(self, event: PlatformOrderEvent) -> LineResult:
         platform = event.platform.value
+        # Queued for the order pullers (server.platforms.channels.pull), which read the lines and
+        # apply the order through this applier; kept until read, so a restart loses none.
+        await self.redis.zadd(keys.FETCH_QUEUE, {f"{platform}|{event.order_id}": int(time.time() * 1000)}, nx=True)
         await self.alerts.issue(
             IssueKind.NEEDS_FETCH,
             f"{platform}|{event.order_id}|{event.status.value}|{event.refund_id or ''}",

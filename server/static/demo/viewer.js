@@ -6,6 +6,7 @@
 // fragment (#token=…), which browsers never send to a server; without one the page watches.
 
 import { connect, isSoldOut } from "/client/index.js";
+import { ChatBox } from "./chat.js";
 import { h, setText, show } from "/static/shared/dom.js";
 import { clearFragment, formatCountdown, formatPrices, fragmentParams, safeImageUrl } from "/static/shared/format.js";
 import { pricesShown, renderSizes, stockShown, variantLabel } from "./sizes.js";
@@ -27,6 +28,7 @@ const state = {
   actionKey: "",
   holdTimer: null,
   switchTimer: null,
+  chat: null,
 };
 
 /** The show as the client keeps it (drops, stock, viewers, title). */
@@ -48,6 +50,8 @@ function boot() {
   client.on("state", ({ state: now }) => document.body.classList.toggle("offline", now !== "open"));
   client.on("close", onClose);
   client.on("change", onChange);
+  state.chat = new ChatBox(client); // chat frames, send, claim codes (chat.js)
+  state.chat.onCodes = () => render();
   client.on("waitlisted", (frame) => {
     state.mine.set(frame.drop, { status: "waitlisted", position: frame.position, variant: frame.variant });
     render();
@@ -233,6 +237,9 @@ function render() {
   $("drop").classList.toggle("noimg", !img);
   setText($("drop-initial"), (d.title || "?").trim().charAt(0).toUpperCase());
   setText($("drop-title"), d.title);
+  const code = state.chat ? state.chat.code(d.id) : "";
+  setText($("drop-code"), code);
+  show($("drop-code"), Boolean(code));
   const chosen = picked(d.id);
   setText($("drop-price"), formatPrices(pricesShown(d, chosen)));
   renderSizes($("sizes"), d, chosen, (variant) => pick(d.id, variant));

@@ -17,6 +17,8 @@ import {
 } from "/static/shared/format.js";
 import { ApiError, HostApi } from "./api.js";
 import { HostChannel } from "./channel.js";
+import { channelStrip, updateChannelStrip } from "./channels.js";
+import { ChatPane } from "./chat.js";
 import { ImportPanel } from "./imports.js";
 import { LiveChart } from "./chart.js";
 import {
@@ -58,6 +60,7 @@ const state = {
   cards: new Map(), // id -> card elements
   viewers: 0,
   channel: null,
+  chat: null, // the chat pane of the open show (chat.js)
   clock: new ServerClock(),
   chart: null,
   alertIds: new Set(),
@@ -179,6 +182,7 @@ async function openShow(showId) {
   }
   screen("show");
   renderAlertsEmpty();
+  state.chat = new ChatPane(state.api, showId, toast);
   state.imports.attach(state.token, showId); // imports.js: drops from a product feed
   state.channel = new HostChannel(showId, state.token, {
     frame: onFrame,
@@ -322,7 +326,16 @@ function onFrame(frame) {
     case "alert":
       addAlert(frame);
       break;
+    case "channel_sync":
+      for (const entry of frame.drops) {
+        const d = state.drops.get(entry.drop);
+        const card = state.cards.get(entry.drop);
+        if (d) d.channels = entry.channels;
+        if (card) updateChannelStrip(card.channels, entry.channels, frame.server_time);
+      }
+      break;
     default:
+      state.chat?.frame(frame); // chat_history, chat, chat_delete, chat_clear, chat_pin, chat_mode, chat_held
       break;
   }
 }
@@ -425,8 +438,8 @@ function renderQueue() {
           h("span", { class: "queue-title", text: titleOf(d) }),
           h("span", {
             class: "muted small",
-            text: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units`,
-            title: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units`,
+            text: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units${variantsNote(info)}`,
+            title: `${info.sku || ""} · ${formatPrices(info.prices)} · ${d.total} units${variantsNote(info)}`,
           }),
         ),
         h("span", { class: `badge ${d.state}`, text: d === next ? "next" : stateLabel(d) }),
@@ -463,6 +476,11 @@ function renderQueue() {
     const again = list.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
     if (again && !again.disabled) again.focus();
   }
+}
+
+function variantsNote(info) {
+  const n = info.variants?.length || 0;
+  return n ? ` in ${n} variants` : "";
 }
 
 function stateLabel(d) {
@@ -533,6 +551,7 @@ function createCard(d) {
       available: h("span", { class: "seg available" }),
     },
     rates: h("p", { class: "rates small" }),
+    channels: channelStrip(d.id),
     values,
     endButton,
     restockForm,
@@ -552,6 +571,7 @@ function createCard(d) {
       h("div", { class: "counters" }, counters),
       variantBits.table,
       parts.rates,
+      parts.channels,
       h("div", { class: "card-actions" }, restockForm, endButton),
     ),
   );
@@ -592,6 +612,7 @@ function updateCard(d) {
     setText(card.status, `Ended${d.reason ? ` (${END_REASONS[d.reason] || d.reason})` : ""}`);
   }
   show(card.endButton, d.state === "live");
+  if (d.channels) updateChannelStrip(card.channels, d.channels, state.clock.now());
   updateCountdown(d, card);
 }
 

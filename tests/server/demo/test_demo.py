@@ -220,6 +220,17 @@ async def test_demo_command_serves_a_show_with_shopping_bots(redis: Redis, demo:
                     break
                 await asyncio.sleep(0.2)
 
+        # The four stand-in sales channels hold each product without sizes, less their buffers.
+        buffers = {"shopify": 2, "tiktok": 3, "meta": 4, "woocommerce": 3}
+        tote = next(p for p in PRODUCTS if p.sku == "TOTE-CANVAS")
+        async with asyncio.timeout(scaled(30)):
+            while True:
+                status = (await api.get("/api/channels")).json()["channels"]
+                values = {c["channel"]: {s["sku"]: s["value"] for s in c["skus"]} for c in status}
+                if all(values.get(name, {}).get(tote.sku) == tote.total - b for name, b in buffers.items()):
+                    break
+                await asyncio.sleep(0.2)
+
         # The printed viewer link buys, and pays through the demo checkout.
         person = await Viewer.connect(f"ws://127.0.0.1:{port}/ws/shows/demo-e2e?token={viewer_token}")
         assert (await person.until("welcome"))["can_reserve"]
@@ -270,3 +281,15 @@ async def test_demo_checkout_does_not_exist_outside_demo_mode(nodes: NodeFactory
         assert (await client.post("/demo/checkout", json={"show": "s", "hold": "d.1"})).status_code in (404, 405)
         page = await client.get("/demo/shows/s1")
         assert page.status_code == 200 and 'data-checkout="off"' in page.text
+
+
+def test_bots_chat_and_sometimes_claim_by_comment() -> None:
+    bot = BotBrain("b2", random.Random(3), interval=1.0, chat_interval=2.0, claim_share=0.5)
+    bot.start(0.0)
+    bot.on_frame(welcome(("d1", "live", 50)), 0.0)
+    bot.on_frame({"type": "chat_history", "messages": [], "codes": {"d1": "A"}}, 0.0)
+    sent = [a.frame for now in range(1, 200) for a in bot.due(float(now)) if isinstance(a, SendFrame)]
+    chats = [f for f in sent if f["type"] == "chat_send"]
+    claims = [f for f in chats if str(f["text"]).startswith("SOLD A")]
+    assert claims and len(chats) > len(claims) and any(f["type"] == "reserve" for f in sent)
+    assert len({f["ref"] for f in sent}) == len(sent)

@@ -278,3 +278,22 @@ def test_fuzzed_variant_bodies_get_a_problem_or_a_sound_drop(nodes: NodeFactory,
         run()
         assert {201, 422} <= statuses  # both sides were reached
         assert client.get("/readyz").status_code == 200
+
+
+# -- pure: the panel's figures and alerts for a drop with variants ------------------------------------
+def test_host_stats_count_each_variants_units_at_its_price_and_alerts_name_the_variant() -> None:
+    from server.host.figures import DropFigures, VariantFigures, host_stats, stream_alert
+
+    def figures(drop: str, sold: int, variants: list[VariantFigures] | None = None) -> DropFigures:
+        f = DropFigures(drop, "live", 10, 10 - sold, 0, sold, 0, sold, sold, 0, 0.0, 0.0)
+        if variants is not None:
+            f.variants = variants
+        return f
+
+    sizes = [VariantFigures("s41", "S-41", 5, 3, 0, 2, 0), VariantFigures("s42", "S-42", 5, 4, 0, 1, 0)]
+    prices = {"shoe": {"EUR": 100}, "shoe~s41": {"EUR": 100}, "shoe~s42": {"EUR": 150}, "mug": {"EUR": 10}}
+    stats = host_stats("s1", 0, [figures("shoe", 3, sizes), figures("mug", 2)], prices)
+    assert stats.sales.revenue == {"EUR": 2 * 100 + 1 * 150 + 2 * 10} and stats.sales.units == 5
+    fields = {"kind": "oversold", "show": "s1", "drop": "shoe", "variant": "s42", "platform": "shopify", "qty": "1"}
+    alert = stream_alert("1-0", fields, "s1")
+    assert alert is not None and alert.drop == "shoe" and "of shoe (s42) that" in alert.message

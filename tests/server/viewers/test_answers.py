@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -120,13 +121,17 @@ async def test_a_hold_and_its_release_reach_the_viewers_tab_on_another_node(
     nodes: NodeFactory, host: HostActions
 ) -> None:
     await host.launch("d1")
-    first, second = nodes(), nodes()
+    first, second = nodes(env={"LIVEDROP_HOST_TOKENS": "t"}), nodes()
+    checkout = {"platform": "shopify", "store_url": "https://shop.example", "products": {"d1": "4242"}}
+    async with httpx.AsyncClient(base_url=first.http, headers={"Authorization": "Bearer t"}) as api:
+        assert (await api.put("/api/shows/s1/checkout", json=checkout)).status_code == 200
     phone, laptop = await tab(first, "alice"), await tab(second, "alice")
 
     await phone.send({"type": "reserve", "ref": "r-1", "drop": "d1", "qty": 1})
     mine = await phone.until("reserved", ref="r-1")
     there = await laptop.until("reserved", ref="r-1")
-    assert there | {"state": None} == mine | {"state": None}  # the signed hold_ref too
+    assert there == mine  # the signed hold_ref and the checkout link too
+    assert mine["checkout_url"].startswith("https://shop.example/cart/4242:1?")
     await phone.send({"type": "release", "ref": "r-2", "hold": mine["hold"]})
     await phone.until("released", ref="r-2")
     assert (await laptop.until("released"))["hold"] == mine["hold"]
@@ -173,3 +178,26 @@ async def test_a_retried_ref_says_what_became_of_its_hold(nodes: NodeFactory, ho
 def test_ref_of_never_raises_and_only_returns_well_formed_refs(raw: bytes) -> None:
     ref = ref_of(raw)
     assert ref is None or re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", ref)
+
+
+async def test_a_sizes_hold_reaches_the_viewers_tab_on_another_node_with_its_size(
+    nodes: NodeFactory, redis: Redis
+) -> None:
+    from server.shows.variants import VariantInfo
+    from stock import HoldRefs
+
+    engine = StockEngine(redis, HoldRefs(VIEWER_SECRET.encode()))
+    catalog = Catalog(redis, engine)
+    host = HostActions(engine, catalog, ShowNode(redis=redis, engine=engine, catalog=catalog, hub=Hub(), node_id="t"))
+    await catalog.put_show(Show(show_id="s1", title="Sneakers"))
+    sizes = [VariantInfo(id="s41", sku="SNK-41", total=2, options={"size": "41"})]
+    await catalog.put_drop(DropInfo(drop_id="shoe", show_id="s1", sku="SNK", title="Sneaker", total=2, variants=sizes))
+    await host.launch("shoe")
+    first, second = nodes(), nodes()
+    phone, laptop = await tab(first, "alice"), await tab(second, "alice")
+    await phone.send({"type": "reserve", "ref": "r-1", "drop": "shoe", "variant": "s41"})
+    mine = await phone.until("reserved", ref="r-1")
+    there = await laptop.until("reserved", ref="r-1")
+    assert there == mine and there["variant"] == "s41" and there["hold_ref"]
+    for v in (phone, laptop):
+        await v.close()

@@ -24,6 +24,7 @@ from server.viewers.handshake import BAD_POSITION, refuse, resume_position, toke
 from server.viewers.tokens import ExpiredToken, mint
 from stock import StockEngine
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.support.metrics_scrape import scrape
 from tests.support.servers import VIEWER_SECRET, Node
 from tests.support.viewer_client import Viewer
 
@@ -67,6 +68,8 @@ async def test_a_raw_client_is_refused_in_the_handshake_with_a_problem(
     async with httpx.AsyncClient(base_url=node.http) as client:
         checked = await client.get(f"/ws/shows/{show_id}", headers=headers)
     assert (checked.status_code, checked.json()["code"]) == (status, code)
+    # Counted by its code (the plain-HTTP check is not a refused upgrade, and is not counted).
+    assert (await scrape(node.http))[f'livedrop_viewer_refused_total{{code="{code}"}}'] == 1
 
 
 async def test_an_admitted_upgrade_and_its_check(nodes: NodeFactory, show: str) -> None:
@@ -172,6 +175,7 @@ async def test_a_token_that_expires_on_an_open_connection_closes_it_with_4401(no
         while True:
             await viewer.next(timeout=5)
     assert (viewer.conn.close_code, viewer.conn.close_reason) == (4401, "token_expired")
+    assert (await scrape(node.http))['livedrop_viewer_refused_total{code="closed_token_expired"}'] == 1
     # A watcher without a token has nothing to expire.
     watcher = await Viewer.connect(node.ws("s1"))
     await watcher.next()
@@ -246,3 +250,21 @@ def test_any_authorization_header_gets_a_verdict_never_a_crash(node_for_fuzz: No
             assert answer.headers["content-type"] == "application/problem+json"
 
     asyncio.run(once())
+
+
+async def test_the_fast_path_capture_keeps_the_servers_denial_extension() -> None:
+    """``CaptureTransport`` (the hub's fast send path) adds its own extension to the scope: it must
+    keep the server's, or every refusal would fall back to a close after the upgrade."""
+    from broadcast.transport import EXTENSION, CaptureTransport
+
+    seen: list[MutableMapping[str, Any]] = []
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["extensions"])
+
+    async def nothing(*_: Any) -> Any:
+        return None
+
+    scope = {"type": "websocket", "extensions": {"websocket.http.response": {}}}
+    await CaptureTransport(app)(scope, nothing, nothing)
+    assert set(seen[0]) == {"websocket.http.response", EXTENSION}

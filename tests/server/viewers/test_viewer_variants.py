@@ -279,3 +279,22 @@ async def test_two_nodes_a_burst_on_one_size_expiry_and_resume(nodes: NodeFactor
     assert set(frame["variants"]) == {"s41", "s42"}
     for v in [watcher, resumed, *buyers]:
         await v.close()
+
+
+async def test_a_size_held_on_one_node_reaches_the_viewers_tab_on_another(
+    nodes: NodeFactory, host: HostActions
+) -> None:
+    a, b = nodes(), nodes()
+    await host.launch("shoe")
+    here = await Viewer.connect(a.ws("s1", token("tabs")))
+    there = await Viewer.connect(b.ws("s1", token("tabs")))
+    for v in (here, there):
+        await v.next()
+    await here.send({"type": "reserve", "ref": "t1", "drop": "shoe", "variant": "s42"})
+    held = await here.until("reserved")
+    echoed = await there.until("reserved", timeout=10, ref="t1")
+    assert echoed["variant"] == held["variant"] == "s42" and echoed["hold"] == held["hold"]
+    assert echoed["hold_ref"] == held["hold_ref"]
+    await check(host)
+    for v in (here, there):
+        await v.close()
