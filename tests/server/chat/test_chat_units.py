@@ -153,3 +153,14 @@ def test_a_slow_viewer_loses_old_chat_first_never_stock_or_drop_frames() -> None
         b'{"type":"stock","a":1}',
         b'{"type":"chat_delete","ids":["x"]}',
     ]
+
+
+def test_every_chat_key_of_a_show_is_in_the_show_slot() -> None:
+    """Each chat script names only keys of one show: on Redis Cluster they must share its slot."""
+    from redis.crc import key_slot
+
+    from broadcast.feed import show_keys
+    from server.chat import keys as ck
+
+    slots = {key_slot(k.encode()) for k in (*ck.chat_keys("s1"), ck.seen_key("s1", "abc:r1"), show_keys("s1").events)}
+    assert len(slots) == 1
