@@ -56,17 +56,14 @@ import httpx
 
 from bench.stock import machine_busy_seconds, percentile
 from loadtest.stack import NodeProcess, RedisProcess, free_port
-from server.platforms.channels.config import DEFAULT_BUFFERS
-from server.platforms.channels.push import WATCH_INTERVAL
-from standins.cli import build, livedrop_channel_env, livedrop_env
 from stock import StockEngine
 from stock.ledger import decode_entries
 from stock.types import ReserveRequest
 
 HOST_TOKEN = "bench-channels-token"
-WATCH_MS = 1000 * WATCH_INTERVAL
+WATCH_MS = 25.0  # the push loop's watch interval (server.platforms.channels.push.WATCH_INTERVAL)
 CHANNELS = ("shopify", "tiktok", "meta", "woocommerce")
-BUFFERS = {name.value: value for name, value in DEFAULT_BUFFERS.items()}
+BUFFERS: dict[str, int] = {}  # read from the node's GET /api/channels (its defaults)
 PUSH_PATHS = {
     "shopify": "/admin/api/",
     "tiktok": "/inventory/update",
@@ -141,26 +138,30 @@ class Stack:
         self.redis = RedisProcess(workdir / "redis")
         self.first_port = four_free_ports()
         self.urls = {name: f"http://127.0.0.1:{self.first_port + i}" for i, name in enumerate(CHANNELS)}
-        self.standins: subprocess.Popen[bytes] | None = None
+        self.standins: subprocess.Popen[str] | None = None
         self.node: NodeProcess | None = None
 
     def start(self) -> None:
         self.redis.start()
         node_port = free_port()
-        defaults = [build(name) for name in CHANNELS]
-        env = {
-            "REDIS_URL": self.redis.url,
-            "LIVEDROP_HOST_TOKENS": HOST_TOKEN,
-            **livedrop_env(defaults),
-            **livedrop_channel_env(defaults, [self.urls[n] for n in CHANNELS]),
-        }
-        log = (self.workdir / "standins.log").open("ab")
         livedrop = f"http://127.0.0.1:{node_port}"
-        self.standins = subprocess.Popen(
-            [sys.executable, "-m", "standins", "all", "--port", str(self.first_port), "--livedrop", livedrop],
-            stdout=subprocess.DEVNULL,
+        log = (self.workdir / "standins.log").open("ab")
+        # The stand-in command prints the LIVEDROP_* variables a node needs to accept their webhooks
+        # and push to them (docs/standins.md): the bench configures the node from that output.
+        standins = subprocess.Popen(
+            [sys.executable, "-u", "-m", "standins", "all", "--port", str(self.first_port), "--livedrop", livedrop],
+            stdout=subprocess.PIPE,
             stderr=log,
+            text=True,
         )
+        self.standins = standins
+        assert standins.stdout is not None
+        env = {"REDIS_URL": self.redis.url, "LIVEDROP_HOST_TOKENS": HOST_TOKEN}
+        for line in standins.stdout:
+            key, _, value = line.strip().partition("=")
+            env[key] = value.strip("'")
+            if key == "LIVEDROP_WOOCOMMERCE_CONSUMER_SECRET":
+                break
         self.node = NodeProcess("node", env, self.workdir)
         self.node.port = node_port
         self.node.start()
@@ -176,6 +177,10 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"stand-in {url} did not start")
                 time.sleep(0.05)
+        status = httpx.get(f"{self.node.url}/api/channels", headers={"Authorization": f"Bearer {HOST_TOKEN}"}).json()
+        BUFFERS.update({c["channel"]: int(c["buffer"]) for c in status["channels"]})
+        if set(BUFFERS) != set(CHANNELS):
+            raise RuntimeError(f"the node pushes to {sorted(BUFFERS)}, not to the four stand-ins")
 
     def stop(self) -> None:
         if self.node is not None:

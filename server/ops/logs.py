@@ -87,5 +87,9 @@ def log_config(json_lines: bool, level: str) -> dict[str, Any]:
             "uvicorn": {"handlers": ["default"], "level": level.upper(), "propagate": False},
             "uvicorn.access": {"handlers": ["default"], "level": level.upper(), "propagate": False},
             "uvicorn.error": {"level": level.upper()},
+            # The channel connectors' HTTP client logs every request at INFO (four platforms, four
+            # times a second, URLs with query strings): only its warnings are worth a line.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }

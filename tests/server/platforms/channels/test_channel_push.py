@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -17,6 +18,9 @@ from server import keys
 from server.ops.local_redis import LocalRedis
 from server.platforms.channels.mapping import ShopifyMapping, SkuMapping
 from server.platforms.channels.status import Sync, channels_status
+from server.platforms.channels.store import ChannelStore, Lease, SkuState
+from server.platforms.reconcile.read import build_report
+from server.platforms.webhooks.events import OrderStatus, Platform, PlatformOrderEvent
 from server.shows.catalog import DropInfo, Show
 from server.shows.variants import VariantInfo
 from standins.cli import livedrop_channel_env
@@ -208,3 +212,71 @@ async def test_a_variant_sku_is_pushed_from_its_own_stock(stack: Stack, stands: 
     await until(lambda: size_42() == 6 - 2, show=size_42)
     await stack.engine.reserve("d2", "c1", 3, "r1", variant="s42")
     await until(lambda: size_42() == 1, show=size_42)  # 6 - 3 held - buffer 2
+
+
+async def test_thin_orders_are_pulled_into_the_pipeline_and_unfetchable_ones_stay_in_the_report(
+    redis: Redis, stack: Stack, stands: dict[str, Running]
+) -> None:
+    await stack.drop(40)
+    sold = stands["tiktok"].control("POST", "sell", {"lines": [{"sku_id": "s1", "quantity": 3}]})
+    meta_sold = stands["meta"].control("POST", "sell", {"lines": [{"retailer_id": "GLOW", "quantity": 2}]})
+    for platform, order_id in (
+        (Platform.TIKTOK, sold["order_id"]),
+        (Platform.TIKTOK, "404404"),
+        (Platform.META, meta_sold["order_id"]),
+    ):
+        thin = PlatformOrderEvent(
+            platform=platform,
+            order_id=order_id,
+            status=OrderStatus.PAID,
+            lines=[],
+            occurred_at=None,
+            delivery_id=f"d-{order_id}",
+            shop=None,
+            needs_fetch=True,
+        )
+        await stack.webhooks.applier.apply(thin)
+    before = await build_report(redis, stack.engine, stack.catalog, "s1", grace_seconds=900)
+    assert before.totals.needs_fetch == 3
+    stack.channels.start()
+
+    async def report() -> Any:
+        return await build_report(redis, stack.engine, stack.catalog, "s1", grace_seconds=900)
+
+    async with asyncio.timeout(15):
+        while (await report()).totals.needs_fetch != 1:
+            await asyncio.sleep(0.1)
+    after = await report()
+    [left] = after.needs_fetch
+    assert left.order_id == "404404" and left.why.startswith("not_found")
+    [drop] = after.drops
+    assert drop.webhook_units_sold == {"tiktok": 3, "meta": 2}
+    assert drop.counters.sold == 5 and drop.counters.oversold == 0
+    # Meta's order was acknowledged (CREATED -> IN_PROGRESS) once applied.
+    assert stands["meta"].calls(f"/v21.0/{meta_sold['order_id']}/acknowledge_order")
+
+
+async def test_a_tiktok_order_whose_webhook_was_lost_is_found_by_the_window_pull(
+    redis: Redis, stack: Stack, stands: dict[str, Running]
+) -> None:
+    await stack.drop(40)
+    stands["tiktok"].control("POST", "sell", {"lines": [{"sku_id": "s1", "quantity": 2}]})  # no webhook reached us
+    stack.channels.start()
+    async with asyncio.timeout(15):
+        while (await stack.engine.counters("d1")).sold != 2:
+            await asyncio.sleep(0.1)
+    assert stands["tiktok"].calls("/order/202309/orders/search")
+
+
+async def test_the_channel_scripts_run_on_a_redis_cluster(cluster_redis: Any) -> None:
+    store = ChannelStore(cluster_redis)
+    assert await store.mark("d1", "", "1-0", "GLOW", 7, 1000, ["shopify", "meta"], [0, 0])
+    assert not await store.mark("d1", "", "2-0", "GLOW", 6, 1001, ["shopify", "meta"], [0, 0])  # cursor moved
+    dirty = await store.dirty("shopify")
+    assert dirty == {"GLOW": "1 1000"}
+    cleared, _ = await store.ack("shopify", "GLOW", dirty["GLOW"], SkuState(value=7))
+    assert cleared and await store.dirty("shopify") == {}
+    first, second = Lease(cluster_redis, "shopify", 1.0, "a"), Lease(cluster_redis, "shopify", 1.0, "b")
+    assert await first.hold() and not await second.hold()
+    await first.release()
+    assert await second.hold()
