@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from server.platforms.channels.config import ChannelSettings
+from server.platforms.channels.mapping import Mappings, SkuMapping
 from server.platforms.channels.status import ChannelsStatus, channels_status
 from server.shows.catalog import DropInfo
 
@@ -27,6 +28,8 @@ class ChannelChip(msgspec.Struct, frozen=True, kw_only=True):
     pending_since: int | None = None
     error: str = ""
     message: str = ""
+    ids: dict[str, str] = msgspec.field(default_factory=dict)
+    """The SKU's ids on that channel (its mapping), for the host to check."""
 
 
 class DropChannels(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,7 +44,12 @@ class ChannelSync(msgspec.Struct, frozen=True, kw_only=True, tag="channel_sync",
     drops: list[DropChannels]
 
 
-def strip_frame(show_id: str, status: ChannelsStatus, infos: Mapping[str, DropInfo]) -> ChannelSync:
+def strip_frame(
+    show_id: str,
+    status: ChannelsStatus,
+    infos: Mapping[str, DropInfo],
+    mappings: Mapping[str, SkuMapping] | None = None,
+) -> ChannelSync:
     """One chip per channel for every drop of the show whose SKU a channel sells."""
     drops = []
     for drop_id, info in infos.items():
@@ -59,6 +67,7 @@ def strip_frame(show_id: str, status: ChannelsStatus, infos: Mapping[str, DropIn
                     pending_since=sku.pending_since_ms,
                     error=sku.error,
                     message=sku.error_message,
+                    ids=(mapping.ids(channel.channel) or {}) if (mapping := (mappings or {}).get(info.sku)) else {},
                 )
             )
         if chips:
@@ -72,4 +81,5 @@ async def channel_sync(
     """The frame, or None when no channel is configured (the panel then shows no strip)."""
     if not settings.channels:
         return None
-    return strip_frame(show_id, await channels_status(redis, settings), infos)
+    status = await channels_status(redis, settings)
+    return strip_frame(show_id, status, infos, await Mappings(redis).all())

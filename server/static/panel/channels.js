@@ -40,7 +40,10 @@ export function updateChannelStrip(strip, chips, now) {
     else if (chip.sync === "catching_up" && chip.pending_since) text += ` · ${age(now - chip.pending_since)}`;
     else if (chip.at) text += ` · ${chip.value} · ${age(now - chip.at)}`;
     setText(li.querySelector(".chip-state"), text);
-    li.title = chip.message || "";
+    // Hovering a chip shows why it fails, else the SKU's ids on that channel (its mapping).
+    const ids = Object.entries(chip.ids || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+    li.title = chip.message || ids;
+    li.dataset.ids = ids;
   }
   for (const stale of items.values()) stale.remove();
 }

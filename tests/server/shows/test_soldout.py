@@ -157,7 +157,7 @@ async def test_short_circuit_never_refuses_what_redis_would_grant(
         for i in range(6)
     ]
     actions = {"release": 0, "restock": 0, "confirm": 0}
-    deadline = asyncio.get_running_loop().time() + scaled(6)
+    deadline = asyncio.get_running_loop().time() + scaled(4)
     n = 0
     while asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(rng.uniform(0.02, 0.25))

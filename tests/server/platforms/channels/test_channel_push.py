@@ -18,6 +18,7 @@ from server import keys
 from server.ops.local_redis import LocalRedis
 from server.platforms.channels.mapping import ShopifyMapping, SkuMapping
 from server.platforms.channels.status import Sync, channels_status
+from server.platforms.channels.store import ChannelStore, Lease, SkuState
 from server.platforms.reconcile.read import build_report
 from server.platforms.webhooks.events import OrderStatus, Platform, PlatformOrderEvent
 from server.shows.catalog import DropInfo, Show
@@ -253,3 +254,29 @@ async def test_thin_orders_are_pulled_into_the_pipeline_and_unfetchable_ones_sta
     assert drop.counters.sold == 5 and drop.counters.oversold == 0
     # Meta's order was acknowledged (CREATED -> IN_PROGRESS) once applied.
     assert stands["meta"].calls(f"/v21.0/{meta_sold['order_id']}/acknowledge_order")
+
+
+async def test_a_tiktok_order_whose_webhook_was_lost_is_found_by_the_window_pull(
+    redis: Redis, stack: Stack, stands: dict[str, Running]
+) -> None:
+    await stack.drop(40)
+    stands["tiktok"].control("POST", "sell", {"lines": [{"sku_id": "s1", "quantity": 2}]})  # no webhook reached us
+    stack.channels.start()
+    async with asyncio.timeout(15):
+        while (await stack.engine.counters("d1")).sold != 2:
+            await asyncio.sleep(0.1)
+    assert stands["tiktok"].calls("/order/202309/orders/search")
+
+
+async def test_the_channel_scripts_run_on_a_redis_cluster(cluster_redis: Any) -> None:
+    store = ChannelStore(cluster_redis)
+    assert await store.mark("d1", "", "1-0", "GLOW", 7, 1000, ["shopify", "meta"], [0, 0])
+    assert not await store.mark("d1", "", "2-0", "GLOW", 6, 1001, ["shopify", "meta"], [0, 0])  # cursor moved
+    dirty = await store.dirty("shopify")
+    assert dirty == {"GLOW": "1 1000"}
+    cleared, _ = await store.ack("shopify", "GLOW", dirty["GLOW"], SkuState(value=7))
+    assert cleared and await store.dirty("shopify") == {}
+    first, second = Lease(cluster_redis, "shopify", 1.0, "a"), Lease(cluster_redis, "shopify", 1.0, "b")
+    assert await first.hold() and not await second.hold()
+    await first.release()
+    assert await second.hold()

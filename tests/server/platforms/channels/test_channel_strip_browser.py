@@ -80,6 +80,7 @@ async def test_the_drop_card_shows_each_channel_live_and_a_failing_one_as_an_ale
         await expect(shopify).to_have_attribute("data-sync", "in_sync", timeout=ms(10))
         await expect(shopify).to_contain_text("Shopify")
         await expect(shopify).to_contain_text("in sync · 48 ·")  # 50 less Shopify's buffer of 2
+        await expect(shopify).to_have_attribute("title", "inventory_item_id 1, location_id 9")  # its mapping
         meta = strip.locator('li[data-channel="meta"]')
         await expect(meta).to_have_attribute("data-sync", "failing", timeout=ms(10))
         await expect(meta).to_contain_text("failing · auth")
