@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint types unit test test-js bench bench-stock bench-webhooks bench-fanout bench-chat bench-scaleout bench-reconnect bench-reserve-ws loadtest demo serve clean
+.PHONY: install lint types unit test test-js bench bench-stock bench-webhooks bench-fanout bench-chat bench-scaleout bench-reconnect bench-reserve-ws bench-imports loadtest demo serve clean
 
 install: $(STAMP)
 
@@ -55,6 +55,10 @@ bench-webhooks: install
 # A drop pushed to four stand-in channels during a 10,000-reservation burst and platform sales (docs/benchmarks.md).
 bench-channels: install
 	$(BIN)/python -m bench.channels $(ARGS)
+
+# Feed previews of 10,000 rows and checkout links, beside csv.reader / defusedxml / urlencode (docs/benchmarks.md).
+bench-imports: install
+	$(BIN)/python -m bench.imports $(ARGS)
 
 # Reservations over WebSocket from a separate load process: sustained, burst, sold-out storm (docs/benchmarks.md).
 bench-reserve-ws: install
