@@ -37,6 +37,8 @@ REFUSED_UNAVAILABLE: Final = "unavailable"
 REFUSED_NOT_FOUND: Final = "not_found"
 CLAIM_UNKNOWN_DROP: Final = "claim_unknown_drop"
 CLAIM_NOT_LIVE: Final = "claim_not_live"
+CLAIM_VARIANT_REQUIRED: Final = "claim_variant_required"  # the drop has sizes; the claim names none
+CLAIM_UNKNOWN_VARIANT: Final = "claim_unknown_variant"  # a size the drop does not have
 
 Text = Annotated[
     str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS * 4)

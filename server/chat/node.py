@@ -29,7 +29,7 @@ from broadcast.hub import Connection, Hub, Role
 from broadcast.transport import Message
 from server.chat import frames as f
 from server.chat import keys as ck
-from server.chat.claims import Claim, message_key, parse
+from server.chat.claims import ClaimDrop, ClaimVariant, Refused, Resolved, message_key, parse, resolve
 from server.chat.identity import Identity, system_identity, uid_of, viewer_identity
 from server.chat.limits import MAX_TEXT_CHARS, TokenBucket
 from server.chat.moderation import Moderation, ModerationError
@@ -39,6 +39,7 @@ from server.chat.settings import ChatSettings
 from server.chat.store import ChatStore, entries
 from server.loops import repeat
 from server.shows.catalog import ShowState
+from server.shows.known import KnownShow
 from server.shows.node import ShowNode
 from server.viewers import protocol as p
 from server.viewers.answers import answer, reserve_key
@@ -281,9 +282,10 @@ class ChatNode:
                 f.ChatRejected(ref=ref, code=f.REFUSED_EMPTY, message=f"a message is 1-{MAX_TEXT_CHARS} characters"),
             )
             return
-        claim = parse(text, room.settings.keyword)
+        parsed = parse(text, room.settings.keyword)
+        claim = resolve(parsed, claim_drops(known, room.codes)) if parsed is not None else None
         hold: tuple[str, str] | None = None
-        if not who.exempt and claim is None:
+        if not who.exempt and not isinstance(claim, Resolved):  # a refused claim is chat: filtered
             word = room.blocked.match(text)
             if word is not None and room.settings.word_action == "drop":
                 self._send(conn, f.ChatRejected(ref=ref, code=f.REFUSED_BLOCKED, message="the message was not posted"))
@@ -332,53 +334,44 @@ class ChatNode:
 
     # -- comment-to-buy ------------------------------------------------------------------------------
 
-    async def claim(self, conn: Connection, who: Identity, ref: str, claim: Claim) -> None:
-        """A claim comment, through the Buy button's engine path (``server.chat.claims``)."""
+    async def claim(self, conn: Connection, who: Identity, ref: str, claim: Resolved | Refused) -> None:
+        """A claim comment, resolved against the show's drops (``server.chat.claims``), through
+        the Buy button's engine path with the size it names."""
         show_id = conn.show_id
         room = self.rooms.get(show_id)
-        known = self.live.shows.get(show_id)
         assert who.customer is not None
-        if room is None or known is None:
+        if room is None:
             return
-        if claim.code is not None:
-            drop = room.drop_for_code(claim.code)
-            if drop is None or drop not in known.drops:
-                self._send(
-                    conn,
-                    f.ChatRejected(ref=ref, code=f.CLAIM_UNKNOWN_DROP, message=f"no drop {claim.code} in this show"),
-                )
-                return
-        else:
-            live_drops = [d for d, k in known.drops.items() if k.state == "live"]
-            if not live_drops:
-                self._send(conn, f.ChatRejected(ref=ref, code=f.CLAIM_NOT_LIVE, message="no drop is live"))
-                return
-            drop = live_drops[-1]
-        customer = who.customer
+        if isinstance(claim, Refused):
+            self._send(conn, f.ChatRejected(ref=ref, code=claim.code, message=claim.message))
+            return
+        drop, variant, customer = claim.drop, claim.variant, who.customer
+        tag = variant or p.UNSET
         try:
-            result = await self._reserve(show_id, drop, customer, claim.qty, f"chat:{ref}")
+            result = await self._reserve(show_id, drop, customer, claim.qty, f"chat:{ref}", variant)
             got = result.qty if result.ok else 0
             if result.ok and result.hold_id is not None:
-                await self._reserved(conn, ref, drop, result)
+                await self._reserved(conn, ref, drop, variant, result)
             elif result.reason is not None and result.reason.value == "sold_out":
-                available = (await self.engine.counters(drop)).available
+                available = (await self.engine.counters(drop, variant)).available
                 if 0 < available < claim.qty:
-                    part = await self._reserve(show_id, drop, customer, available, f"chat:{ref}:part")
+                    part = await self._reserve(show_id, drop, customer, available, f"chat:{ref}:part", variant)
                     if part.ok and part.hold_id is not None:
                         got = part.qty
-                        await self._reserved(conn, ref, drop, part)
-                await self._waitlist(conn, ref, drop, customer, claim.qty - got)
+                        await self._reserved(conn, ref, drop, variant, part)
+                await self._waitlist(conn, ref, drop, variant, customer, claim.qty - got)
             else:
                 reason = result.reason.value if result.reason else "invalid"
-                self._send(conn, p.Rejected(ref=ref, drop=drop, reason=reason))
+                self._send(conn, p.Rejected(ref=ref, drop=drop, reason=reason, variant=tag))
         except UnknownDrop:
             self._send(conn, f.ChatRejected(ref=ref, code=f.CLAIM_UNKNOWN_DROP, message="no such drop"))
             return
-        except StockError:  # a drop with sizes: a claim names none (docs/chat.md)
-            self._send(conn, p.Rejected(ref=ref, drop=drop, reason="invalid"))
+        except StockError:  # the node's snapshot was behind the drop's sizes: the engine refused
+            self._send(conn, p.Rejected(ref=ref, drop=drop, reason="invalid", variant=tag))
             return
         if got:
             code = room.codes.get(drop) or drop
+            size = f" in {claim.size}" if claim.size else ""
             await self.store.post(
                 show_id,
                 viewer=self.system.customer or "",
@@ -386,21 +379,21 @@ class ChatNode:
                 uid=self.system.uid,
                 name=self.system.name,
                 role=self.system.role,
-                text=f"{who.name} claimed {got} of {code}",
+                text=f"{who.name} claimed {got} of {code}{size}",
                 kind="claim",
                 exempt=True,
             )
 
-    async def _reserve(self, show_id: str, drop: str, customer: str, qty: int, ref: str) -> Any:
+    async def _reserve(self, show_id: str, drop: str, customer: str, qty: int, ref: str, variant: str) -> Any:
         """The Buy button's own path (``Reserving.reserve``): the same request ids, so the node's
         ledger reader knows the answer went out from here."""
         request = self.reserving.request_id(customer, ref)
         self.live.echoes.originated.mark(reserve_key(request))
-        return await self.reserving.reserve(show_id, drop, customer, qty, request)
+        return await self.reserving.reserve(show_id, drop, customer, qty, request, variant)
 
-    async def _reserved(self, conn: Connection, ref: str, drop: str, result: Any) -> None:
+    async def _reserved(self, conn: Connection, ref: str, drop: str, variant: str, result: Any) -> None:
         link = self.live.checkout_link
-        url = await link(conn.show_id, drop, "", result.qty, result.hold_id, result.hold_ref) if link else ""
+        url = await link(conn.show_id, drop, variant, result.qty, result.hold_id, result.hold_ref) if link else ""
         self._send(
             conn,
             p.Reserved(
@@ -411,17 +404,20 @@ class ChatNode:
                 expires_at=result.expires_at_ms,
                 hold_ref=result.hold_ref,
                 checkout_url=url,
+                variant=variant or p.UNSET,
             ),
         )
 
-    async def _waitlist(self, conn: Connection, ref: str, drop: str, customer: str, qty: int) -> None:
+    async def _waitlist(self, conn: Connection, ref: str, drop: str, variant: str, customer: str, qty: int) -> None:
+        """The remainder joins the waitlist of the size claimed (each size has its own)."""
         if qty <= 0:
             return
-        joined = await self.engine.join_waitlist(drop, customer, qty)
+        joined = await self.engine.join_waitlist(drop, customer, qty, variant)
+        tag = variant or p.UNSET
         if joined.outcome in (WaitlistOutcome.WAITLISTED, WaitlistOutcome.DUPLICATE):
-            self._send(conn, p.Waitlisted(drop=drop, position=joined.position, ref=ref))
+            self._send(conn, p.Waitlisted(drop=drop, position=joined.position, ref=ref, variant=tag))
         else:
-            self._send(conn, p.Rejected(ref=ref, drop=drop, reason=joined.outcome.value))
+            self._send(conn, p.Rejected(ref=ref, drop=drop, reason=joined.outcome.value, variant=tag))
 
     # -- moderators over the WebSocket ---------------------------------------------------------------
 
@@ -465,6 +461,25 @@ class ChatNode:
     async def show_state(self, show_id: str, state: ShowState) -> None:
         """The show ended (its chat expires after the retention period) or started again."""
         await self.store.expire(show_id, state is ShowState.ENDED, int(self.settings.retention_days * 86_400_000))
+
+
+def claim_drops(known: KnownShow, codes: dict[str, str]) -> list[ClaimDrop]:
+    """The show's drops as claim resolution reads them, from the node's snapshot (no Redis):
+    codes, which is live, and each size with whether it has a unit on sale."""
+    return [
+        ClaimDrop(
+            drop_id,
+            codes.get(drop_id, ""),
+            d.state == "live",
+            tuple(
+                ClaimVariant(
+                    v.id, tuple(v.options.values()), d.variants[v.id].available > 0 if v.id in d.variants else True
+                )
+                for v in d.info.variants
+            ),
+        )
+        for drop_id, d in known.drops.items()
+    ]
 
 
 async def erase_viewer(redis: Any, show_ids: list[str], viewer: str, secret: bytes) -> int:

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from server.chat.claims import ClaimVariant, size_word
 from stock import StockEngine, StockError
 from stock.types import DropState
 
@@ -78,11 +79,14 @@ class _Drop:
     state: str
     available: int
     sizes: dict[str, int] = field(default_factory=dict)  # a drop with variants: variant -> available
+    words: dict[str, str] = field(default_factory=dict)  # variant -> the word a claim comment names it by
 
 
 def _known(d: dict[str, Any]) -> _Drop:
-    sizes = {v["id"]: int(v["stock"]["available"]) for v in d.get("variants") or []}
-    return _Drop(d["state"], int(d["stock"]["available"]), sizes)
+    variants = d.get("variants") or []
+    sizes = {v["id"]: int(v["stock"]["available"]) for v in variants}
+    words = {v["id"]: size_word(ClaimVariant(v["id"], tuple((v.get("options") or {}).values()))) for v in variants}
+    return _Drop(d["state"], int(d["stock"]["available"]), sizes, words)
 
 
 @dataclass
@@ -107,7 +111,7 @@ class BotBrain:
     next_try: float = 0.0
     sent: int = 0
     # Chat (docs/chat.md): a message on average every ``chat_interval`` seconds (0: never), and a
-    # share of its buy attempts made as a claim comment ("SOLD B 1") instead of a reserve frame.
+    # share of its buy attempts made as a claim comment ("SOLD B 2", "SOLD C 42") instead of a reserve frame.
     # Its own random stream, so the shopping above behaves the same with chat on or off.
     chat_interval: float = 0.0
     claim_share: float = 0.0
@@ -182,13 +186,16 @@ class BotBrain:
                 qty = 2 if self.rng.random() < 0.1 else 1
                 drop = self.rng.choice(choices)
                 reserve: dict[str, Any] = {"type": "reserve", "ref": self._ref(), "drop": drop, "qty": qty}
-                sizes = self.drops[drop].sizes
+                known = self.drops[drop]
                 code = self.codes.get(drop)
-                if sizes:  # a drop with sizes: a size still on sale (any, if the counters lag)
-                    on_sale = sorted(name for name, left in sizes.items() if left > 0)
-                    reserve["variant"] = self.rng.choice(on_sale or sorted(sizes))
-                elif code and self.chat_rng.random() < self.claim_share:  # a claim comment names no size
-                    text = f"SOLD {code}" + (f" {qty}" if qty > 1 else "")
+                text = f"SOLD {code}"
+                if known.sizes:  # a drop with sizes: a size still on sale (any, if the counters lag)
+                    on_sale = sorted(name for name, left in known.sizes.items() if left > 0)
+                    variant = self.rng.choice(on_sale or sorted(known.sizes))
+                    reserve["variant"] = variant
+                    text += f" {known.words.get(variant, variant)}"  # a claim comment names the size
+                if code and self.chat_rng.random() < self.claim_share:
+                    text += f" {qty}" if qty > 1 else ""
                     reserve = {"type": "chat_send", "ref": reserve["ref"], "text": text}
                 actions.append(SendFrame(reserve))
         if now >= self.next_chat:

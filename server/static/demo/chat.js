@@ -1,5 +1,5 @@
 // The demo viewer page's chat: the show's messages (text only, never HTML), a send box, and a
-// claim hint ("SOLD A 2" reserves like the Buy button). A moderator's token also gets delete and
+// claim hint for the drop on screen ("SOLD A 2", or "SOLD A 42 2" for a drop with sizes: docs/chat.md). A moderator's token also gets delete and
 // timeout buttons beside each message (chat_mod frames on the same WebSocket).
 
 import { h, setText } from "/static/shared/dom.js";
@@ -16,12 +16,22 @@ const REFUSALS = {
   chat_closed: () => "The chat is closed.",
   claim_unknown_drop: (f) => f.message,
   claim_not_live: () => "Nothing is live to claim right now.",
+  claim_variant_required: (f) => f.message,
+  claim_unknown_variant: (f) => f.message,
 };
+
+/** The word a buyer types for a size: its option values joined by "-" (server/chat/claims.py size_word). */
+export function sizeWord(v) {
+  const values = Object.values(v.options || {});
+  if (!values.length) return v.id;
+  return values.map((x) => x.trim().replace(/[\s\/_-]+/g, "-").replace(/^-+|-+$/g, "")).join("-");
+}
 let refs = 0;
 
 export class ChatBox {
   constructor(client) {
     this.client = client;
+    this.drop = null; // the drop on screen: the hint shows how to claim it
     this.list = new ChatList($("chat-list"), $("chat-pinned"), (m) => this.buttons(m));
     for (const type of ["chat_history", "chat", "chat_delete", "chat_clear", "chat_pin", "chat_mode"]) {
       client.on(type, (frame) => {
@@ -75,8 +85,27 @@ export class ChatBox {
     ];
   }
 
+  /** The drop on screen changed (or its stock did): the hint follows it. */
+  setDrop(d) {
+    this.drop = d || null;
+    this.renderHint();
+  }
+
   renderHint() {
     const keyword = this.list.settings.keyword || "SOLD";
-    setText($("chat-hint"), `Type “${keyword}” or “${keyword} A 2” to claim.`);
+    const d = this.drop;
+    if (!d) {
+      setText($("chat-hint"), `Type “${keyword}” or “${keyword} A 2” to claim.`);
+      return;
+    }
+    const claim = [keyword, this.code(d.id)].filter(Boolean).join(" ");
+    const sizes = d.variants || [];
+    if (!sizes.length) {
+      setText($("chat-hint"), `Type “${claim}” or “${claim} 2” to claim.`);
+      return;
+    }
+    // A size on sale as the example (any size when all are sold out: a claim then waitlists).
+    const example = sizeWord(sizes.find((v) => v.stock?.available > 0) || sizes[0]);
+    setText($("chat-hint"), `Type “${claim} ${example}” or “${claim} ${example} 2” to claim (your size instead of ${example}).`);
   }
 }

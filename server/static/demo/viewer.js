@@ -226,6 +226,7 @@ function render() {
   document.title = `${title || "Live show"} · LiveDrop`;
   setText($("watching"), `${viewers.toLocaleString()} watching`);
   const d = state.current ? drops.get(state.current) : null;
+  state.chat?.setDrop(d);
   show($("waiting"), !d);
   show($("drop"), Boolean(d));
   renderOthers(d);

@@ -84,6 +84,7 @@ async def test_panel_and_viewer_chat_moderation_and_a_comment_claim(
         alice_chat = alice.get_by_role("log", name="Chat messages")
         bob_chat = bob.get_by_role("log", name="Chat messages")
         await expect(alice.locator("#drop-code")).to_have_text("A", timeout=ms(5))
+        await expect(alice.locator("#chat-hint")).to_have_text("Type “SOLD A” or “SOLD A 2” to claim.")
 
         # Markup is text: shown as typed, no element made from it, no script run.
         await send(alice, HOSTILE)

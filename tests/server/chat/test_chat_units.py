@@ -12,21 +12,24 @@ from hypothesis import strategies as st
 from broadcast.outbox import Outbox
 from broadcast.transport import Message
 from server.chat import frames as f
-from server.chat.claims import Claim, parse
+from server.chat.claims import ClaimDrop, Resolved, parse, resolve
 from server.chat.limits import TokenBucket, letter_code
 from server.chat.normalise import BlockList, display_text, skeleton
 from server.chat.room import Restriction, Room
 from server.chat.store import Entry
 
+# A show as claim resolution sees it: drop A (d1) live, without sizes; drop AA (d27) queued.
+SINGLE = [ClaimDrop("d1", "A", True), ClaimDrop("d2", "B", False), ClaimDrop("d27", "AA", False)]
+
 
 @pytest.mark.parametrize(
     ("text", "claim"),
     [
-        ("SOLD", Claim(None, 1)),
-        ("sold 2", Claim(None, 2)),
-        ("SOLD AA 2", Claim("AA", 2)),
-        ("Sold b", Claim("B", 1)),
-        ("MINE 3", Claim(None, 3)),  # the show's keyword
+        ("SOLD", Resolved("d1", 1)),
+        ("sold 2", Resolved("d1", 2)),
+        ("SOLD AA 2", Resolved("d27", 2)),
+        ("Sold b", Resolved("d2", 1)),
+        ("MINE 3", Resolved("d1", 3)),  # the show's keyword
         ("SOLD 0", None),
         ("SOLD 101", None),
         ("SOLD 2 please", None),
@@ -36,8 +39,10 @@ from server.chat.store import Entry
         ("", None),
     ],
 )
-def test_claim_grammar(text: str, claim: Claim | None) -> None:
-    assert parse(text, keyword="mine") == claim
+def test_claim_grammar(text: str, claim: Resolved | None) -> None:
+    """Drops without sizes read claims exactly as before sizes existed."""
+    parsed = parse(text, keyword="mine")
+    assert (resolve(parsed, SINGLE) if parsed is not None else None) == claim
 
 
 def test_letter_codes() -> None:

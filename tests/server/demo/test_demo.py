@@ -13,12 +13,14 @@ import sys
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from broadcast.hub import Hub
+from server.chat.claims import ClaimDrop, ClaimVariant, Resolved, parse, resolve
 from server.demo.bots import BotBrain, Checkout, SendFrame
 from server.demo.command import choose_port
 from server.demo.seed import PRODUCTS, next_to_launch, seed_show
@@ -293,3 +295,28 @@ def test_bots_chat_and_sometimes_claim_by_comment() -> None:
     claims = [f for f in chats if str(f["text"]).startswith("SOLD A")]
     assert claims and len(chats) > len(claims) and any(f["type"] == "reserve" for f in sent)
     assert len({f["ref"] for f in sent}) == len(sent)
+
+
+def test_bots_claiming_a_drop_with_sizes_by_comment_name_a_size_on_sale() -> None:
+    """A claim comment on a drop with sizes names one (``SOLD C 42``), as a buyer in a sneaker show
+    would: a claim without a size would only be refused (docs/chat.md)."""
+    bot = BotBrain("b3", random.Random(5), interval=1.0, chat_interval=1000.0, claim_share=1.0)
+    bot.start(0.0)
+    sizes: list[dict[str, Any]] = [
+        {"id": "s41", "options": {"size": "41"}, "stock": {"available": 0}},
+        {"id": "s42", "options": {"size": "42"}, "stock": {"available": 5}},
+        {"id": "red-m", "options": {"colour": "Red", "size": "M"}, "stock": {"available": 5}},
+    ]
+    shoe = {"id": "d3", "state": "live", "stock": {"available": 10}, "variants": sizes}
+    bot.on_frame({"type": "welcome", "drops": [shoe]}, 0.0)
+    bot.on_frame({"type": "chat_history", "messages": [], "codes": {"d3": "C"}}, 0.0)
+    sent = [a.frame for now in range(1, 100) for a in bot.due(float(now)) if isinstance(a, SendFrame)]
+    claims = [str(f["text"]) for f in sent if f["type"] == "chat_send" and str(f["text"]).startswith("SOLD")]
+    assert claims and {c.split()[2] for c in claims} == {"42", "Red-M"}  # never the sold-out 41
+    # Each says what the bot meant, read by the server's own resolution.
+    drop = ClaimDrop("d3", "C", True, tuple(ClaimVariant(v["id"], tuple(v["options"].values())) for v in sizes))
+    for text in claims:
+        parsed = parse(text)
+        assert parsed is not None
+        found = resolve(parsed, [drop])
+        assert isinstance(found, Resolved) and found.variant in ("s42", "red-m"), (text, found)

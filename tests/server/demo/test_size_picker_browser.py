@@ -1,8 +1,8 @@
 """The demo viewer page's size picker in a real headless Chromium on a real node: a drop with sizes
-shows one button per size, a size that sells out is greyed out while the others still sell, Buy
-reserves the size picked, a sold-out size offers its own waitlist, and a unit that comes back to
-that size is handed to the waiting viewer. Invariants are checked per size and per drop after
-every step. Screenshots go to ``test-artifacts/``."""
+shows one button per size (and the chat's claim hint a size on sale), a size that sells out is
+greyed out while the others still sell, Buy reserves the size picked, a sold-out size offers its
+own waitlist, and a unit that comes back to that size is handed to the waiting viewer. Invariants
+are checked per size and per drop after every step. Screenshots go to ``test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -85,6 +85,9 @@ async def test_size_picker_greys_sold_out_sizes_and_reserves_the_size_picked(
         await expect(sizes.get_by_role("button")).to_have_text(["41", "42"])
         await expect(page.get_by_role("button", name="Pick a size")).to_be_disabled()
         await expect(page.get_by_text("3 of 3 left")).to_be_visible()
+        # The chat's hint shows how to claim this drop by comment, with a size on sale.
+        hint = page.locator("#chat-hint")
+        await expect(hint).to_have_text("Type “SOLD A 41” or “SOLD A 41 2” to claim (your size instead of 41).")
 
         # Another viewer takes the only size 41: it greys out on this page, size 42 does not.
         other_token = (await api.post("/api/shows/s1/tokens", json={"viewer_id": "v-other"})).json()["token"]
@@ -96,6 +99,7 @@ async def test_size_picker_greys_sold_out_sizes_and_reserves_the_size_picked(
         size41 = sizes.get_by_role("button", name="41, sold out")
         await expect(size41).to_have_class("size sold-out", timeout=ms(3))
         await expect(sizes.get_by_role("button", name="42", exact=True)).not_to_have_class("size sold-out")
+        await expect(hint).to_contain_text("“SOLD A 42 2”")  # 41 is sold out: the example follows
         await page.screenshot(path=artifact("viewer-sizes.png"), full_page=True)
 
         # A sold-out size offers its own waitlist.
