@@ -184,7 +184,3 @@ class Room:
         if found is None or (0 <= found.until <= now_ms):
             return None
         return found
-
-    def drop_for_code(self, code: str) -> str | None:
-        wanted = code.upper()
-        return next((drop for drop, c in self.codes.items() if c == wanted), None)
