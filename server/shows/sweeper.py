@@ -56,7 +56,7 @@ class Sweeper:
         self.drops: set[str] = set()
         self.scanned: set[str] = set()
         self.healthy = True
-        self._last_scan = 0.0
+        self._last_scan: float | None = None  # None: the first sweep scans, however new the machine
         self._scan_started_ms = 0  # Redis' clock at the start of the last full scan
 
     async def run(self) -> None:
@@ -82,7 +82,7 @@ class Sweeper:
     async def sweep_once(self) -> list[SweepResult]:
         now = time.monotonic()
         redis = self.engine.redis
-        if now - self._last_scan >= self.scan_interval:
+        if self._last_scan is None or now - self._last_scan >= self.scan_interval:
             self._last_scan = now
             started_ms = await redis_now_ms(redis)
             self.scanned = await self._active_drops()

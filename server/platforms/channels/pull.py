@@ -19,6 +19,7 @@ Applying is idempotent (per order line), so reading an order twice changes nothi
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -83,7 +84,7 @@ class OrderPuller:
         self.overlap = overlap
         self.backoff = Backoff(base=0.5, cap=60.0)
         self._next_try = 0.0
-        self._last_pull = 0.0
+        self._last_pull = -math.inf  # the first pull is due at once, however new the machine (monotonic starts near 0)
         self.last_error = ""
 
     async def turn(self) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -94,7 +95,7 @@ class Marker:
         self.catalog = catalog
         self.cache = cache
         self.channels = list(channels)
-        self._last = 0.0
+        self._last = -math.inf  # due at once, however new the machine
 
     async def step_if_due(self, interval: float) -> None:
         """Mark at most once per ``interval`` on this node, however many channel loops ask."""

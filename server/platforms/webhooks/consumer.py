@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -78,7 +79,7 @@ class WebhookConsumer:
         self.healthy = True
         self.applied = 0
         self._failures: dict[str, int] = {}
-        self._last_housekeeping = 0.0
+        self._last_housekeeping = -math.inf  # due at once, however new the machine
         self._recover = True
 
     async def ensure_group(self) -> None:

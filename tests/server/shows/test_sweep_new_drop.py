@@ -75,7 +75,9 @@ async def test_the_reconciler_keeps_a_drop_closed_by_its_timer_in_its_window(
 async def test_the_sweep_covers_launches_since_its_last_scan(redis: Redis) -> None:
     host = await make_host(redis)
     await host.add_drop(DropInfo(drop_id="old", show_id="s1", sku="SKU-O", title="Old", total=1))
-    sweeper = Sweeper(host.engine, Metrics(), interval=3600, scan_interval=3600)
+    # A scan interval longer than any machine's uptime: the first sweep must scan all the same (it
+    # did not on a machine up for less than the interval, as monotonic clocks start near boot).
+    sweeper = Sweeper(host.engine, Metrics(), interval=3600, scan_interval=1e12)
     await sweeper.sweep_once()  # the full scan: nothing live
     assert sweeper.drops == set()
     # Enlisted long before that scan: the scan saw it as it was (here: never opened).
