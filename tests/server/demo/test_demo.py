@@ -220,7 +220,7 @@ async def test_demo_command_serves_a_show_with_shopping_bots(redis: Redis, demo:
                     break
                 await asyncio.sleep(0.2)
 
-        # The four stand-in sales channels hold each product without sizes, less their buffers.
+        # The four stand-in sales channels hold each product, less their buffers.
         buffers = {"shopify": 2, "tiktok": 3, "meta": 4, "woocommerce": 3}
         tote = next(p for p in PRODUCTS if p.sku == "TOTE-CANVAS")
         async with asyncio.timeout(scaled(30)):
@@ -230,6 +230,9 @@ async def test_demo_command_serves_a_show_with_shopping_bots(redis: Redis, demo:
                 if all(values.get(name, {}).get(tote.sku) == tote.total - b for name, b in buffers.items()):
                     break
                 await asyncio.sleep(0.2)
+        # And each size of the sneaker, under its own SKU.
+        size_skus = {f"{PRODUCTS[0].sku}-{size}" for size, _ in PRODUCTS[0].sizes}
+        assert all(size_skus <= set(values[name]) for name in buffers), values
 
         # The printed viewer link buys, and pays through the demo checkout.
         person = await Viewer.connect(f"ws://127.0.0.1:{port}/ws/shows/demo-e2e?token={viewer_token}")

@@ -56,6 +56,19 @@ def seed_sizes(stands: dict[str, Running]) -> None:
     )
 
 
+async def shoe_on_sale(node: Node) -> None:
+    """Show s1 with the sneaker live, each size mapped on Shopify and WooCommerce (``seed_sizes``)."""
+    await api(node, "POST", "/api/shows", {"show_id": "s1", "title": "Sizes"})
+    await api(node, "POST", "/api/shows/s1/drops", SHOE)
+    await api(node, "POST", "/api/drops/shoe/launch", {"duration_seconds": 600})
+    for n in (41, 42):
+        mapping = {
+            "shopify": {"inventory_item_id": str(n), "location_id": "9"},
+            "woocommerce": {"product_id": "20", "variation_id": str(200 + n)},
+        }
+        await api(node, "PUT", f"/api/channels/mappings/SNK-{n}", mapping)
+
+
 async def connect_host(node: Node) -> Viewer:
     host = await Viewer.connect(f"ws://127.0.0.1:{node.port}/ws/host/shows/s1")
     await host.send({"type": "auth", "token": HOST_TOKEN})
@@ -83,15 +96,7 @@ async def test_each_size_has_its_chips_and_the_drop_a_summary_sent_on_connect(
 ) -> None:
     seed_sizes(stands)
     node = nodes(env=node_env(stands))
-    await api(node, "POST", "/api/shows", {"show_id": "s1", "title": "Sizes"})
-    await api(node, "POST", "/api/shows/s1/drops", SHOE)
-    await api(node, "POST", "/api/drops/shoe/launch", {"duration_seconds": 600})
-    for n in (41, 42):
-        mapping = {
-            "shopify": {"inventory_item_id": str(n), "location_id": "9"},
-            "woocommerce": {"product_id": "20", "variation_id": str(200 + n)},
-        }
-        await api(node, "PUT", f"/api/channels/mappings/SNK-{n}", mapping)
+    await shoe_on_sale(node)
 
     host = await connect_host(node)
     try:
