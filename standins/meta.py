@@ -90,6 +90,7 @@ class MetaStandIn(StandIn):
         self.batch_polls = batch_polls
         self.budget = LeakyBucket(calls_per_hour, calls_per_hour / 3600.0)
         self.items: dict[str, int] = {}
+        self.groups: dict[str, str] = {}  # retailer_id -> item_group_id: the variants of one product
         self.batches: dict[str, Batch] = {}
         self.orders: dict[str, MetaOrder] = {}
         self.acknowledged: dict[str, str] = {}  # idempotency key -> order id
@@ -279,19 +280,33 @@ class MetaStandIn(StandIn):
     # -- control verbs ---------------------------------------------------------------------------
 
     def seed(self, body: Any) -> Any:
-        """``{"items": [{"retailer_id", "quantity"}]}``: ``quantity_to_sell_on_facebook`` per item."""
+        """``{"items": [{"retailer_id", "quantity", "item_group_id"?}]}``: ``quantity_to_sell_on_facebook``
+        per item. A catalog models a product's variants as items sharing an ``item_group_id``; each
+        variant keeps its own ``retailer_id`` and quantity."""
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list) or not all(
-            isinstance(i, dict) and isinstance(i.get("retailer_id"), str) and isinstance(i.get("quantity"), int)
+            isinstance(i, dict)
+            and isinstance(i.get("retailer_id"), str)
+            and isinstance(i.get("quantity"), int)
+            and isinstance(i.get("item_group_id", ""), str)
             for i in items
         ):
-            raise ControlError('expected {"items": [{"retailer_id": str, "quantity": int}]}')
+            raise ControlError('expected {"items": [{"retailer_id": str, "quantity": int, "item_group_id"?: str}]}')
         for item in items:
             self.items[item["retailer_id"]] = item["quantity"]
+            if item.get("item_group_id"):
+                self.groups[item["retailer_id"]] = item["item_group_id"]
+            else:
+                self.groups.pop(item["retailer_id"], None)
         return self.stock()
 
     def stock(self) -> Any:
-        return {"items": [{"retailer_id": r, "quantity": q} for r, q in self.items.items()]}
+        return {
+            "items": [
+                {"retailer_id": r, "quantity": q} | ({"item_group_id": self.groups[r]} if r in self.groups else {})
+                for r, q in self.items.items()
+            ]
+        }
 
     async def sell(self, body: Any) -> Any:
         """A buyer checks out on Facebook/Instagram: ``{"lines": [{"retailer_id", "quantity"}]}``.
@@ -335,6 +350,7 @@ class MetaStandIn(StandIn):
 
     def reset_state(self) -> None:
         self.items.clear()
+        self.groups.clear()
         self.batches.clear()
         self.orders.clear()
         self.acknowledged.clear()

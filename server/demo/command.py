@@ -46,10 +46,9 @@ from redis.asyncio import Redis
 from broadcast.hub import Hub
 from server.checkout.store import CheckoutStore
 from server.demo.bots import BOT_NAMES, DEFAULT_CHAT_INTERVAL, BotBrain, run_bot
-from server.demo.channels import DemoChannels
+from server.demo.channels import DemoChannels, Listing
 from server.demo.seed import autopilot, seed_show
 from server.demo.store import DemoStore, with_store_secret
-from server.platforms.channels.mapping import Mappings
 from server.settings import Settings
 from server.shows.actions import HostActions
 from server.shows.catalog import Catalog
@@ -169,6 +168,12 @@ async def _run(
     try:
         title = f"LiveDrop demo · {time.strftime('%H:%M')}"
         drops = await seed_show(host, show_id, title)
+        listings: list[Listing] = []
+        if channels is not None:
+            # The stand-ins serve and hold their products before the node starts pushing to them
+            # (their webhooks go to the node's port, known already).
+            await channels.start(f"http://127.0.0.1:{port}")
+            listings = await channels.stock(redis, drops)
         config = uvicorn.Config(
             create_app(settings),
             host=args.host,
@@ -196,16 +201,14 @@ async def _run(
             await store.stock(CheckoutStore(redis), show_id, drops)
             shop_line = f"  Shop           {store.url}  (the viewer page's Checkout link pays here)\n"
         if channels is not None:
-            await channels.start(f"http://{loopback}")
-            mapped = await channels.stock(Mappings(redis), drops)
-            if mapped:
-                tasks.append(
-                    asyncio.create_task(channels.buyers(mapped, engine, random.Random()), name="demo-platform-buyers")
-                )
             names = ", ".join(f"{name} {url}" for name, url in channels.urls.items())
             shop_line += (
                 f"  Channels       {names}\n                 (stock pushed there; their buyers order now and then)\n"
             )
+            if listings:
+                tasks.append(
+                    asyncio.create_task(channels.buyers(listings, engine, random.Random()), name="demo-platform-buyers")
+                )
         viewer_token = tokens.mint(secret, show_id, f"viewer-{secrets.token_hex(3)}", ttl=VIEWER_TOKEN_TTL)
         urls = links(f"http://{shown_host}:{port}", show_id, token, viewer_token)
         rng = random.Random()

@@ -141,6 +141,13 @@ class HostPanels:
         if room.last_tick:  # the ticker has a baseline: send its latest figures now
             with contextlib.suppress(RedisError, UnknownDrop):
                 self.hub.deliver(viewer, self._stats_message(room, await self._figures(room, advance=False)))
+        # The channel strip now too: a panel that (re)connects must not wait for the next tick,
+        # nor show stale chips from before it went away.
+        with contextlib.suppress(RedisError):
+            await self._load_infos(room)
+            strip = await channel_sync(self.redis, self.channels, room.show_id, room.infos)
+            if strip is not None:
+                self.hub.deliver(viewer, Message(encoder.encode(strip), key="channel_sync"))
 
     async def detach(self, viewer: Connection) -> None:
         room = self.rooms.get(viewer.show_id)
@@ -215,12 +222,7 @@ class HostPanels:
         elapsed = now - room.last_tick if room.last_tick else 0.0
         figures: list[DropFigures] = []
         current: dict[str, DropSnapshot] = {}
-        for drop_id in await self.catalog.drop_ids(room.show_id):
-            if drop_id not in room.infos:
-                info = await self.catalog.get_drop(drop_id)
-                if info is None:
-                    continue
-                room.infos[drop_id] = info
+        for drop_id in await self._load_infos(room):
             try:
                 snap = await self.engine.snapshot(drop_id)
             except UnknownDrop:
@@ -240,6 +242,18 @@ class HostPanels:
             room.before, room.last_tick = current, now
             room.last_figures = figures
         return figures
+
+    async def _load_infos(self, room: Room) -> list[str]:
+        """The show's drop ids in order, each one's info loaded into ``room.infos`` (once)."""
+        found = []
+        for drop_id in await self.catalog.drop_ids(room.show_id):
+            if drop_id not in room.infos:
+                info = await self.catalog.get_drop(drop_id)
+                if info is None:
+                    continue
+                room.infos[drop_id] = info
+            found.append(drop_id)
+        return found
 
     def _stats_message(self, room: Room, figures: list[DropFigures]) -> Message:
         live = self.live.shows.get(room.show_id)

@@ -192,3 +192,17 @@ def test_any_batch_is_answered_and_only_valid_quantities_land(graph: Running, re
         )
     )
     assert done["errors_total_count"] == len(requests) - valid
+
+
+def test_variants_are_items_grouped_by_item_group_id_each_with_its_own_quantity(api: Running) -> None:
+    sizes = [{"retailer_id": f"SNK-4{n}", "quantity": n, "item_group_id": "SNK"} for n in (1, 2)]
+    items = api.control("POST", "seed", {"items": sizes})["items"]
+    assert {i["retailer_id"]: i.get("item_group_id") for i in items} == {
+        "GLOW": None,
+        "TINT": None,
+        "SNK-41": "SNK",
+        "SNK-42": "SNK",
+    }
+    assert quantities(api) == {"GLOW": 10, "TINT": 2, "SNK-41": 1, "SNK-42": 2}
+    with pytest.raises(AssertionError):
+        api.control("POST", "seed", {"items": [{"retailer_id": "X", "quantity": 1, "item_group_id": 7}]})

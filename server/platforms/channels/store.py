@@ -93,6 +93,24 @@ class ChannelStore:
     async def touch(self, channel: str, sku: str, now_ms: int) -> None:
         await self._touch(keys=[keys.channel_dirty(channel)], args=[sku, now_ms])
 
+    async def forget(self, skus: Sequence[str], units: Sequence[str], channels: Sequence[str]) -> None:
+        """Drop what the push loop knows of ``skus`` (acknowledged values, dirty marks, unapplied
+        units, the last stock seen) and the ledger cursors of their ``units``: for a platform that
+        was reset and holds nothing it was told. The marker then takes each unit's current stock
+        as at first sight and pushes it again."""
+        if not skus and not units:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if units:
+                pipe.hdel(keys.CHANNEL_CURSOR, *units)
+            if skus:
+                pipe.hdel(keys.CHANNEL_STOCK, *skus)
+                for channel in channels:
+                    pipe.hdel(keys.channel_dirty(channel), *skus)
+                    pipe.hdel(keys.channel_state(channel), *skus)
+                    pipe.hdel(keys.channel_unapplied(channel), *skus)
+            await pipe.execute()
+
     async def ack(self, channel: str, sku: str, seen: str, state: SkuState, unapplied: int = 0) -> tuple[bool, int]:
         cleared, now_ms = await self._ack(
             keys=[keys.channel_dirty(channel), keys.channel_state(channel), keys.channel_unapplied(channel)],

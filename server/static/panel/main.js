@@ -17,7 +17,7 @@ import {
 } from "/static/shared/format.js";
 import { ApiError, HostApi } from "./api.js";
 import { HostChannel } from "./channel.js";
-import { channelStrip, updateChannelStrip } from "./channels.js";
+import { channelSizes, channelStrip, updateChannelSizes, updateChannelStrip } from "./channels.js";
 import { ChatPane } from "./chat.js";
 import { ImportPanel } from "./imports.js";
 import { LiveChart } from "./chart.js";
@@ -27,6 +27,7 @@ import {
   mergeVariants,
   readVariants,
   updateVariantParts,
+  variantLabel,
   variantParts,
 } from "./variants.js";
 
@@ -330,8 +331,8 @@ function onFrame(frame) {
       for (const entry of frame.drops) {
         const d = state.drops.get(entry.drop);
         const card = state.cards.get(entry.drop);
-        if (d) d.channels = entry.channels;
-        if (card) updateChannelStrip(card.channels, entry.channels, frame.server_time);
+        if (d) Object.assign(d, { channels: entry.channels, channelVariants: entry.variants });
+        if (card) showChannels(card, d, entry.channels, entry.variants, frame.server_time);
       }
       break;
     default:
@@ -552,6 +553,7 @@ function createCard(d) {
     },
     rates: h("p", { class: "rates small" }),
     channels: channelStrip(d.id),
+    channelSizes: channelSizes(d.id),
     values,
     endButton,
     restockForm,
@@ -572,6 +574,7 @@ function createCard(d) {
       variantBits.table,
       parts.rates,
       parts.channels,
+      parts.channelSizes.root,
       h("div", { class: "card-actions" }, restockForm, endButton),
     ),
   );
@@ -612,8 +615,17 @@ function updateCard(d) {
     setText(card.status, `Ended${d.reason ? ` (${END_REASONS[d.reason] || d.reason})` : ""}`);
   }
   show(card.endButton, d.state === "live");
-  if (d.channels) updateChannelStrip(card.channels, d.channels, state.clock.now());
+  if (d.channels) showChannels(card, d, d.channels, d.channelVariants, state.clock.now());
   updateCountdown(d, card);
+}
+
+/** A drop card's channel strip: per channel its chip, for a drop with sizes a summary and each size's strip. */
+function showChannels(card, d, chips, variants, now) {
+  updateChannelStrip(card.channels, chips, now, variants);
+  updateChannelSizes(card.channelSizes, variants, now, (id) => {
+    const v = (d?.variants || []).find((x) => x.id === id);
+    return v ? variantLabel(v) : id;
+  });
 }
 
 function updateCountdown(d, card) {

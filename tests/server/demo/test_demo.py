@@ -222,7 +222,7 @@ async def test_demo_command_serves_a_show_with_shopping_bots(redis: Redis, demo:
                     break
                 await asyncio.sleep(0.2)
 
-        # The four stand-in sales channels hold each product without sizes, less their buffers.
+        # The four stand-in sales channels hold each product, less their buffers.
         buffers = {"shopify": 2, "tiktok": 3, "meta": 4, "woocommerce": 3}
         tote = next(p for p in PRODUCTS if p.sku == "TOTE-CANVAS")
         async with asyncio.timeout(scaled(30)):
@@ -232,6 +232,9 @@ async def test_demo_command_serves_a_show_with_shopping_bots(redis: Redis, demo:
                 if all(values.get(name, {}).get(tote.sku) == tote.total - b for name, b in buffers.items()):
                     break
                 await asyncio.sleep(0.2)
+        # And each size of the sneaker, under its own SKU.
+        size_skus = {f"{PRODUCTS[0].sku}-{size}" for size, _ in PRODUCTS[0].sizes}
+        assert all(size_skus <= set(values[name]) for name in buffers), values
 
         # The printed viewer link buys, and pays through the demo checkout.
         person = await Viewer.connect(f"ws://127.0.0.1:{port}/ws/shows/demo-e2e?token={viewer_token}")
@@ -320,3 +323,67 @@ def test_bots_claiming_a_drop_with_sizes_by_comment_name_a_size_on_sale() -> Non
         assert parsed is not None
         found = resolve(parsed, [drop])
         assert isinstance(found, Resolved) and found.variant in ("s42", "red-m"), (text, found)
+
+
+def channel_urls(process: DemoProcess) -> dict[str, str]:
+    """The stand-in platforms' URLs the command printed after its links. Blocks, like ``read_links``."""
+    assert process.proc.stdout is not None
+    while not (found := re.search(r"Channels\s+(.+)\n", process.output)):
+        line = process.proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"no channels printed: {process.output!r}")
+        process.output += line
+    return dict(pair.split(" ") for pair in found.group(1).split(", "))
+
+
+def standin_holds(urls: dict[str, str]) -> dict[str, dict[str, int]]:
+    """What each stand-in platform holds per SKU, read from its control API."""
+
+    def get(name: str) -> Any:
+        return httpx.get(f"{urls[name]}/_standin/stock", timeout=scaled(5)).json()
+
+    tiktok = get("tiktok")["skus"]
+    return {
+        "shopify": {i["sku"]: i["available"] for i in get("shopify")["items"]},
+        "tiktok": {s["seller_sku"]: sum(s["stock"].values()) for s in tiktok},
+        "meta": {i["retailer_id"]: i["quantity"] for i in get("meta")["items"]},
+        "woocommerce": {p["sku"]: p["stock_quantity"] for p in get("woocommerce")["products"]},
+    }
+
+
+async def test_a_second_demo_run_on_the_same_redis_pushes_every_size_to_its_own_platforms(
+    redis: Redis, demo: Callable[..., DemoProcess]
+) -> None:
+    """`make demo` twice with the data kept: the second run's stand-ins start empty, and each must
+    get every SKU's stock (the first run's acknowledged values are not theirs)."""
+    skus = {f"{p.sku}-{size}" for p in PRODUCTS for size, _ in p.sizes} | {p.sku for p in PRODUCTS if not p.sizes}
+    buffers = {"shopify": 2, "tiktok": 3, "meta": 4, "woocommerce": 3}
+    for run in (1, 2):
+        port = free_port()
+        process = demo("--port", str(port), "--show", f"demo-run{run}", "--bots", "0", "--no-autopilot")
+        panel_url, _ = await asyncio.wait_for(asyncio.to_thread(process.read_links), scaled(30))
+        urls = await asyncio.wait_for(asyncio.to_thread(channel_urls, process), scaled(10))
+        host_token = panel_url.split("#token=", 1)[1].split("&", 1)[0]
+        headers = {"Authorization": f"Bearer {host_token}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as api:
+            holds: dict[str, dict[str, int]] = {}
+            wanted: dict[str, dict[str, int]] = {}
+            try:
+                async with asyncio.timeout(scaled(30)):
+                    while True:
+                        status = (await api.get("/api/channels")).json()["channels"]
+                        available = {c["channel"]: {s["sku"]: s["available"] for s in c["skus"]} for c in status}
+                        wanted = {
+                            name: {sku: max(0, (available[name].get(sku) or 0) - b) for sku in skus}
+                            for name, b in buffers.items()
+                        }
+                        holds = await asyncio.to_thread(standin_holds, urls)
+                        # Every SKU, and none but the demo's, on each platform and in the status.
+                        seen = all(set(available[n]) == skus and None not in available[n].values() for n in buffers)
+                        if seen and holds == wanted:
+                            break
+                        await asyncio.sleep(0.2)
+            except TimeoutError:
+                raise AssertionError(f"run {run}: the platforms hold {holds}, not {wanted}") from None
+        process.proc.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(process.proc.wait, scaled(20)) == 0, process.log.read_text()[-2000:]

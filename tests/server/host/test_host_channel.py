@@ -282,3 +282,55 @@ async def test_ticker_reports_slow_viewer_closes_to_hosts_only(redis: Redis) -> 
         await hub.leave(audience)
         await hub.leave(host)
         await live.aclose()
+
+
+async def test_a_host_that_connects_gets_the_channel_strip_at_once_not_at_the_next_tick(redis: Redis) -> None:
+    import msgspec
+
+    from server.platforms.channels.base import ChannelName
+    from server.platforms.channels.config import ChannelConfig, ChannelSettings, Credentials
+    from server.platforms.channels.mapping import Mappings, ShopifyMapping, SkuMapping
+    from server.shows.variants import VariantInfo
+
+    engine = StockEngine(redis)
+    catalog = Catalog(redis, engine)
+    await catalog.put_show(Show(show_id="s1", title="Ticker"))
+    sizes = [VariantInfo(id="s41", sku="SNK-41", total=3), VariantInfo(id="s42", sku="SNK-42", total=2)]
+    await catalog.put_drop(DropInfo(drop_id="d1", show_id="s1", sku="SNK", title="Sneaker", total=5, variants=sizes))
+    await Mappings(redis).put("SNK-42", SkuMapping(shopify=ShopifyMapping(inventory_item_id="42", location_id="9")))
+    channels = ChannelSettings(
+        channels=(
+            ChannelConfig(
+                name=ChannelName.SHOPIFY, credentials=Credentials(url="http://127.0.0.1:9", token="t"), buffer=2
+            ),
+        )
+    )
+    hub = Hub()
+    live = ShowNode(redis=redis, engine=engine, catalog=catalog, hub=hub, node_id="strip-test")
+    hub.on_first, hub.on_last = live.subscribe, live.unsubscribe
+    # The ticker's first round runs at once, then it sleeps for an hour: any later strip is the join's.
+    panels = HostPanels(
+        redis=redis, engine=engine, catalog=catalog, hub=hub, live=live, interval=3600, channels=channels
+    )
+    first_socket, late_socket = Recorder(), Recorder()
+    first = await hub.join("s1", first_socket, None, role=Role.HOST)
+    late = None
+    try:
+        await panels.attach(first)
+        async with asyncio.timeout(scaled(5)):  # its join's strip and the first round's (then it sleeps)
+            while sum(b'"channel_sync"' in raw for raw in first_socket.frames) < 2:
+                await asyncio.sleep(0.01)
+        late = await hub.join("s1", late_socket, None, role=Role.HOST)
+        await panels.attach(late)
+        strips = [f for raw in late_socket.frames if (f := msgspec.json.decode(raw))["type"] == "channel_sync"]
+        assert len(strips) == 1
+        (drop,) = strips[0]["drops"]
+        assert drop["drop"] == "d1" and [v["sku"] for v in drop["variants"]] == ["SNK-42"]
+        assert [c["channel"] for c in drop["channels"]] == ["shopify"]
+        assert drop["variants"][0]["channels"][0]["ids"] == {"inventory_item_id": "42", "location_id": "9"}
+    finally:
+        for host in (first, late):
+            if host is not None:
+                await panels.detach(host)
+                await hub.leave(host)
+        await live.aclose()
