@@ -213,7 +213,12 @@ def test_the_storefront_keeps_the_hold_of_an_add_to_cart_link_in_the_session_and
 
 def test_the_storefront_refuses_unknown_products_bad_quantities_and_stock_it_lacks(api: Running) -> None:
     with httpx.Client(base_url=api.url, follow_redirects=True) as browser:
-        for params in ({"add-to-cart": 99}, {"add-to-cart": "x"}, {"add-to-cart": 10, "quantity": "0"}):
+        refusals: list[dict[str, str | int]] = [
+            {"add-to-cart": 99},
+            {"add-to-cart": "x"},
+            {"add-to-cart": 10, "quantity": "0"},
+        ]
+        for params in refusals:
             refused = browser.get("/", params=params)
             assert refused.status_code == 404 and "cannot be purchased" in refused.text
         assert "Your cart is currently empty" in browser.get("/checkout/").text
