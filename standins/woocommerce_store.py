@@ -40,6 +40,8 @@ HOLD_PATTERN = re.compile(
 )
 """The snippet's ``LIVEDROP_HOLD_PATTERN`` without its anchors (matched whole here)."""
 MAX_QUANTITY = 100_000
+_DIGITS = re.compile(r"[0-9]{1,18}")
+"""ASCII digits only: ``str.isdigit`` also takes "²", which ``int`` then refuses."""
 MAX_SESSIONS = 10_000
 """Carts kept at most; the oldest is forgotten first, so a test that opens many never grows the
 stand-in without bound."""
@@ -111,7 +113,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 def _quantity(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return 1
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_QUANTITY:
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_QUANTITY:
         return None
     return int(raw)
 
@@ -122,7 +124,7 @@ def storefront_routes(site: Site, sessions: Sessions) -> list[BaseRoute]:
         if wanted is None:
             return _page("Shop", '<p><a href="/checkout/">Checkout</a></p>')
         qty = _quantity(request.query_params.get("quantity"))
-        product = site.products.get(int(wanted)) if wanted.isdigit() and len(wanted) <= 18 else None
+        product = site.products.get(int(wanted)) if _DIGITS.fullmatch(wanted) else None
         if product is None or qty is None:
             # WooCommerce shows a notice on the page it was asked for, and adds nothing.
             return _page("Shop", '<p class="woocommerce-error">Sorry, this product cannot be purchased.</p>', 404)

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from standins.woocommerce import WooCommerceStandIn
@@ -233,3 +233,27 @@ def test_the_storefront_pattern_is_the_documented_snippets() -> None:
     doc = (ROOT / "docs" / "checkout.md").read_text(encoding="utf-8")
     found = re.search(r"const LIVEDROP_HOLD_PATTERN = '/\^(.+)\$/';", doc)
     assert found is not None and found.group(1) == HOLD_PATTERN.pattern
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["add-to-cart", "quantity", "livedrop_hold", "x"]),
+        st.text(max_size=30) | st.integers(-5, 10**20).map(str),
+        max_size=4,
+    ),
+    form=st.binary(max_size=60),
+    cookie=st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=';,\\"'), max_size=40),
+)
+@example(params={"add-to-cart": "²"}, form=b"", cookie="")
+@example(params={"add-to-cart": "10", "quantity": "²"}, form=b"\xff=%", cookie="x")
+def test_the_storefront_answers_any_link_form_or_cookie_without_a_server_error(
+    api: Running, params: dict[str, str], form: bytes, cookie: str
+) -> None:
+    cookies = {"wp_woocommerce_session_standin": cookie} if cookie else {}
+    with httpx.Client(base_url=api.url, cookies=cookies) as browser:
+        added = browser.get("/", params=params)
+        assert added.status_code in (200, 302, 404), added.text
+        placed = browser.post("/checkout/", content=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert placed.status_code in (200, 400, 403, 409), placed.text
+        assert browser.get("/checkout/").status_code == 200
