@@ -46,7 +46,8 @@ def parse(text: str, keyword: str = DEFAULT_KEYWORD) -> Claim | None:
         code = rest[0].upper()
         rest = rest[1:]
     if rest:
-        if len(rest) != 1 or not rest[0].isdigit() or len(rest[0]) > 3:
+        # isdecimal, not isdigit: "²" is a digit that int() refuses (a viewer's message must never raise).
+        if len(rest) != 1 or not rest[0].isdecimal() or len(rest[0]) > 3:
             return None
         qty = int(rest[0])
         if not 1 <= qty <= MAX_CLAIM_QTY:

@@ -33,6 +33,8 @@ from server.chat.store import Entry
         ("SOLDOUT", None),
         ("I SOLD it", None),
         ("SOLD AAAA", None),
+        ("SOLD \u00b2", None),  # a superscript two: a digit to str.isdigit, not a number to int()
+        ("SOLD AA \u00b3", None),
         ("", None),
     ],
 )
