@@ -17,6 +17,7 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from standins.base import Conflict, ControlError, StandIn, order_id_of, positive_int
 from standins.signing import same, woocommerce_signature
+from standins.woocommerce_store import Sessions, storefront_routes
 
 BATCH_LIMIT = 100
 API = "/wp-json/wc/v3"
@@ -86,6 +88,7 @@ class WooCommerceStandIn(StandIn):
         self.orders: dict[int, WooOrder] = {}
         self._order_ids = itertools.count(727)
         self._line_ids = itertools.count(315)
+        self.sessions = Sessions()
         super().__init__()
         self.emitter.target.secret = webhook_secret
 
@@ -104,6 +107,7 @@ class WooCommerceStandIn(StandIn):
             Route(f"{API}/products/{{pid:int}}/variations/batch", self.batch, methods=["POST"]),
             Route(f"{API}/products/{{pid:int}}/variations/{{id:int}}", self.one, methods=["GET", "PUT", "PATCH"]),
             Route(f"{API}/products/{{id:int}}", self.one, methods=["GET", "PUT", "PATCH"]),
+            *storefront_routes(self, self.sessions),  # standins/woocommerce_store.py: add-to-cart and checkout
         ]
 
     def fault_response(self, status: int) -> Response:
@@ -232,17 +236,34 @@ class WooCommerceStandIn(StandIn):
         status = str(body.get("status", "processing")) if isinstance(body, dict) else ""
         if not isinstance(lines, list) or not lines or not all(isinstance(x, dict) for x in lines):
             raise ControlError('expected {"lines": [{"product_id"|"sku", "quantity"}]}')
-        picked = []
+        picked: list[tuple[Product, int]] = []
+        holds: list[str | None] = []
         for line in lines:
             product = self._find(line)
-            qty = positive_int(line.get("quantity"))
+            picked.append((product, positive_int(line.get("quantity"))))
             hold = line.get("hold")
-            picked.append((product, qty, None if hold is None else str(hold)))
-        for product, qty, _ in picked:
+            holds.append(None if hold is None else str(hold))
+        return await self.place(picked, [], status=status, holds=holds)
+
+    async def place(
+        self,
+        picked: list[tuple[Product, int]],
+        meta_data: list[dict[str, Any]],
+        *,
+        status: str = "processing",
+        holds: Sequence[str | None] = (),
+    ) -> dict[str, Any]:
+        """An order of ``picked`` (product, quantity) with order ``meta_data`` (``{key, value}``) and
+        optional line ``holds`` (line meta ``livedrop_hold``), and its ``order.created`` webhook:
+        what the control API's ``sell`` and the storefront's "Place order" do. Nothing is taken when
+        a line is short of stock (409)."""
+        for product, qty in picked:
             if product.manage_stock and product.backorders == "no" and (product.stock_quantity or 0) < qty:
                 raise Conflict(f"not enough stock of product {product.id}")
-        order = WooOrder(next(self._order_ids), status, [], [])
-        for product, qty, hold in picked:
+        meta = [{"id": next(self._line_ids), "key": str(m["key"]), "value": m["value"]} for m in meta_data]
+        order = WooOrder(next(self._order_ids), status, [], meta)
+        for i, (product, qty) in enumerate(picked):
+            hold = holds[i] if i < len(holds) else None
             if product.manage_stock:
                 product.stock_quantity = (product.stock_quantity or 0) - qty
             order.lines.append(
@@ -276,6 +297,7 @@ class WooCommerceStandIn(StandIn):
     def reset_state(self) -> None:
         self.products.clear()
         self.orders.clear()
+        self.sessions.clear()
 
     def _find(self, line: dict[str, Any]) -> Product:
         if isinstance(line.get("product_id"), int) and line["product_id"] in self.products:

@@ -371,7 +371,8 @@ def build_api() -> Api:
             count = min(1000, max(1, int(request.query_params.get("count", "200"))))
         except ValueError as exc:
             raise Problem(422, "invalid-request", "count must be an integer") from exc
-        if after != "-" and not all(part.isdigit() for part in after.split("-", 1)):
+        # ASCII digits: str.isdigit also takes "²", which Redis refuses as a stream id (a 500).
+        if after != "-" and not all(part.isascii() and part.isdigit() for part in after.split("-", 1)):
             raise Problem(422, "invalid-request", "after must be a ledger entry id")
         drop_id = request.path_params["drop_id"]
         variant = (

@@ -8,15 +8,18 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from standins.woocommerce import WooCommerceStandIn
+from standins.woocommerce_store import HOLD_PATTERN
+from tests.support.paths import ROOT
 from tests.support.standins import Running, serving
 
 KEY, SECRET, HOOK = "ck_test", "cs_test", "woo,secret; with punctuation"
@@ -169,3 +172,88 @@ def test_any_batch_body_gets_a_woocommerce_answer(api: Running, body: dict[str, 
         assert set(answer) == {"code", "message", "data"}
     else:
         assert set(answer) <= {"create", "update", "delete"}
+
+
+REF = "d1~s42.7." + "0f" * 16 + "." + "A" * 22
+
+
+def place_order(browser: httpx.Client) -> httpx.Response:
+    """Press "Place order" on the checkout page the browser is on, with the page's own nonce."""
+    page = browser.get("/checkout/")
+    nonce = re.search(r'name="woocommerce-process-checkout-nonce" value="([0-9a-f]+)"', page.text)
+    assert nonce is not None, page.text
+    return browser.post("/checkout/", data={"woocommerce-process-checkout-nonce": nonce.group(1)})
+
+
+def test_the_storefront_keeps_the_hold_of_an_add_to_cart_link_in_the_session_and_writes_it_on_the_order(
+    api: Running,
+) -> None:
+    with httpx.Client(base_url=api.url, follow_redirects=True) as browser:
+        added = browser.get("/", params={"add-to-cart": 21, "quantity": 2, "livedrop_hold": REF})
+        assert added.url.path == "/checkout/" and "TINT-RED x 2" in added.text and "Place order" in added.text
+        forged = browser.post("/checkout/", data={"woocommerce-process-checkout-nonce": "0"})
+        assert forged.status_code == 403 and stock(api)[21] == 3
+        placed = place_order(browser)
+        assert placed.status_code == 200 and "Your order has been received" in placed.text
+        assert "Your cart is currently empty" in browser.get("/checkout/").text
+    [delivery] = api.control("GET", "deliveries")["deliveries"]
+    order = json.loads(delivery["body"])
+    # Order meta, where the documented snippet's $order->update_meta_data() puts it.
+    assert [(m["key"], m["value"]) for m in order["meta_data"]] == [("livedrop_hold", REF)]
+    [line] = order["line_items"]
+    assert (line["product_id"], line["variation_id"], line["quantity"], line["meta_data"]) == (20, 21, 2, [])
+    assert stock(api)[21] == 1
+
+    # A value that is not a reference is dropped by the snippet; the order carries no meta.
+    with httpx.Client(base_url=api.url, follow_redirects=True) as browser:
+        browser.get("/", params={"add-to-cart": 10, "livedrop_hold": REF + "<script>"})
+        assert place_order(browser).status_code == 200
+    assert json.loads(api.control("GET", "deliveries")["deliveries"][-1]["body"])["meta_data"] == []
+
+
+def test_the_storefront_refuses_unknown_products_bad_quantities_and_stock_it_lacks(api: Running) -> None:
+    with httpx.Client(base_url=api.url, follow_redirects=True) as browser:
+        refusals: list[dict[str, str | int]] = [
+            {"add-to-cart": 99},
+            {"add-to-cart": "x"},
+            {"add-to-cart": 10, "quantity": "0"},
+        ]
+        for params in refusals:
+            refused = browser.get("/", params=params)
+            assert refused.status_code == 404 and "cannot be purchased" in refused.text
+        assert "Your cart is currently empty" in browser.get("/checkout/").text
+        browser.get("/", params={"add-to-cart": 21, "quantity": 4})
+        short = place_order(browser)
+        assert short.status_code == 409 and "not enough stock" in short.text
+    assert stock(api)[21] == 3 and api.control("GET", "deliveries")["deliveries"] == []
+
+
+def test_the_storefront_pattern_is_the_documented_snippets() -> None:
+    """The stand-in plays a store running docs/checkout.md's snippet: both must read references alike."""
+    doc = (ROOT / "docs" / "checkout.md").read_text(encoding="utf-8")
+    found = re.search(r"const LIVEDROP_HOLD_PATTERN = '/\^(.+)\$/';", doc)
+    assert found is not None and found.group(1) == HOLD_PATTERN.pattern
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["add-to-cart", "quantity", "livedrop_hold", "x"]),
+        st.text(max_size=30) | st.integers(-5, 10**20).map(str),
+        max_size=4,
+    ),
+    form=st.binary(max_size=60),
+    cookie=st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=';,\\"'), max_size=40),
+)
+@example(params={"add-to-cart": "²"}, form=b"", cookie="")
+@example(params={"add-to-cart": "10", "quantity": "²"}, form=b"\xff=%", cookie="x")
+def test_the_storefront_answers_any_link_form_or_cookie_without_a_server_error(
+    api: Running, params: dict[str, str], form: bytes, cookie: str
+) -> None:
+    cookies = {"wp_woocommerce_session_standin": cookie} if cookie else {}
+    with httpx.Client(base_url=api.url, cookies=cookies) as browser:
+        added = browser.get("/", params=params)
+        assert added.status_code in (200, 302, 404), added.text
+        placed = browser.post("/checkout/", content=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert placed.status_code in (200, 400, 403, 409), placed.text
+        assert browser.get("/checkout/").status_code == 200

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 
 from server.ops.local_redis import free_port
 from standins.base import StandIn
@@ -42,30 +43,36 @@ class Running:
 
 @contextlib.contextmanager
 def serving(standin: StandIn, timeout: float = 10.0) -> Iterator[Running]:
-    """Serve ``standin`` for the duration of the block.
+    """Serve ``standin`` for the duration of the block."""
+    with serving_app(standin.app, f"standin-{standin.name}", timeout) as port:
+        yield Running(standin, port)
+
+
+@contextlib.contextmanager
+def serving_app(app: ASGIApp, name: str, timeout: float = 10.0) -> Iterator[int]:
+    """Serve any ASGI ``app`` (a stand-in, or a test's own small server: a merchant's checkout) on
+    a free loopback port for the duration of the block, and give the port.
 
     The port is free when chosen but another process may bind it first (several test runs share
     the machine); uvicorn then exits at start-up, and a new port is tried.
     """
     for _ in range(5):
         port = free_port()
-        config = uvicorn.Config(
-            standin.app, host="127.0.0.1", port=port, log_level="critical", lifespan="on", loop="asyncio"
-        )
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on", loop="asyncio")
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name=f"standin-{standin.name}", daemon=True)
+        thread = threading.Thread(target=server.run, name=name, daemon=True)
         thread.start()
         deadline = time.monotonic() + scaled(timeout)
         while not server.started and thread.is_alive():
             if time.monotonic() > deadline:
-                raise RuntimeError(f"stand-in {standin.name} did not start")
+                raise RuntimeError(f"{name} did not start")
             time.sleep(0.01)
         if server.started:
             break
     else:
-        raise RuntimeError(f"stand-in {standin.name} found no free port")
+        raise RuntimeError(f"{name} found no free port")
     try:
-        yield Running(standin, port)
+        yield port
     finally:
         server.should_exit = True
         thread.join(scaled(timeout))

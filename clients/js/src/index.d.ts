@@ -204,6 +204,9 @@ export interface Hold {
   /** Epoch ms on the server's clock (0 when only a later push named the hold). */
   expiresAt: number;
   holdRef: string | undefined;
+  /** The `reserved` frame's `checkout_url` (an http(s) link into the merchant's store that pays for
+   *  this hold), or "" when there is none. The hold timer keeps running while the viewer is there. */
+  checkoutUrl: string;
   fromWaitlist: boolean;
   state: "held" | "released" | "expired" | "confirmed";
   /** The variant held (a drop with variants only). */

@@ -68,6 +68,7 @@ export class Snapshot {
           qty: frame.qty,
           expiresAt: frame.expires_at,
           holdRef: frame.hold_ref,
+          checkoutUrl: webLink(frame.checkout_url),
           fromWaitlist: Boolean(frame.from_waitlist),
           // A retried ref is answered with its hold as it is now (docs/protocol.md, "Idempotency").
           state: frame.state ?? "held",
@@ -130,6 +131,7 @@ export class Snapshot {
         qty: qty ?? 0,
         expiresAt: 0,
         holdRef: undefined,
+        checkoutUrl: "",
         fromWaitlist: false,
         state,
         ...(variant === undefined ? {} : { variant }),
@@ -168,4 +170,18 @@ export function isSoldOut(drop, variantId) {
   }
   if (Array.isArray(drop.variants) && drop.variants.length) return drop.variants.every((v) => v.stock.available === 0);
   return drop.stock.available === 0;
+}
+
+/**
+ * The hold's checkout link as the page may use it in an `href`: an absolute http(s) URL, else "".
+ * The server only makes such links; this keeps a `javascript:` one out of a page even so.
+ */
+function webLink(url) {
+  if (typeof url !== "string" || url === "") return "";
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : "";
+  } catch {
+    return "";
+  }
 }

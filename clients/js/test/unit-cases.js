@@ -67,6 +67,13 @@ export const unitCases = [
       equal(snap.holds.get("d2.7").state, "confirmed", "a push about a hold reserved elsewhere is kept");
       snap.apply({ type: "reserved", ref: "r2", drop: "d1", hold: "d1.3", qty: 1, expires_at: 5_600_000, from_waitlist: false, hold_ref: "x", state: "released" });
       equal(snap.holds.get("d1.3").state, "released", "a retried ref's answer says what became of its hold");
+      equal(snap.holds.get("d1.1").checkoutUrl, "", "no checkout_url: no link");
+      equal(snap.holds.get("d2.7").checkoutUrl, "");
+      const link = "https://shop.example/cart/4401:1?attributes%5Blivedrop_hold%5D=d1.4.x";
+      snap.apply({ type: "reserved", ref: "r3", drop: "d1", hold: "d1.4", qty: 1, expires_at: 5_600_000, from_waitlist: false, hold_ref: "d1.4.x", checkout_url: link });
+      equal(snap.holds.get("d1.4").checkoutUrl, link);
+      snap.apply({ type: "reserved", ref: "r4", drop: "d1", hold: "d1.5", qty: 1, expires_at: 5_600_000, from_waitlist: false, hold_ref: "d1.5.x", checkout_url: "javascript:alert(1)" });
+      equal(snap.holds.get("d1.5").checkoutUrl, "", "only an http(s) link reaches an href");
     },
   },
   {

@@ -36,6 +36,8 @@ SINGLE = [ClaimDrop("d1", "A", True), ClaimDrop("d2", "B", False), ClaimDrop("d2
         ("SOLDOUT", None),
         ("I SOLD it", None),
         ("SOLD AAAA", None),
+        ("SOLD \u00b2", None),  # a superscript two: a digit to str.isdigit, not a number to int()
+        ("SOLD AA \u00b3", None),
         ("", None),
     ],
 )

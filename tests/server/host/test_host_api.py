@@ -74,6 +74,9 @@ async def test_host_runs_a_show_through_the_api(api: tuple[httpx.AsyncClient, No
     assert [e["op"] for e in ledger["entries"]] == ["define", "open"] and ledger["next_after"]
     rest = (await client.get("/api/drops/d1/ledger", params={"after": ledger["next_after"]})).json()
     assert [e["op"] for e in rest["entries"]] == ["reserve", "confirm", "restock"]
+    for bad_after in ("x-1", "\u00b2", "1-\u00b2"):
+        refused = await client.get("/api/drops/d1/ledger", params={"after": bad_after})
+        assert refused.status_code == 422 and refused.json()["code"] == "invalid-request", refused.text
 
     ended = await client.post("/api/drops/d1/end", json={"reason": "host"})
     assert ended.json()["state"] == "closed"

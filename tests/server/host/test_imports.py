@@ -107,8 +107,8 @@ MALFORMED = b"""<?xml version="1.0"?>
     ("data", "media", "status", "code", "line"),
     [
         ("id\ttitle\tprice\nA1\tCaf\xe9\t1.00 EUR\n".encode("latin-1"), "text/csv", 422, "feed-bad-encoding", 2),
-        (BILLION_LAUGHS, "application/xml", 422, "feed-forbidden-xml", None),
-        (XXE, "application/rss+xml", 422, "feed-forbidden-xml", None),
+        (BILLION_LAUGHS, "application/xml", 422, "feed-forbidden-xml", 2),
+        (XXE, "application/rss+xml", 422, "feed-forbidden-xml", 1),
         (MALFORMED, "text/xml", 422, "feed-malformed", 4),
         (b"<!doctype html><html><body>Sign in</body></html>", "text/plain", 422, "feed-unknown-format", None),
         (b"", "text/csv", 422, "feed-empty", None),
