@@ -5,7 +5,7 @@
 -- KEYS, the same twelve in this order for every drop script, all under one {drop:<id>} hash tag:
 --   1 meta       hash   id, show, state, total, available, held, sold, oversold, limit, hold_ms,
 --                       ends_at, end_reason, initial_total, hold_seq, wait_seq, clock_ms, tallies,
---                       salt (secret: seeds hold nonces, never read outside Lua), rej_gen,
+--                       salt (secret: seeds the nonces of hand-outs, never read outside Lua), rej_gen,
 --                       cprefix (whose per-customer counts: customer_units), variants (how many
 --                       a drop has; a drop with variants sells none itself: stock/keys.py)
 --   2 holds      hash   hold id -> msgpack {c=customer, q=qty, e=expires_ms, s=state, r=request,
@@ -284,14 +284,18 @@ local function put_hold(hold_id, h)
 end
 
 -- available -> held; the caller has checked stock and the customer's limit.
--- Returns hold_id, expires, nonce. The nonce (128 bits) is what a hold reference must carry to
--- name this hold (stock/holdref.py): unguessable without the drop's secret salt, and different for
--- every (hold id, customer, instant), so a reference never matches a hold it was not made for.
-local function create_hold(customer, qty, request_id, op)
+-- Returns hold_id, expires, nonce. The nonce (128 bits, 32 hex) is what a hold reference must carry
+-- to name this hold (stock/holdref.py), so it must be unguessable and never repeat. A reservation's
+-- comes drawn by the engine (`nonce`: os.urandom in stock/engine.py); only Redis' effects are
+-- replicated and written to the AOF (the hold record, nonce included, as before), never this
+-- script's input, so a replica or a replayed AOF holds the same nonce. Holds made here without one
+-- (waitlist hand-outs) get the SHA-1 of the drop's secret salt, the hold id, its customer and the
+-- instant: as unguessable without the salt, and different for every (hold id, customer, instant).
+local function create_hold(customer, qty, request_id, op, nonce)
   D.hold_seq = D.hold_seq + 1
   local hold_id = D.id .. '.' .. D.hold_seq
   local expires = NOW + D.hold_ms
-  local nonce = string.sub(redis.sha1hex(D.salt .. '|' .. hold_id .. '|' .. customer .. '|' .. NOW), 1, 32)
+  nonce = nonce or string.sub(redis.sha1hex(D.salt .. '|' .. hold_id .. '|' .. customer .. '|' .. NOW), 1, 32)
   NEW_HOLDS[#NEW_HOLDS + 1] = hold_id
   -- o (order ref) and m (matched line) are left out while empty: get_hold fills them in. Every byte
   -- of a new hold is written to the AOF too (bench/stock.py).
