@@ -101,7 +101,7 @@ for i = 0, n - 1 do
       code = 'invalid' -- a drop with variants sells them, never itself: the request names none
     elseif not is_selling() then
       code = 'not_live'
-    elseif not qty or qty < 1 or qty ~= math.floor(qty) or #nonce ~= 32 or string.find(nonce, '[^0-9a-f]') then
+    elseif not qty or qty < 1 or qty ~= math.floor(qty) or #nonce ~= 32 then
       code = 'invalid' -- a malformed qty, or not a nonce the engine draws (128 bits, lowercase hex)
     elseif D.limit > 0 and customer_units(customer) + qty > D.limit then
       code = 'limit_exceeded'

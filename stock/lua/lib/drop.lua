@@ -80,6 +80,19 @@ end
 -- each per call instead of one per hold (a batch of 512 reservations is one HSET, not 512).
 -- New holds are never read back in the script that creates them.
 local NEW_HOLDS, NEW_EXPIRY, TALLIES = {}, {}, {}
+
+-- The decimal text of an integer, made once per value and call: a number handed to redis.call or
+-- table.concat is formatted anew each time (an sprintf), and a batch repeats the same few values
+-- (its holds' deadline, qty 1, small unit counts) once per hold.
+local TEXT = {}
+local function text(x)
+  local t = TEXT[x]
+  if not t then
+    t = string.format('%d', x)
+    TEXT[x] = t
+  end
+  return t
+end
 -- Per-customer units (K_CUSTOMERS) read once and written back once per call by save(): a batch
 -- of reservations is one HMGET and one HSET, not an HGET and an HINCRBY per reservation.
 local UNITS, UNITS_DIRTY = {}, {}
@@ -90,7 +103,7 @@ local function save_units()
     local units = UNITS[customer]
     if units > 0 then
       sets[#sets + 1] = customer
-      sets[#sets + 1] = units
+      sets[#sets + 1] = text(units)
     else
       dels[#dels + 1] = customer
     end
@@ -301,7 +314,7 @@ local function create_hold(customer, qty, request_id, op, nonce)
   -- of a new hold is written to the AOF too (bench/stock.py).
   NEW_HOLDS[#NEW_HOLDS + 1] = cmsgpack.pack({c = customer, q = qty, e = expires, s = 'held', r = request_id,
     n = nonce})
-  NEW_EXPIRY[#NEW_EXPIRY + 1] = expires
+  NEW_EXPIRY[#NEW_EXPIRY + 1] = text(expires)
   NEW_EXPIRY[#NEW_EXPIRY + 1] = hold_id
   customer_add(customer, qty)
   D.available = D.available - qty
@@ -314,7 +327,7 @@ local function create_hold(customer, qty, request_id, op, nonce)
       PACK_FIRST, PACK_EXP = D.hold_seq, expires
     end
     PACKED[#PACKED + 1] = customer
-    PACKED[#PACKED + 1] = qty
+    PACKED[#PACKED + 1] = text(qty)
     PACKED[#PACKED + 1] = request_id
     PACK_QTY = PACK_QTY + qty
   else
