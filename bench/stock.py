@@ -255,11 +255,12 @@ def redis_benchmark_command(
     binary: str, port: int, sha: str, drop_id: str, *, requests: int, pipeline: int, batch: int, tag: str
 ) -> list[str]:
     """EVALSHA of the reserve script: KEYS = the drop's keys, ARGV = n, the rejections' window in
-    ms, then n triples of (request id, customer, qty), ids randomised by ``__rand_int__`` on every
-    call."""
-    triples: list[str] = []
+    ms, then n quadruples of (request id, customer, qty, nonce), ids randomised by ``__rand_int__``
+    on every call, and so is the nonce (32 digits, 12 of them random: enough for a benchmark, where
+    nobody mints a reference; the engine draws 128 random bits)."""
+    quads: list[str] = []
     for j in range(batch):
-        triples += [f"{tag}.{j}.__rand_int__", f"c.{tag}.{j}.__rand_int__", "1"]
+        quads += [f"{tag}.{j}.__rand_int__", f"c.{tag}.{j}.__rand_int__", "1", f"{j:020d}__rand_int__"]
     drop_keys = keys.drop_keys(drop_id)
     return [
         binary,
@@ -282,7 +283,7 @@ def redis_benchmark_command(
         *drop_keys,
         str(batch),
         str(keys.REJECT_TTL_SECONDS * 1000),
-        *triples,
+        *quads,
     ]
 
 

@@ -8,8 +8,9 @@ connection error or a Redis restart, which is exactly when they do not know what
 
 from __future__ import annotations
 
+import os
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -100,6 +101,13 @@ def _hold(hold_id: str, drop_id: str, raw: bytes) -> Hold:
         matched_line=rec.m,
         nonce=rec.n,
     )
+
+
+def _draw_nonces(n: int) -> Iterator[str]:
+    """``n`` nonces of 128 bits from the OS's CSPRNG, in lowercase hex (what a hold reference
+    carries: stock/holdref.py)."""
+    drawn = os.urandom(16 * n).hex()
+    return (drawn[i : i + 32] for i in range(0, 32 * n, 32))
 
 
 def _text(value: Any) -> str:
@@ -417,21 +425,27 @@ class StockEngine:
         if not 1 <= len(requests) <= MAX_BATCH:
             raise InvalidArgument(f"a batch holds 1 to {MAX_BATCH} requests")
         ok = [_valid_request(r) for r in requests]  # once per request: it is most of the Python cost here
-        args: list[str | int] = [sum(ok), keys.REJECT_TTL_SECONDS * 1000]
+        n = sum(ok)
+        args: list[str | int] = [n, keys.REJECT_TTL_SECONDS * 1000]
+        # The nonce of each hold the call may grant (lib/drop.lua: create_hold), drawn here rather
+        # than hashed in Lua: one urandom call per batch is cheaper for Python than one SHA-1 per
+        # hold is for Redis, which runs every drop's scripts one at a time.
+        nonces = _draw_nonces(n)
         for r, good in zip(requests, ok, strict=True):
             if good:
-                args += (r.request_id, r.customer, r.qty)
+                args += (r.request_id, r.customer, r.qty, next(nonces))
         result = await self._call("reserve", drop_id, *args, variant=variant)
         counters = _counters(result[1])
-        if len(result[2]) != args[0]:
-            raise RuntimeError(f"reserve answered {len(result[2])} of {args[0]} requests")
-        given = iter(result[2])
+        if len(result[2]) != 6 * n:
+            raise RuntimeError(f"reserve answered {len(result[2]) // 6} of {n} requests")
+        given, at = result[2], 0
         answers = []
         for r, good in zip(requests, ok, strict=True):
             if not good:
                 answers.append(ReserveResult(str(r.request_id), RejectReason.INVALID, None, 0, 0, False, counters))
                 continue
-            code, hold_id, qty, expires, duplicate, nonce = next(given)
+            code, hold_id, qty, expires, duplicate, nonce = given[at : at + 6]
+            at += 6
             reason = None if _text(code) == "reserved" else RejectReason(_text(code))
             hold = _text(hold_id) or None
             answers.append(

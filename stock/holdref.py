@@ -6,12 +6,13 @@ platform orders carry, is a *reference*::
 
     <drop>.<n>.<nonce>.<mac>        e.g.  d1.7.3f0c…(32 hex).Yq1…(22 base64url)
 
-* ``nonce``: 128 bits drawn for this hold when it is created (``lib/drop.lua``: SHA-1 of the
-  drop's secret salt, the hold id, its customer and Redis' clock; the salt is 128 random bits from
-  ``secrets``, drawn in Python when the drop is defined and never leaving Redis). It is stored in the
-  hold record, so it binds the reference to this hold *and its viewer*: a reference matches one
-  hold, created once, for one customer, even if a hold id is ever reissued (a drop defined again
-  after its keys were deleted, a Redis that lost its last writes).
+* ``nonce``: 128 bits drawn for this hold when it is created: by ``StockEngine.reserve_many`` from
+  ``os.urandom`` for a reservation; for a waitlist hand-out, made inside a script, SHA-1 of the
+  drop's secret salt, the hold id, its customer and Redis' clock (``lib/drop.lua``; the salt is 128
+  random bits from ``secrets``, drawn in Python when the drop is defined and never leaving Redis).
+  It is stored in the hold record, so it binds the reference to this hold *and its viewer*: a
+  reference matches one hold, created once, for one customer, even if a hold id is ever reissued
+  (a drop defined again after its keys were deleted, a Redis that lost its last writes).
 * ``mac``: HMAC-SHA256 over (drop, hold id, nonce), 128 bits, with a key derived from the server's
   viewer secret under its own label, so every node and worker sharing that secret can verify it and
   nobody without it can make one.

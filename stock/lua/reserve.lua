@@ -1,10 +1,14 @@
 -- reserve: take units from `available` into holds, for one request or a batch of them.
 -- KEYS: the twelve drop keys of lib/drop.lua.
--- ARGV: n, reject_ttl_ms, then n triples (request_id, customer, qty), answered in this order (FIFO).
+-- ARGV: n, reject_ttl_ms, then n quadruples (request_id, customer, qty, nonce), answered in this
+--       order (FIFO). nonce: 32 hex digits drawn by the engine for this request, which become the
+--       nonce of its hold if one is granted (lib/drop.lua: create_hold). A retry's answer carries the
+--       nonce stored with its hold, never the one it came with.
 -- Returns: {status, counters, answers}
 --   status   'ok' | 'unknown_drop'
 --   counters {total, available, held, sold, oversold} after the whole batch
---   answers  n × {code, hold_id, qty, expires_ms, duplicate, nonce}
+--   answers  flat, 6 values per request (one table per call, not one per request):
+--            code, hold_id, qty, expires_ms, duplicate, nonce
 --            code: 'reserved' | 'sold_out' | 'limit_exceeded' | 'not_live' | 'invalid';
 --            duplicate 1 when the request id had been answered before: that first answer again;
 --            nonce: what the hold's reference must carry (stock/holdref.py), '' when rejected.
@@ -42,8 +46,8 @@ handout()
 -- customers hold. Per reservation that leaves no redis.call at all (bench/stock.py).
 local request_ids, customers = {}, {}
 for i = 0, n - 1 do
-  request_ids[i + 1] = ARGV[3 + i * 3]
-  customers[i + 1] = ARGV[4 + i * 3]
+  request_ids[i + 1] = ARGV[3 + i * 4]
+  customers[i + 1] = ARGV[4 + i * 4]
 end
 local granted, rej_new, rej_old = {}, {}, {}
 if n > 0 then
@@ -72,43 +76,52 @@ end
 
 PACK = true -- this call's reservations go to the ledger as one entry (lib/drop.lua)
 local answers = {}
-local fresh = {}     -- request id -> answer, for ids answered earlier in this same batch
+local fresh = {}     -- request id -> where its answer starts in `answers`, for ids answered earlier in this batch
 local to_record = {} -- HSET arguments for granted holds, written once after the loop
 local to_reject = {} -- the same for rejections
 for i = 0, n - 1 do
-  local request_id = ARGV[3 + i * 3]
-  local customer = ARGV[4 + i * 3]
-  local qty = tonumber(ARGV[5 + i * 3])
-  local recorded = fresh[request_id] or recorded_answer(i + 1)
-  if recorded then
+  local request_id = ARGV[3 + i * 4]
+  local customer = ARGV[4 + i * 4]
+  local qty = tonumber(ARGV[5 + i * 4])
+  local at = i * 6
+  local earlier = fresh[request_id]
+  local recorded = not earlier and recorded_answer(i + 1)
+  if earlier then
+    for k = 0, 5 do
+      answers[at + 1 + k] = answers[earlier + k]
+    end
+    answers[at + 5] = 1
+  elseif recorded then
     local a = recorded
-    answers[#answers + 1] = {a[1], a[2], a[3], a[4], 1, a[5] or ''}
+    answers[at + 1], answers[at + 2], answers[at + 3] = a[1], a[2], a[3]
+    answers[at + 4], answers[at + 5], answers[at + 6] = a[4], 1, a[5] or ''
   else
-    local code, hold_id, expires, nonce = 'reserved', '', 0, ''
+    local code, hold_id, expires, nonce = 'reserved', '', 0, ARGV[6 + i * 4] or ''
     if D.variants > 0 then
       code = 'invalid' -- a drop with variants sells them, never itself: the request names none
     elseif not is_selling() then
       code = 'not_live'
-    elseif not qty or qty < 1 or qty ~= math.floor(qty) then
-      code = 'invalid'
+    elseif not qty or qty < 1 or qty ~= math.floor(qty) or #nonce ~= 32 then
+      code = 'invalid' -- a malformed qty, or not a nonce the engine draws (128 bits, lowercase hex)
     elseif D.limit > 0 and customer_units(customer) + qty > D.limit then
       code = 'limit_exceeded'
     elseif qty > D.available then
       code = 'sold_out'
     else
-      hold_id, expires, nonce = create_hold(customer, qty, request_id, 'reserve')
+      hold_id, expires = create_hold(customer, qty, request_id, 'reserve', nonce)
     end
-    local target = to_record
-    if code ~= 'reserved' then
-      qty = 0
+    if code == 'reserved' then
+      to_record[#to_record + 1] = request_id
+      to_record[#to_record + 1] = hold_id
+    else
+      qty, nonce = 0, ''
       tally('rejected_' .. code, 1)
-      target = to_reject
+      to_reject[#to_reject + 1] = request_id
+      to_reject[#to_reject + 1] = cmsgpack.pack({code, hold_id, 0, expires, nonce})
     end
-    local a = {code, hold_id, qty or 0, expires, nonce}
-    fresh[request_id] = a
-    target[#target + 1] = request_id
-    target[#target + 1] = code == 'reserved' and hold_id or cmsgpack.pack(a)
-    answers[#answers + 1] = {code, hold_id, qty or 0, expires, 0, nonce}
+    fresh[request_id] = at + 1
+    answers[at + 1], answers[at + 2], answers[at + 3] = code, hold_id, qty or 0
+    answers[at + 4], answers[at + 5], answers[at + 6] = expires, 0, nonce
   end
 end
 if #to_record > 0 then

@@ -133,10 +133,11 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_reservation(fresh_redis_se
     assert {a.hold_id for a in acknowledged} <= set(in_ledger)
     # Retrying every request now gives each acknowledged one its first answer.
     retried = await asyncio.gather(*(batcher.reserve("crash", f"c{i}", 1, f"r{i}") for i in range(5000)))
-    first = {a.request_id: a.hold_id for a in acknowledged}
+    first = {a.request_id: (a.hold_id, a.hold_ref) for a in acknowledged}
     for answer in retried:
         if answer.request_id in first:
-            assert answer.duplicate and answer.hold_id == first[answer.request_id]
+            # The same hold, and its reference carries the nonce stored with it, not the retry's.
+            assert answer.duplicate and (answer.hold_id, answer.hold_ref) == first[answer.request_id]
     await batcher.aclose()
     await redis.aclose()
 

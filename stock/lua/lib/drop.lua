@@ -5,7 +5,7 @@
 -- KEYS, the same twelve in this order for every drop script, all under one {drop:<id>} hash tag:
 --   1 meta       hash   id, show, state, total, available, held, sold, oversold, limit, hold_ms,
 --                       ends_at, end_reason, initial_total, hold_seq, wait_seq, clock_ms, tallies,
---                       salt (secret: seeds hold nonces, never read outside Lua), rej_gen,
+--                       salt (secret: seeds the nonces of hand-outs, never read outside Lua), rej_gen,
 --                       cprefix (whose per-customer counts: customer_units), variants (how many
 --                       a drop has; a drop with variants sells none itself: stock/keys.py)
 --   2 holds      hash   hold id -> msgpack {c=customer, q=qty, e=expires_ms, s=state, r=request,
@@ -80,6 +80,19 @@ end
 -- each per call instead of one per hold (a batch of 512 reservations is one HSET, not 512).
 -- New holds are never read back in the script that creates them.
 local NEW_HOLDS, NEW_EXPIRY, TALLIES = {}, {}, {}
+
+-- The decimal text of an integer, made once per value and call: a number handed to redis.call or
+-- table.concat is formatted anew each time (an sprintf), and a batch repeats the same few values
+-- (its holds' deadline, qty 1, small unit counts) once per hold.
+local TEXT = {}
+local function text(x)
+  local t = TEXT[x]
+  if not t then
+    t = string.format('%d', x)
+    TEXT[x] = t
+  end
+  return t
+end
 -- Per-customer units (K_CUSTOMERS) read once and written back once per call by save(): a batch
 -- of reservations is one HMGET and one HSET, not an HGET and an HINCRBY per reservation.
 local UNITS, UNITS_DIRTY = {}, {}
@@ -90,7 +103,7 @@ local function save_units()
     local units = UNITS[customer]
     if units > 0 then
       sets[#sets + 1] = customer
-      sets[#sets + 1] = units
+      sets[#sets + 1] = text(units)
     else
       dels[#dels + 1] = customer
     end
@@ -284,20 +297,24 @@ local function put_hold(hold_id, h)
 end
 
 -- available -> held; the caller has checked stock and the customer's limit.
--- Returns hold_id, expires, nonce. The nonce (128 bits) is what a hold reference must carry to
--- name this hold (stock/holdref.py): unguessable without the drop's secret salt, and different for
--- every (hold id, customer, instant), so a reference never matches a hold it was not made for.
-local function create_hold(customer, qty, request_id, op)
+-- Returns hold_id, expires, nonce. The nonce (128 bits, 32 hex) is what a hold reference must carry
+-- to name this hold (stock/holdref.py), so it must be unguessable and never repeat. A reservation's
+-- comes drawn by the engine (`nonce`: os.urandom in stock/engine.py); only Redis' effects are
+-- replicated and written to the AOF (the hold record, nonce included, as before), never this
+-- script's input, so a replica or a replayed AOF holds the same nonce. Holds made here without one
+-- (waitlist hand-outs) get the SHA-1 of the drop's secret salt, the hold id, its customer and the
+-- instant: as unguessable without the salt, and different for every (hold id, customer, instant).
+local function create_hold(customer, qty, request_id, op, nonce)
   D.hold_seq = D.hold_seq + 1
   local hold_id = D.id .. '.' .. D.hold_seq
   local expires = NOW + D.hold_ms
-  local nonce = string.sub(redis.sha1hex(D.salt .. '|' .. hold_id .. '|' .. customer .. '|' .. NOW), 1, 32)
+  nonce = nonce or string.sub(redis.sha1hex(D.salt .. '|' .. hold_id .. '|' .. customer .. '|' .. NOW), 1, 32)
   NEW_HOLDS[#NEW_HOLDS + 1] = hold_id
   -- o (order ref) and m (matched line) are left out while empty: get_hold fills them in. Every byte
   -- of a new hold is written to the AOF too (bench/stock.py).
   NEW_HOLDS[#NEW_HOLDS + 1] = cmsgpack.pack({c = customer, q = qty, e = expires, s = 'held', r = request_id,
     n = nonce})
-  NEW_EXPIRY[#NEW_EXPIRY + 1] = expires
+  NEW_EXPIRY[#NEW_EXPIRY + 1] = text(expires)
   NEW_EXPIRY[#NEW_EXPIRY + 1] = hold_id
   customer_add(customer, qty)
   D.available = D.available - qty
@@ -310,7 +327,7 @@ local function create_hold(customer, qty, request_id, op)
       PACK_FIRST, PACK_EXP = D.hold_seq, expires
     end
     PACKED[#PACKED + 1] = customer
-    PACKED[#PACKED + 1] = qty
+    PACKED[#PACKED + 1] = text(qty)
     PACKED[#PACKED + 1] = request_id
     PACK_QTY = PACK_QTY + qty
   else
